@@ -1,0 +1,189 @@
+//! `boltensor`: parse arguments, set up tracing, call the role's `run`. Nothing else lives here.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+/// Decentralised AI inference paid in bitcoin over Lightning.
+#[derive(Debug, Parser)]
+#[command(name = "boltensor", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole regtest network on this machine (bitcoind + a Lightning node per role member).
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
+    /// Run a coordinator (federation member): consensus, registry, epochs, routing, payouts.
+    Coordinator(NotYetArgs),
+    /// Run a miner: serve inference behind an OpenAI-compatible API, paid per request.
+    Miner(NotYetArgs),
+    /// Run a validator: pay miners for challenges, score them, sign weights each epoch.
+    Validator(NotYetArgs),
+    /// Pay per inference: local OpenAI-compatible proxy and one-shot commands.
+    Client(NotYetArgs),
+    /// Create, prove, withdraw or slash bonds (Bitcoin Script contracts).
+    Bond(NotYetArgs),
+    /// Benchmarks: paid inference, and Lightning design vs token design.
+    Bench(NotYetArgs),
+    /// Run Yuma consensus epochs on a scenario file.
+    Yuma(NotYetArgs),
+}
+
+#[derive(Debug, Args)]
+struct NotYetArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevnetCommand {
+    /// Start (or resume) the devnet and keep it up until Ctrl-C.
+    Up(UpArgs),
+    /// Show the running devnet's nodes, channels and balances.
+    Status {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Print JSON (every node's ports and URLs), for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running devnet; with --wipe also delete its data dir.
+    Down {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Delete the data dir (chain, node keys, channels) after stopping.
+        #[arg(long)]
+        wipe: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DataDir {
+    /// Where the devnet keeps its state.
+    #[arg(long, env = "BOLTENSOR_DEVNET_DIR", default_value_os_t = default_devnet_dir())]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    /// Number of coordinators.
+    #[arg(long, default_value_t = 4)]
+    coordinators: usize,
+    /// Number of miners.
+    #[arg(long, default_value_t = 3)]
+    miners: usize,
+    /// Number of validators.
+    #[arg(long, default_value_t = 2)]
+    validators: usize,
+    /// Number of clients.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// bitcoind binary (default: $BITCOIND_EXE, the build cache, then $PATH).
+    #[arg(long)]
+    bitcoind: Option<PathBuf>,
+    /// Local port of the control API (/status, /shutdown).
+    #[arg(long, default_value_t = boltensor_testenv::devnet::DEFAULT_CONTROL_PORT)]
+    control_port: u16,
+}
+
+fn default_devnet_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".boltensor").join("devnet")
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,ldk_node=warn,lightning=warn,lightning_block_sync=warn".into()
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Devnet(cmd) => devnet(cmd).await,
+        Command::Coordinator(_) => not_yet("coordinator", boltensor_coordinator::NOT_YET),
+        Command::Miner(_) => not_yet("miner", boltensor_miner::NOT_YET),
+        Command::Validator(_) => not_yet("validator", boltensor_validator::NOT_YET),
+        Command::Client(_) => not_yet("client", boltensor_client::NOT_YET),
+        Command::Bond(_) => not_yet("bond", boltensor_contracts::NOT_YET),
+        Command::Bench(_) => not_yet("bench", boltensor_bench::NOT_YET),
+        Command::Yuma(_) => not_yet("yuma", "not yet: see issue 6 in the issue tracker"),
+    }
+}
+
+fn not_yet(command: &str, message: &str) -> anyhow::Result<()> {
+    anyhow::bail!("`boltensor {command}` is {message}")
+}
+
+async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
+    use boltensor_testenv::devnet;
+    match cmd {
+        DevnetCommand::Up(args) => {
+            let cfg = devnet::DevnetConfig {
+                data_dir: args.dir.data_dir,
+                coordinators: args.coordinators,
+                miners: args.miners,
+                validators: args.validators,
+                clients: args.clients,
+                bitcoind: args.bitcoind,
+                control_port: args.control_port,
+            };
+            let ctrl_c = async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("\nCtrl-C: stopping the devnet cleanly…");
+            };
+            devnet::up(cfg, ctrl_c, |report| {
+                println!("{}", report.render());
+                println!("devnet ready. `boltensor devnet status` shows this again; Ctrl-C stops it.");
+            })
+            .await?;
+            Ok(())
+        }
+        DevnetCommand::Status { dir, json } => {
+            let report = devnet::status(&dir.data_dir).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(())
+        }
+        DevnetCommand::Down { dir, wipe } => {
+            let was_running = match devnet::DevnetState::load(&dir.data_dir)? {
+                Some(_) => devnet::down(&dir.data_dir).await?,
+                None => false,
+            };
+            println!(
+                "{}",
+                if was_running {
+                    "devnet stopped"
+                } else {
+                    "devnet was not running"
+                }
+            );
+            if wipe && dir.data_dir.exists() {
+                std::fs::remove_dir_all(&dir.data_dir)
+                    .with_context(|| format!("removing {}", dir.data_dir.display()))?;
+                println!("removed {}", dir.data_dir.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The one place in Boltensor that moves money over Lightning.
+//!
+//! Every role (miner, validator, coordinator, client) runs an [`LnNode`]: an ldk-node node with an event
+//! dispatcher of our own, so callers await the outcome of *their* payment (by hash) instead of sharing
+//! ldk-node's single event queue. The rest of the workspace speaks to Lightning only through this
+//! crate's small interface; ldk-node's types do not leak beyond the few re-exported here.
+//!
+//! # Layout
+//! - [`config`]: [`NodeConfig`] and [`ChainSource`] (a regtest bitcoind, an operator's own node, Esplora).
+//! - [`node`]: [`LnNode`]: start/stop, on-chain address and sync, channels, BOLT11 and hold invoices,
+//!   balances, and [`LnEvent`]s.
+//! - [`error`]: [`LnError`], one flat enum whose variants say what failed and why.
+//!
+//! ldk-node's synchronous calls use `tokio::task::block_in_place`: run this crate on a multi-thread
+//! tokio runtime.
+
+pub mod config;
+pub mod error;
+pub mod node;
+
+pub use config::{ChainSource, NodeConfig};
+pub use error::LnError;
+pub use node::{
+    parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, PaymentSent, PaymentState,
+    PendingPayment,
+};
+
+pub use ldk_node::bitcoin::{self, Address, Network};
+pub use ldk_node::lightning_invoice::Bolt11Invoice;
+pub use ldk_node::lightning_types::payment::{PaymentHash, PaymentPreimage};
+pub use ldk_node::bitcoin::secp256k1::PublicKey;

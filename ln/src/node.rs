@@ -1,0 +1,736 @@
+//! [`LnNode`]: one ldk-node node and the dispatcher that hands its events to whoever waits for them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ldk_node::bitcoin::hashes::Hash;
+use ldk_node::bitcoin::secp256k1::PublicKey;
+use ldk_node::bitcoin::{Address, Txid};
+use ldk_node::config::{AnchorChannelsConfig, Config};
+use ldk_node::lightning::ln::channelmanager::PaymentId;
+use ldk_node::lightning::ln::msgs::SocketAddress;
+use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
+use ldk_node::lightning_types::payment::{PaymentHash, PaymentPreimage};
+use ldk_node::payment::{PaymentKind, PaymentStatus};
+use ldk_node::{Builder, Event, Node, UserChannelId};
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{ChainSource, NodeConfig};
+use crate::error::LnError;
+
+/// The events of an [`LnNode`] that the rest of Boltensor acts on, in our own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LnEvent {
+    /// An outgoing payment settled: the preimage is the proof of payment.
+    PaymentSuccessful {
+        /// The payment hash.
+        payment_hash: PaymentHash,
+        /// The preimage revealed by the payee.
+        preimage: Option<PaymentPreimage>,
+        /// Routing fees paid.
+        fee_paid_msat: Option<u64>,
+    },
+    /// An outgoing payment failed; the funds are back with us.
+    PaymentFailed {
+        /// The payment hash, when known.
+        payment_hash: Option<PaymentHash>,
+        /// Why, as LDK reports it.
+        reason: String,
+    },
+    /// An incoming payment was claimed and settled.
+    PaymentReceived {
+        /// The payment hash.
+        payment_hash: PaymentHash,
+        /// What we received.
+        amount_msat: u64,
+    },
+    /// An incoming payment to a hold invoice is held, waiting for [`LnNode::claim`] or [`LnNode::fail`].
+    PaymentClaimable(Claimable),
+    /// We forwarded a payment and earned a fee.
+    PaymentForwarded {
+        /// The fee earned.
+        fee_earned_msat: Option<u64>,
+        /// The amount forwarded to the next hop.
+        outbound_amount_msat: Option<u64>,
+    },
+    /// A channel's funding transaction was broadcast.
+    ChannelPending {
+        /// Our id for the channel.
+        user_channel_id: u128,
+        /// The peer.
+        counterparty: PublicKey,
+        /// The funding transaction.
+        funding_txid: Txid,
+    },
+    /// A channel is ready for payments.
+    ChannelReady {
+        /// Our id for the channel.
+        user_channel_id: u128,
+        /// The peer, when known.
+        counterparty: Option<PublicKey>,
+    },
+    /// A channel closed.
+    ChannelClosed {
+        /// Our id for the channel.
+        user_channel_id: u128,
+        /// Why, as LDK reports it.
+        reason: Option<String>,
+    },
+}
+
+/// A payment held at this node, waiting to be claimed or failed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimable {
+    /// The payment hash.
+    pub payment_hash: PaymentHash,
+    /// The amount held for us.
+    pub amount_msat: u64,
+    /// The block height by which it must be claimed or failed, or the channel may be force-closed.
+    pub claim_deadline: Option<u32>,
+}
+
+/// The proof and cost of a settled outgoing payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentSent {
+    /// The payment hash.
+    pub payment_hash: PaymentHash,
+    /// The preimage: proof that the payee was paid.
+    pub preimage: Option<PaymentPreimage>,
+    /// Routing fees paid on top of the amount.
+    pub fee_paid_msat: u64,
+}
+
+/// A node's funds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Balances {
+    /// All on-chain funds, confirmed or not.
+    pub onchain_sats: u64,
+    /// On-chain funds that can be spent now (confirmed, less the anchor reserve).
+    pub spendable_onchain_sats: u64,
+    /// What we would get if every channel closed now (excludes fees the commitment pays).
+    pub lightning_sats: u64,
+}
+
+/// One channel, as the rest of Boltensor needs to see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelInfo {
+    /// LDK's channel id, hex.
+    pub channel_id: String,
+    /// Our id for the channel.
+    pub user_channel_id: u128,
+    /// The peer.
+    pub counterparty: PublicKey,
+    /// Capacity.
+    pub capacity_sats: u64,
+    /// What we can send now.
+    pub outbound_msat: u64,
+    /// What we can receive now.
+    pub inbound_msat: u64,
+    /// Whether we opened it.
+    pub is_outbound: bool,
+    /// Whether payments can use it now (ready and the peer connected).
+    pub is_usable: bool,
+    /// Confirmations of the funding transaction.
+    pub confirmations: Option<u32>,
+}
+
+/// Where a payment stands in the node's payment store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentState {
+    /// In flight (outgoing) or held / not yet paid (incoming).
+    Pending,
+    /// Settled.
+    Succeeded,
+    /// Failed; for an outgoing payment the funds are back with the payer.
+    Failed,
+}
+
+/// An outgoing payment in flight. Created by [`LnNode::send`]; await [`PendingPayment::outcome`].
+pub struct PendingPayment {
+    payment_hash: PaymentHash,
+    events: broadcast::Receiver<LnEvent>,
+    node: Arc<Node>,
+}
+
+impl std::fmt::Debug for PendingPayment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingPayment")
+            .field("payment_hash", &self.payment_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingPayment {
+    /// The payment's hash.
+    pub fn payment_hash(&self) -> PaymentHash {
+        self.payment_hash
+    }
+
+    /// Waits until the payment settles (the preimage is our proof) or fails (the funds are ours again).
+    pub async fn outcome(mut self, timeout: Duration) -> Result<PaymentSent, LnError> {
+        let hash = self.payment_hash;
+        let deadline = Instant::now() + timeout;
+        loop {
+            // The payment store is the truth; events only wake us up. Checking it first also covers a
+            // payment that finished before we subscribed, or events we missed when lagging.
+            if let Some(done) = outcome_from_store(&self.node, hash) {
+                return done;
+            }
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => {
+                    return Err(LnError::Timeout {
+                        what: format!("payment {hash} to settle or fail"),
+                        after: timeout,
+                    })
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(LnError::Stopped),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Ok(LnEvent::PaymentSuccessful {
+                    payment_hash,
+                    preimage,
+                    fee_paid_msat,
+                })) if payment_hash == hash => {
+                    return Ok(PaymentSent {
+                        payment_hash,
+                        preimage,
+                        fee_paid_msat: fee_paid_msat.unwrap_or(0),
+                    })
+                }
+                Ok(Ok(LnEvent::PaymentFailed {
+                    payment_hash: Some(payment_hash),
+                    reason,
+                })) if payment_hash == hash => {
+                    return Err(LnError::PaymentFailed {
+                        payment_hash: payment_hash.to_string(),
+                        reason,
+                    })
+                }
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+fn outcome_from_store(node: &Node, hash: PaymentHash) -> Option<Result<PaymentSent, LnError>> {
+    let details = node.payment(&PaymentId(hash.0))?;
+    match details.status {
+        PaymentStatus::Pending => None,
+        PaymentStatus::Succeeded => {
+            let preimage = match details.kind {
+                PaymentKind::Bolt11 { preimage, .. } => preimage,
+                _ => None,
+            };
+            Some(Ok(PaymentSent {
+                payment_hash: hash,
+                preimage,
+                fee_paid_msat: details.fee_paid_msat.unwrap_or(0),
+            }))
+        }
+        PaymentStatus::Failed => Some(Err(LnError::PaymentFailed {
+            payment_hash: hash.to_string(),
+            reason: "failed (see the payer's log for the reason)".into(),
+        })),
+    }
+}
+
+/// One Lightning node: ldk-node plus an event dispatcher.
+///
+/// Built with [`LnNode::start`]; stopped with [`LnNode::stop`] (or on drop). Restarting from the same
+/// [`NodeConfig::storage_dir`] brings back its keys, channels and payments.
+pub struct LnNode {
+    inner: Arc<Node>,
+    alias: String,
+    listen: SocketAddr,
+    events: broadcast::Sender<LnEvent>,
+    claimable: Arc<Mutex<HashMap<PaymentHash, Claimable>>>,
+    shutdown: watch::Sender<bool>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for LnNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LnNode")
+            .field("alias", &self.alias)
+            .field("node_id", &self.inner.node_id())
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LnNode {
+    /// Builds the node from `config` and starts it with its event dispatcher on the current tokio
+    /// runtime (which must be multi-threaded).
+    pub async fn start(config: NodeConfig) -> Result<Self, LnError> {
+        let build_err = |reason: String| LnError::Build {
+            alias: config.alias.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&config.storage_dir).map_err(|e| {
+            build_err(format!(
+                "cannot create storage dir {}: {e}",
+                config.storage_dir.display()
+            ))
+        })?;
+        let listen = SocketAddress::from_str(&config.listen.to_string())
+            .map_err(|_| build_err(format!("bad listen address {}", config.listen)))?;
+
+        let mut ldk = Config {
+            storage_dir_path: config.storage_dir.to_string_lossy().into_owned(),
+            network: config.network,
+            listening_addresses: Some(vec![listen]),
+            ..Config::default()
+        };
+        ldk.anchor_channels_config = Some(AnchorChannelsConfig {
+            trusted_peers_no_reserve: config.trusted_peers_no_reserve.clone(),
+            ..AnchorChannelsConfig::default()
+        });
+
+        let mut builder = Builder::from_config(ldk);
+        builder.set_runtime(tokio::runtime::Handle::current());
+        builder.set_log_facade_logger();
+        builder
+            .set_node_alias(config.alias.clone())
+            .map_err(|e| build_err(format!("bad alias: {e}")))?;
+        match &config.chain {
+            ChainSource::BitcoindRpc {
+                host,
+                port,
+                user,
+                password,
+            } => {
+                builder.set_chain_source_bitcoind_rpc(
+                    host.clone(),
+                    *port,
+                    user.clone(),
+                    password.clone(),
+                );
+            }
+            ChainSource::Esplora { url } => {
+                builder.set_chain_source_esplora(url.clone(), None);
+            }
+        }
+        let node = Arc::new(builder.build().map_err(|e| build_err(e.to_string()))?);
+        node.start().map_err(|source| LnError::Start {
+            alias: config.alias.clone(),
+            listen: config.listen.to_string(),
+            source,
+        })?;
+        tracing::info!(alias = %config.alias, node_id = %node.node_id(), listen = %config.listen, "lightning node started");
+
+        let (events, _) = broadcast::channel(1024);
+        let claimable = Arc::new(Mutex::new(HashMap::new()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let dispatcher = tokio::spawn(dispatch(
+            Arc::clone(&node),
+            config.alias.clone(),
+            events.clone(),
+            Arc::clone(&claimable),
+            shutdown_rx,
+        ));
+        Ok(LnNode {
+            inner: node,
+            alias: config.alias,
+            listen: config.listen,
+            events,
+            claimable,
+            shutdown,
+            dispatcher: Mutex::new(Some(dispatcher)),
+        })
+    }
+
+    /// The node's public key, its identity on the Lightning network.
+    pub fn node_id(&self) -> PublicKey {
+        self.inner.node_id()
+    }
+
+    /// The node's alias.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// Where the node accepts peer connections.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Subscribes to this node's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LnEvent> {
+        self.events.subscribe()
+    }
+
+    /// A fresh on-chain address of the node's wallet.
+    pub fn new_address(&self) -> Result<Address, LnError> {
+        self.inner
+            .onchain_payment()
+            .new_address()
+            .map_err(LnError::node("new on-chain address"))
+    }
+
+    /// Syncs the on-chain and Lightning wallets with the chain source now (they also sync on a timer).
+    pub fn sync(&self) -> Result<(), LnError> {
+        self.inner
+            .sync_wallets()
+            .map_err(LnError::node("wallet sync"))
+    }
+
+    /// The node's funds.
+    pub fn balances(&self) -> Balances {
+        let b = self.inner.list_balances();
+        Balances {
+            onchain_sats: b.total_onchain_balance_sats,
+            spendable_onchain_sats: b.spendable_onchain_balance_sats,
+            lightning_sats: b.total_lightning_balance_sats,
+        }
+    }
+
+    /// The node's channels.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.inner
+            .list_channels()
+            .into_iter()
+            .map(|c| ChannelInfo {
+                channel_id: c.channel_id.to_string(),
+                user_channel_id: c.user_channel_id.0,
+                counterparty: c.counterparty_node_id,
+                capacity_sats: c.channel_value_sats,
+                outbound_msat: c.outbound_capacity_msat,
+                inbound_msat: c.inbound_capacity_msat,
+                is_outbound: c.is_outbound,
+                is_usable: c.is_usable,
+                confirmations: c.confirmations,
+            })
+            .collect()
+    }
+
+    /// Connects to a peer (and, with `persist`, reconnects after restarts).
+    pub fn connect(&self, peer: PublicKey, addr: SocketAddr, persist: bool) -> Result<(), LnError> {
+        let addr = SocketAddress::from_str(&addr.to_string()).map_err(|_| LnError::Node {
+            op: "connect",
+            source: ldk_node::NodeError::InvalidSocketAddress,
+        })?;
+        self.inner
+            .connect(peer, addr, persist)
+            .map_err(LnError::node("connect"))
+    }
+
+    /// Opens an unannounced channel to `peer` and waits until its funding transaction is broadcast.
+    /// Returns our channel id and the funding txid; the channel is usable after it confirms (6 blocks).
+    pub async fn open_channel(
+        &self,
+        peer: PublicKey,
+        addr: SocketAddr,
+        capacity_sats: u64,
+        push_msat: u64,
+    ) -> Result<(u128, Txid), LnError> {
+        let mut events = self.subscribe();
+        let addr = SocketAddress::from_str(&addr.to_string()).map_err(|_| LnError::Node {
+            op: "open channel",
+            source: ldk_node::NodeError::InvalidSocketAddress,
+        })?;
+        let UserChannelId(id) = self
+            .inner
+            .open_channel(peer, addr, capacity_sats, Some(push_msat), None)
+            .map_err(LnError::node("open channel"))?;
+        let timeout = Duration::from_secs(60);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => {
+                    return Err(LnError::Timeout {
+                        what: format!("channel to {peer} to be funded"),
+                        after: timeout,
+                    })
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(LnError::Stopped),
+                Ok(Ok(LnEvent::ChannelPending {
+                    user_channel_id,
+                    funding_txid,
+                    ..
+                })) if user_channel_id == id => return Ok((id, funding_txid)),
+                Ok(Ok(LnEvent::ChannelClosed {
+                    user_channel_id,
+                    reason,
+                })) if user_channel_id == id => {
+                    tracing::warn!(alias = %self.alias, %peer, reason = ?reason, "channel closed while opening");
+                    return Err(LnError::Node {
+                        op: "open channel",
+                        source: ldk_node::NodeError::ChannelCreationFailed,
+                    });
+                }
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// An invoice for `amount_msat` that settles as soon as it is paid.
+    pub fn invoice(
+        &self,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u32,
+    ) -> Result<Bolt11Invoice, LnError> {
+        self.inner
+            .bolt11_payment()
+            .receive(amount_msat, &describe(description)?, expiry_secs)
+            .map_err(LnError::node("create invoice"))
+    }
+
+    /// A hold invoice for `payment_hash`: a payment to it is held (see [`LnNode::wait_claimable`])
+    /// until [`LnNode::claim`] with the preimage, or [`LnNode::fail`] returns it to the payer.
+    pub fn hold_invoice(
+        &self,
+        payment_hash: PaymentHash,
+        amount_msat: u64,
+        description: &str,
+        expiry_secs: u32,
+    ) -> Result<Bolt11Invoice, LnError> {
+        self.inner
+            .bolt11_payment()
+            .receive_for_hash(amount_msat, &describe(description)?, expiry_secs, payment_hash)
+            .map_err(LnError::node("create hold invoice"))
+    }
+
+    /// The payment held for `payment_hash`, if one is.
+    pub fn claimable(&self, payment_hash: PaymentHash) -> Option<Claimable> {
+        lock(&self.claimable).get(&payment_hash).copied()
+    }
+
+    /// Waits until a payment to the hold invoice for `payment_hash` is held here.
+    pub async fn wait_claimable(
+        &self,
+        payment_hash: PaymentHash,
+        timeout: Duration,
+    ) -> Result<Claimable, LnError> {
+        let mut events = self.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.claimable(payment_hash) {
+                return Ok(c);
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => {
+                    return Err(LnError::Timeout {
+                        what: format!("a payment to be held for {payment_hash}"),
+                        after: timeout,
+                    })
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(LnError::Stopped),
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Where the payment (incoming or outgoing) with `payment_hash` stands, if the node knows it.
+    pub fn payment_state(&self, payment_hash: PaymentHash) -> Option<PaymentState> {
+        let details = self.inner.payment(&PaymentId(payment_hash.0))?;
+        Some(match details.status {
+            PaymentStatus::Pending => PaymentState::Pending,
+            PaymentStatus::Succeeded => PaymentState::Succeeded,
+            PaymentStatus::Failed => PaymentState::Failed,
+        })
+    }
+
+    /// Settles a held payment by revealing its preimage.
+    pub fn claim(
+        &self,
+        payment_hash: PaymentHash,
+        preimage: PaymentPreimage,
+        amount_msat: u64,
+    ) -> Result<(), LnError> {
+        self.inner
+            .bolt11_payment()
+            .claim_for_hash(payment_hash, amount_msat, preimage)
+            .map_err(LnError::node("claim held payment"))?;
+        lock(&self.claimable).remove(&payment_hash);
+        Ok(())
+    }
+
+    /// Fails a held payment back: the payer gets its funds back.
+    pub fn fail(&self, payment_hash: PaymentHash) -> Result<(), LnError> {
+        self.inner
+            .bolt11_payment()
+            .fail_for_hash(payment_hash)
+            .map_err(LnError::node("fail held payment"))?;
+        lock(&self.claimable).remove(&payment_hash);
+        Ok(())
+    }
+
+    /// Starts paying `invoice`; await [`PendingPayment::outcome`] for the result.
+    pub fn send(&self, invoice: &Bolt11Invoice) -> Result<PendingPayment, LnError> {
+        let events = self.subscribe();
+        let payment_hash = PaymentHash(invoice.payment_hash().to_byte_array());
+        self.inner
+            .bolt11_payment()
+            .send(invoice, None)
+            .map_err(LnError::node("send payment"))?;
+        Ok(PendingPayment {
+            payment_hash,
+            events,
+            node: Arc::clone(&self.inner),
+        })
+    }
+
+    /// Pays `invoice` and waits for the outcome.
+    pub async fn pay(
+        &self,
+        invoice: &Bolt11Invoice,
+        timeout: Duration,
+    ) -> Result<PaymentSent, LnError> {
+        self.send(invoice)?.outcome(timeout).await
+    }
+
+    /// Stops the dispatcher and the node. Idempotent.
+    pub async fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        let handle = lock(&self.dispatcher).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+            match self.inner.stop() {
+                Ok(()) | Err(ldk_node::NodeError::NotRunning) => {}
+                Err(e) => tracing::warn!(alias = %self.alias, error = %e, "stopping lightning node"),
+            }
+            tracing::info!(alias = %self.alias, "lightning node stopped");
+        }
+    }
+}
+
+impl Drop for LnNode {
+    fn drop(&mut self) {
+        // Best effort for callers that did not call stop() (a panicking test, say): stop the background
+        // tasks so the storage dir is released.
+        let _ = self.shutdown.send(true);
+        if lock(&self.dispatcher).take().is_some() {
+            let _ = self.inner.stop();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn describe(description: &str) -> Result<Bolt11InvoiceDescription, LnError> {
+    Description::new(description.to_owned())
+        .map(Bolt11InvoiceDescription::Direct)
+        .map_err(|e| LnError::InvalidDescription(e.to_string()))
+}
+
+/// Parses a BOLT11 invoice from text.
+pub fn parse_invoice(text: &str) -> Result<Bolt11Invoice, LnError> {
+    Bolt11Invoice::from_str(text.trim()).map_err(|e| LnError::InvalidInvoice(e.to_string()))
+}
+
+async fn dispatch(
+    node: Arc<Node>,
+    alias: String,
+    events: broadcast::Sender<LnEvent>,
+    claimable: Arc<Mutex<HashMap<PaymentHash, Claimable>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            event = node.next_event_async() => event,
+            _ = shutdown.changed() => break,
+        };
+        tracing::debug!(%alias, ?event, "lightning event");
+        let ours = translate(&event);
+        if let Some(LnEvent::PaymentClaimable(c)) = &ours {
+            lock(&claimable).insert(c.payment_hash, *c);
+        }
+        if let Some(LnEvent::PaymentReceived { payment_hash, .. }) = &ours {
+            lock(&claimable).remove(payment_hash);
+        }
+        if let Err(e) = node.event_handled() {
+            // The event will be replayed; the next round delivers it again.
+            tracing::warn!(%alias, error = %e, "could not mark lightning event handled");
+            continue;
+        }
+        if let Some(ours) = ours {
+            // No receivers is fine: nobody is waiting for this one.
+            let _ = events.send(ours);
+        }
+    }
+}
+
+fn translate(event: &Event) -> Option<LnEvent> {
+    Some(match event {
+        Event::PaymentSuccessful {
+            payment_hash,
+            payment_preimage,
+            fee_paid_msat,
+            ..
+        } => LnEvent::PaymentSuccessful {
+            payment_hash: *payment_hash,
+            preimage: *payment_preimage,
+            fee_paid_msat: *fee_paid_msat,
+        },
+        Event::PaymentFailed {
+            payment_hash,
+            reason,
+            ..
+        } => LnEvent::PaymentFailed {
+            payment_hash: *payment_hash,
+            reason: reason.map_or_else(|| "unknown".to_owned(), |r| format!("{r:?}")),
+        },
+        Event::PaymentReceived {
+            payment_hash,
+            amount_msat,
+            ..
+        } => LnEvent::PaymentReceived {
+            payment_hash: *payment_hash,
+            amount_msat: *amount_msat,
+        },
+        Event::PaymentClaimable {
+            payment_hash,
+            claimable_amount_msat,
+            claim_deadline,
+            ..
+        } => LnEvent::PaymentClaimable(Claimable {
+            payment_hash: *payment_hash,
+            amount_msat: *claimable_amount_msat,
+            claim_deadline: *claim_deadline,
+        }),
+        Event::PaymentForwarded {
+            total_fee_earned_msat,
+            outbound_amount_forwarded_msat,
+            ..
+        } => LnEvent::PaymentForwarded {
+            fee_earned_msat: *total_fee_earned_msat,
+            outbound_amount_msat: *outbound_amount_forwarded_msat,
+        },
+        Event::ChannelPending {
+            user_channel_id,
+            counterparty_node_id,
+            funding_txo,
+            ..
+        } => LnEvent::ChannelPending {
+            user_channel_id: user_channel_id.0,
+            counterparty: *counterparty_node_id,
+            funding_txid: funding_txo.txid,
+        },
+        Event::ChannelReady {
+            user_channel_id,
+            counterparty_node_id,
+            ..
+        } => LnEvent::ChannelReady {
+            user_channel_id: user_channel_id.0,
+            counterparty: *counterparty_node_id,
+        },
+        Event::ChannelClosed {
+            user_channel_id,
+            reason,
+            ..
+        } => LnEvent::ChannelClosed {
+            user_channel_id: user_channel_id.0,
+            reason: reason.as_ref().map(|r| r.to_string()),
+        },
+        _ => return None,
+    })
+}

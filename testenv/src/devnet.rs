@@ -1,0 +1,741 @@
+//! The devnet: a whole Boltensor network on one machine, kept in a data dir, up until Ctrl-C.
+//!
+//! `boltensor devnet up` calls [`up`]: it starts (or resumes) a regtest bitcoind and one ldk-node node per
+//! role member, funds them, opens the channel topology (clients and validators → every coordinator →
+//! every miner), checks that a client can pay a miner through a coordinator, and serves its state on a
+//! local control port. `boltensor devnet status` calls [`status`], which reads that port. Later issues
+//! add the role services and traffic on top of these nodes.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use boltensor_ln::{Balances, LnNode, PublicKey};
+use boltensor_protocol::Role;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::net::{CHANNEL_CONFIRMATIONS, STEP_TIMEOUT};
+use crate::{ensure_port_free, free_port, Bitcoind, BitcoindOptions, TestEnvError, TestNet};
+
+/// The default control port of `boltensor devnet up`.
+pub const DEFAULT_CONTROL_PORT: u16 = 28480;
+
+/// Capacity of each client's and validator's channel to each coordinator.
+pub const PAYER_CHANNEL_SATS: u64 = 2_000_000;
+/// Capacity of each coordinator's channel to each miner.
+pub const MINER_CHANNEL_SATS: u64 = 5_000_000;
+
+/// What `devnet up` is asked to run.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Where state lives; `up` again resumes from it.
+    pub data_dir: PathBuf,
+    /// Number of coordinators.
+    pub coordinators: usize,
+    /// Number of miners.
+    pub miners: usize,
+    /// Number of validators.
+    pub validators: usize,
+    /// Number of clients.
+    pub clients: usize,
+    /// bitcoind to use (else [`crate::locate_bitcoind`]).
+    pub bitcoind: Option<PathBuf>,
+    /// The local port serving `/status` and `/shutdown`.
+    pub control_port: u16,
+}
+
+/// The devnet's persistent layout: `<data_dir>/devnet.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevnetState {
+    /// bitcoind's RPC port.
+    pub bitcoind_rpc_port: u16,
+    /// bitcoind's RPC user.
+    pub rpc_user: String,
+    /// bitcoind's RPC password.
+    pub rpc_password: String,
+    /// The control port.
+    pub control_port: u16,
+    /// Every node, in start order.
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// One node of the devnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    /// Unique name, e.g. `miner-2`.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Its Lightning listen port on 127.0.0.1.
+    pub ln_port: u16,
+}
+
+impl DevnetState {
+    fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("devnet.json")
+    }
+
+    /// Reads the state of the devnet in `data_dir`, if there is one.
+    pub fn load(data_dir: &Path) -> Result<Option<Self>, TestEnvError> {
+        let path = Self::path(data_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                TestEnvError::Devnet(format!(
+                    "{} is not a devnet state file ({e}); remove the data dir or choose another",
+                    path.display()
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(TestEnvError::io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    fn save(&self, data_dir: &Path) -> Result<(), TestEnvError> {
+        let path = Self::path(data_dir);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(self).expect("state serialises");
+        std::fs::write(&tmp, json).map_err(TestEnvError::io(format!("writing {}", tmp.display())))?;
+        std::fs::rename(&tmp, &path).map_err(TestEnvError::io(format!("writing {}", path.display())))
+    }
+
+    fn new(cfg: &DevnetConfig) -> Result<Self, TestEnvError> {
+        let port = || free_port().map_err(TestEnvError::io("finding a free port"));
+        let mut nodes = Vec::new();
+        for (role, count) in [
+            (Role::Coordinator, cfg.coordinators),
+            (Role::Miner, cfg.miners),
+            (Role::Validator, cfg.validators),
+            (Role::Client, cfg.clients),
+        ] {
+            for i in 1..=count {
+                nodes.push(NodeEntry {
+                    name: format!("{role}-{i}"),
+                    role,
+                    ln_port: port()?,
+                });
+            }
+        }
+        Ok(DevnetState {
+            bitcoind_rpc_port: port()?,
+            rpc_user: "boltensor".into(),
+            rpc_password: crate::random_hex(),
+            control_port: cfg.control_port,
+            nodes,
+        })
+    }
+
+    fn count(&self, role: Role) -> usize {
+        self.nodes.iter().filter(|n| n.role == role).count()
+    }
+
+    /// The planned channels, as (opener, acceptor, capacity) by name: every client and validator opens
+    /// one to every coordinator, every coordinator one to every miner.
+    pub fn topology(&self) -> Vec<(String, String, u64)> {
+        let names = |role| {
+            self.nodes
+                .iter()
+                .filter(move |n| n.role == role)
+                .map(|n| n.name.clone())
+        };
+        let mut plan = Vec::new();
+        for payer in names(Role::Client).chain(names(Role::Validator)) {
+            for coord in names(Role::Coordinator) {
+                plan.push((payer.clone(), coord, PAYER_CHANNEL_SATS));
+            }
+        }
+        for coord in names(Role::Coordinator) {
+            for miner in names(Role::Miner) {
+                plan.push((coord.clone(), miner, MINER_CHANNEL_SATS));
+            }
+        }
+        plan
+    }
+}
+
+/// What `/status` answers and `boltensor devnet status` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// `starting`, a step description, `ready`, or `failed: …`.
+    pub phase: String,
+    /// Whether every planned channel is usable and the routing check passed.
+    pub ready: bool,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// bitcoind's RPC URL.
+    pub bitcoind_rpc: String,
+    /// Current block height, when known.
+    pub height: Option<u64>,
+    /// This control server.
+    pub control_url: String,
+    /// The result of paying a miner from a client through a coordinator, when done.
+    pub routing_check: Option<String>,
+    /// Every node that has started.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// One node in a [`StatusReport`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Lightning node id.
+    pub node_id: String,
+    /// Lightning peer address.
+    pub ln_addr: SocketAddr,
+    /// Funds.
+    pub onchain_sats: u64,
+    /// Lightning funds.
+    pub lightning_sats: u64,
+    /// Channels.
+    pub channels: Vec<ChannelStatus>,
+}
+
+/// One channel in a [`StatusReport`], seen from its node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelStatus {
+    /// The peer's devnet name (or node id if not a devnet node).
+    pub peer: String,
+    /// Capacity.
+    pub capacity_sats: u64,
+    /// What this side can send.
+    pub outbound_msat: u64,
+    /// What this side can receive.
+    pub inbound_msat: u64,
+    /// Usable for payments now.
+    pub usable: bool,
+    /// Whether this side opened it.
+    pub outbound: bool,
+}
+
+impl StatusReport {
+    /// A terminal-friendly rendering: nodes, then channels with balances.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "devnet {} ({})  height {}  bitcoind {}  control {}",
+            if self.ready { "READY" } else { "NOT READY" },
+            self.phase,
+            self.height.map_or("?".into(), |h| h.to_string()),
+            self.bitcoind_rpc,
+            self.control_url
+        );
+        let _ = writeln!(out, "data dir {}", self.data_dir.display());
+        if let Some(check) = &self.routing_check {
+            let _ = writeln!(out, "routing check: {check}");
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<15} {:<12} {:<21} {:>14} {:>14}  node id",
+            "node", "role", "lightning", "on-chain sat", "channel sat"
+        );
+        for n in &self.nodes {
+            let _ = writeln!(
+                out,
+                "{:<15} {:<12} {:<21} {:>14} {:>14}  {}",
+                n.name, n.role, n.ln_addr, n.onchain_sats, n.lightning_sats, n.node_id
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<15}    {:<15} {:>12} {:>14} {:>14}  state",
+            "opener", "peer", "capacity", "opener can send", "peer can send"
+        );
+        for n in &self.nodes {
+            for c in n.channels.iter().filter(|c| c.outbound) {
+                let _ = writeln!(
+                    out,
+                    "{:<15} -> {:<15} {:>12} {:>14} {:>14}  {}",
+                    n.name,
+                    c.peer,
+                    c.capacity_sats,
+                    c.outbound_msat / 1000,
+                    c.inbound_msat / 1000,
+                    if c.usable { "usable" } else { "NOT USABLE" }
+                );
+            }
+        }
+        out
+    }
+}
+
+struct Shared {
+    data_dir: PathBuf,
+    phase: RwLock<String>,
+    ready: RwLock<bool>,
+    routing_check: RwLock<Option<String>>,
+    nodes: RwLock<Vec<(NodeEntry, Arc<LnNode>)>>,
+    bitcoind: RwLock<Option<(String, crate::RpcClient)>>,
+    control_url: String,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn set_phase(&self, phase: impl Into<String>) {
+        let phase = phase.into();
+        tracing::info!(%phase, "devnet");
+        *write(&self.phase) = phase;
+    }
+
+    async fn report(&self) -> StatusReport {
+        let (bitcoind_rpc, rpc) = read(&self.bitcoind)
+            .clone()
+            .map_or((String::new(), None), |(u, c)| (u, Some(c)));
+        let height = match rpc {
+            Some(rpc) => rpc
+                .call::<u64>("getblockcount", serde_json::json!([]))
+                .await
+                .ok(),
+            None => None,
+        };
+        let nodes = read(&self.nodes).clone();
+        let names: HashMap<PublicKey, String> = nodes
+            .iter()
+            .map(|(e, n)| (n.node_id(), e.name.clone()))
+            .collect();
+        StatusReport {
+            phase: read(&self.phase).clone(),
+            ready: *read(&self.ready),
+            data_dir: self.data_dir.clone(),
+            bitcoind_rpc,
+            height,
+            control_url: self.control_url.clone(),
+            routing_check: read(&self.routing_check).clone(),
+            nodes: nodes
+                .iter()
+                .map(|(e, n)| {
+                    let Balances {
+                        onchain_sats,
+                        lightning_sats,
+                        ..
+                    } = n.balances();
+                    NodeStatus {
+                        name: e.name.clone(),
+                        role: e.role,
+                        node_id: n.node_id().to_string(),
+                        ln_addr: n.listen_addr(),
+                        onchain_sats,
+                        lightning_sats,
+                        channels: n
+                            .channels()
+                            .into_iter()
+                            .map(|c| ChannelStatus {
+                                peer: names
+                                    .get(&c.counterparty)
+                                    .cloned()
+                                    .unwrap_or_else(|| c.counterparty.to_string()),
+                                capacity_sats: c.capacity_sats,
+                                outbound_msat: c.outbound_msat,
+                                inbound_msat: c.inbound_msat,
+                                usable: c.is_usable,
+                                outbound: c.is_outbound,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn control_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/status",
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.report().await) }),
+        )
+        .route(
+            "/shutdown",
+            post(|State(s): State<Arc<Shared>>| async move {
+                let _ = s.shutdown.send(true);
+                "stopping\n"
+            }),
+        )
+        .with_state(shared)
+}
+
+/// Guards the data dir against a second `up`: a pid file removed on drop.
+struct PidLock(PathBuf);
+
+impl PidLock {
+    fn acquire(data_dir: &Path) -> Result<Self, TestEnvError> {
+        let path = data_dir.join("devnet.pid");
+        if let Ok(pid) = std::fs::read_to_string(&path) {
+            let pid = pid.trim();
+            if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(TestEnvError::Devnet(format!(
+                    "a devnet is already running on {} (pid {pid}); stop it with `boltensor devnet down` or Ctrl-C",
+                    data_dir.display()
+                )));
+            }
+        }
+        std::fs::write(&path, std::process::id().to_string())
+            .map_err(TestEnvError::io(format!("writing {}", path.display())))?;
+        Ok(PidLock(path))
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Starts or resumes the devnet in `cfg.data_dir` and keeps it up until `stop` resolves or
+/// `POST /shutdown` arrives; then stops every node and bitcoind cleanly. `on_ready` is called once with
+/// the status when everything is usable.
+pub async fn up(
+    cfg: DevnetConfig,
+    stop: impl std::future::Future<Output = ()>,
+    on_ready: impl FnOnce(&StatusReport),
+) -> Result<(), TestEnvError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(TestEnvError::io(format!(
+        "creating data dir {}",
+        cfg.data_dir.display()
+    )))?;
+    let data_dir = cfg
+        .data_dir
+        .canonicalize()
+        .map_err(TestEnvError::io("resolving the data dir"))?;
+    let _lock = PidLock::acquire(&data_dir)?;
+    let state = match DevnetState::load(&data_dir)? {
+        Some(state) => {
+            let have = [Role::Coordinator, Role::Miner, Role::Validator, Role::Client]
+                .map(|r| state.count(r));
+            let want = [cfg.coordinators, cfg.miners, cfg.validators, cfg.clients];
+            if have != want {
+                return Err(TestEnvError::Devnet(format!(
+                    "{} holds a devnet of {} coordinators, {} miners, {} validators, {} clients; \
+                     run `up` with those counts, or `boltensor devnet down --wipe` to start afresh",
+                    data_dir.display(),
+                    have[0],
+                    have[1],
+                    have[2],
+                    have[3]
+                )));
+            }
+            tracing::info!(data_dir = %data_dir.display(), "resuming devnet");
+            state
+        }
+        None => {
+            if cfg.coordinators == 0 || cfg.miners == 0 {
+                return Err(TestEnvError::Devnet(
+                    "a devnet needs at least one coordinator and one miner".into(),
+                ));
+            }
+            let state = DevnetState::new(&cfg)?;
+            state.save(&data_dir)?;
+            state
+        }
+    };
+
+    ensure_port_free(state.control_port, "devnet control")?;
+    ensure_port_free(state.bitcoind_rpc_port, "bitcoind RPC")?;
+    for n in &state.nodes {
+        ensure_port_free(n.ln_port, &format!("lightning port of {}", n.name))?;
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", state.control_port))
+        .await
+        .map_err(TestEnvError::io("binding the control port"))?;
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        data_dir: data_dir.clone(),
+        phase: RwLock::new("starting".into()),
+        ready: RwLock::new(false),
+        routing_check: RwLock::new(None),
+        nodes: RwLock::new(Vec::new()),
+        bitcoind: RwLock::new(None),
+        control_url: format!("http://127.0.0.1:{}", state.control_port),
+        shutdown: shutdown_tx,
+    });
+    let server = {
+        let router = control_router(Arc::clone(&shared));
+        let mut rx = shared.shutdown.subscribe();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await;
+        })
+    };
+
+    let started = Instant::now();
+    tokio::pin!(stop);
+    let result = tokio::select! {
+        r = bring_up(&cfg, &state, &data_dir, &shared) => r.map(Some),
+        _ = shutdown_rx.wait_for(|s| *s) => Ok(None),
+        _ = &mut stop => Ok(None),
+    };
+    let net = match result {
+        Ok(Some(net)) => {
+            *write(&shared.ready) = true;
+            shared.set_phase("ready");
+            tracing::info!(
+                elapsed_s = started.elapsed().as_secs_f32(),
+                "devnet ready"
+            );
+            on_ready(&shared.report().await);
+            tokio::select! {
+                _ = &mut stop => {},
+                _ = shutdown_rx.wait_for(|s| *s) => {},
+            }
+            Some(net)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            shared.set_phase(format!("failed: {e}"));
+            teardown(&shared, None).await;
+            let _ = shared.shutdown.send(true);
+            let _ = server.await;
+            return Err(e);
+        }
+    };
+    shared.set_phase("stopping");
+    teardown(&shared, net.as_ref()).await;
+    let _ = shared.shutdown.send(true);
+    let _ = server.await;
+    Ok(())
+}
+
+async fn teardown(shared: &Shared, net: Option<&TestNet>) {
+    let nodes = std::mem::take(&mut *write(&shared.nodes));
+    for (_, node) in &nodes {
+        node.stop().await;
+    }
+    if let Some(net) = net {
+        net.bitcoind.stop().await;
+    }
+}
+
+async fn bring_up(
+    cfg: &DevnetConfig,
+    state: &DevnetState,
+    data_dir: &Path,
+    shared: &Arc<Shared>,
+) -> Result<TestNet, TestEnvError> {
+    shared.set_phase("starting bitcoind");
+    let bitcoind = Bitcoind::start(BitcoindOptions {
+        exe: cfg.bitcoind.clone(),
+        datadir: data_dir.join("bitcoind"),
+        rpc_port: Some(state.bitcoind_rpc_port),
+        rpc_auth: Some((state.rpc_user.clone(), state.rpc_password.clone())),
+    })
+    .await?;
+    *write(&shared.bitcoind) = Some((
+        format!("http://127.0.0.1:{}", bitcoind.rpc_port()),
+        bitcoind.rpc().clone(),
+    ));
+    let net = TestNet::with_bitcoind(bitcoind, data_dir);
+
+    shared.set_phase(format!("starting {} lightning nodes", state.nodes.len()));
+    let mut nodes: HashMap<String, Arc<LnNode>> = HashMap::new();
+    for entry in &state.nodes {
+        let config =
+            net.node_config_at(&entry.name, SocketAddr::from(([127, 0, 0, 1], entry.ln_port)));
+        let node = Arc::new(LnNode::start(config).await?);
+        write(&shared.nodes).push((entry.clone(), Arc::clone(&node)));
+        nodes.insert(entry.name.clone(), node);
+    }
+
+    let plan = state.topology();
+    let has_channel = |from: &LnNode, to: &LnNode| {
+        from.channels()
+            .iter()
+            .any(|c| c.counterparty == to.node_id() && c.is_outbound)
+    };
+    let missing: Vec<&(String, String, u64)> = plan
+        .iter()
+        .filter(|(f, t, _)| !has_channel(&nodes[f], &nodes[t]))
+        .collect();
+
+    // Fund whoever has no coins: one coinbase output per channel it still has to open, plus one kept
+    // on-chain (the anchor reserve that lets it accept channels).
+    let unfunded: Vec<&NodeEntry> = state
+        .nodes
+        .iter()
+        .filter(|e| nodes[&e.name].balances().onchain_sats == 0)
+        .collect();
+    if !unfunded.is_empty() {
+        shared.set_phase(format!("funding {} nodes", unfunded.len()));
+        for e in &unfunded {
+            let opens = missing.iter().filter(|(f, _, _)| *f == e.name).count() as u64;
+            let address = nodes[&e.name].new_address()?;
+            net.bitcoind.mine_to(opens + 1, &address).await?;
+        }
+        net.bitcoind.mine(crate::net::COINBASE_MATURITY).await?;
+        for e in &unfunded {
+            let node = &nodes[&e.name];
+            crate::wait_for(
+                &format!("{} to see its funds", e.name),
+                STEP_TIMEOUT,
+                || async {
+                    node.sync()?;
+                    Ok((node.balances().spendable_onchain_sats > 0).then_some(()))
+                },
+            )
+            .await?;
+        }
+    }
+
+    // Reconnect the peers of existing channels (after a restart the retry timer is ~60 s).
+    for (f, t, _) in &plan {
+        let (from, to) = (&nodes[f], &nodes[t]);
+        if has_channel(from, to) {
+            from.connect(to.node_id(), to.listen_addr(), true)?;
+        }
+    }
+
+    // Open missing channels in rounds: each opener opens at most one per round, so every funding
+    // transaction spends a confirmed coinbase output; a block confirms the round.
+    let mut remaining = missing.clone();
+    let mut round = 0;
+    while !remaining.is_empty() {
+        round += 1;
+        let mut this_round = Vec::new();
+        let mut openers = std::collections::HashSet::new();
+        remaining.retain(|ch| {
+            if openers.insert(ch.0.clone()) {
+                this_round.push(*ch);
+                false
+            } else {
+                true
+            }
+        });
+        shared.set_phase(format!(
+            "opening channels, round {round}: {} channels",
+            this_round.len()
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (f, t, sats) in this_round {
+            let (from, to) = (Arc::clone(&nodes[f]), Arc::clone(&nodes[t]));
+            let sats = *sats;
+            tasks.spawn(async move {
+                from.open_channel(to.node_id(), to.listen_addr(), sats, 0)
+                    .await
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (_, txid) = joined
+                .map_err(|e| TestEnvError::Devnet(format!("channel open task failed: {e}")))??;
+            net.bitcoind.wait_for_tx(txid, STEP_TIMEOUT).await?;
+        }
+        net.bitcoind.mine(1).await?;
+        for (_, node) in &nodes {
+            node.sync()?;
+        }
+    }
+    if !missing.is_empty() {
+        net.bitcoind.mine(CHANNEL_CONFIRMATIONS).await?;
+    }
+
+    shared.set_phase(format!("waiting for {} channels to be usable", plan.len()));
+    let pairs: Vec<(&LnNode, &LnNode)> = plan
+        .iter()
+        .map(|(f, t, _)| (nodes[f].as_ref(), nodes[t].as_ref()))
+        .collect();
+    net.wait_usable(&pairs).await?;
+
+    shared.set_phase("routing check: client pays miner through a coordinator");
+    let check = routing_check(state, &nodes).await?;
+    *write(&shared.routing_check) = Some(check);
+    Ok(net)
+}
+
+/// Pays 1,000 sats from the first client (or validator) to the first miner over two hops.
+async fn routing_check(
+    state: &DevnetState,
+    nodes: &HashMap<String, Arc<LnNode>>,
+) -> Result<String, TestEnvError> {
+    let first = |role| state.nodes.iter().find(|n| n.role == role);
+    let (Some(payer), Some(miner)) = (
+        first(Role::Client).or_else(|| first(Role::Validator)),
+        first(Role::Miner),
+    ) else {
+        return Ok("skipped (no client or validator)".into());
+    };
+    let invoice = nodes[&miner.name].invoice(1_000_000, "devnet routing check", 600)?;
+    let started = Instant::now();
+    let sent = nodes[&payer.name]
+        .pay(&invoice, Duration::from_secs(60))
+        .await?;
+    Ok(format!(
+        "{} paid {} 1000 sat via a coordinator in {} ms, fee {} msat",
+        payer.name,
+        miner.name,
+        started.elapsed().as_millis(),
+        sent.fee_paid_msat
+    ))
+}
+
+/// Asks the devnet running in `data_dir` for its status.
+pub async fn status(data_dir: &Path) -> Result<StatusReport, TestEnvError> {
+    let url = control_url(data_dir)?;
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/status"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| not_running(data_dir, &url, e))?;
+    resp.json()
+        .await
+        .map_err(|e| TestEnvError::Devnet(format!("bad status from {url}: {e}")))
+}
+
+/// Asks the devnet running in `data_dir` to stop; returns false if it was not running.
+pub async fn down(data_dir: &Path) -> Result<bool, TestEnvError> {
+    let url = control_url(data_dir)?;
+    match reqwest::Client::new()
+        .post(format!("{url}/shutdown"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.is_connect() => return Ok(false),
+        Err(e) => return Err(not_running(data_dir, &url, e)),
+    }
+    // Wait until it has released the data dir.
+    let pid = data_dir.join("devnet.pid");
+    crate::wait_for(
+        "the devnet to stop",
+        Duration::from_secs(120),
+        || async { Ok((!pid.exists()).then_some(())) },
+    )
+    .await?;
+    Ok(true)
+}
+
+fn control_url(data_dir: &Path) -> Result<String, TestEnvError> {
+    let state = DevnetState::load(data_dir)?.ok_or_else(|| {
+        TestEnvError::Devnet(format!(
+            "no devnet in {}: start one with `boltensor devnet up`",
+            data_dir.display()
+        ))
+    })?;
+    Ok(format!("http://127.0.0.1:{}", state.control_port))
+}
+
+fn not_running(data_dir: &Path, url: &str, e: reqwest::Error) -> TestEnvError {
+    TestEnvError::Devnet(format!(
+        "the devnet in {} is not running (nothing answers at {url}: {e}); start it with `boltensor devnet up`",
+        data_dir.display()
+    ))
+}

@@ -1,0 +1,60 @@
+//! The real-daemon test environment, shared by every integration test and by `boltensor devnet`.
+//!
+//! Nothing here is a fake: [`Bitcoind`] is Bitcoin Core in regtest (built from the source that crates.io's
+//! `libbitcoinkernel-sys` vendors, see `scripts/build-bitcoind.sh`), and [`TestNet`] starts real ldk-node
+//! nodes against it, funds them with coinbase outputs and opens channels, polling with deadlines.
+//! Everything is torn down on drop, also when a test panics.
+//!
+//! # Layout
+//! - [`bitcoind`]: find the binary, start regtest on free ports, JSON-RPC, mine.
+//! - [`net`]: [`TestNet`]: a bitcoind plus any number of named [`LnNode`](boltensor_ln::LnNode)s.
+//! - [`devnet`]: the long-running devnet behind `boltensor devnet up` / `status`.
+//! - [`wait`]: [`wait_for`], the one polling helper (no fixed sleeps).
+
+pub mod bitcoind;
+pub mod devnet;
+pub mod error;
+pub mod net;
+pub mod wait;
+
+pub use bitcoind::{locate_bitcoind, Bitcoind, BitcoindOptions, RpcClient};
+pub use error::TestEnvError;
+pub use net::TestNet;
+pub use wait::wait_for;
+
+/// Allocates a free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
+pub fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Checks that `port` on 127.0.0.1 is free, so a daemon about to use it does not fail obscurely.
+pub fn ensure_port_free(port: u16, what: &str) -> Result<(), TestEnvError> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|source| TestEnvError::PortInUse {
+            port,
+            what: what.to_owned(),
+            source,
+        })
+}
+
+/// 16 random bytes as hex, for RPC passwords.
+pub(crate) fn random_hex() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(&mut bytes).is_ok() {
+            return hex::encode(bytes);
+        }
+    }
+    // No /dev/urandom: fall back on the std hasher's per-process random keys.
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for i in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
+}

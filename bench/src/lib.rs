@@ -3,4 +3,5 @@
 //! Not built yet: this crate marks the room the design gives it (issues 4 and 6). See docs/ARCHITECTURE.md.
 
 /// What the `boltensor` binary prints for this crate's commands until they are built.
-pub const NOT_YET: &str = "not yet: see issues 4 and 6 in the issue tracker and docs/ARCHITECTURE.md";
+pub const NOT_YET: &str =
+    "not yet: see issues 4 and 6 in the issue tracker and docs/ARCHITECTURE.md";

@@ -98,13 +98,32 @@ fn default_devnet_dir() -> PathBuf {
     home.join(".boltensor").join("devnet")
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // ldk-node's LSPS2 service (coordinators run it to forward into miners' unannounced channels, see
+    // docs/adr/0005) logs an ERROR for every ordinary forward it does not track: silence that target.
+    let mut default_filter =
+        "info,ldk_node=warn,ldk_node::liquidity=off,lightning=warn,lightning_block_sync=warn"
+            .to_owned();
+    if matches!(cli.command, Command::Devnet(_)) {
+        // On regtest bitcoind has no fee estimates and ldk-node logs an ERROR on every sync before
+        // falling back to 1 sat/vB: harmless there, noise in the devnet's output.
+        default_filter.push_str(",ldk_node::chain::bitcoind=off");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,ldk_node=warn,lightning=warn,lightning_block_sync=warn".into()
-            }),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -151,7 +170,9 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
             };
             devnet::up(cfg, ctrl_c, |report| {
                 println!("{}", report.render());
-                println!("devnet ready. `boltensor devnet status` shows this again; Ctrl-C stops it.");
+                println!(
+                    "devnet ready. `boltensor devnet status` shows this again; Ctrl-C stops it."
+                );
             })
             .await?;
             Ok(())

@@ -45,6 +45,11 @@ pub struct NodeConfig {
     /// Peers whose inbound anchor channels are accepted without keeping an on-chain reserve (by default
     /// ldk-node wants 25,000 sats on-chain per anchor channel, or it quietly opens a legacy channel).
     pub trusted_peers_no_reserve: Vec<PublicKey>,
+    /// Act as a Lightning service provider (LSPS2): forward payments into peers' unannounced channels
+    /// (LDK refuses that by default with `PrivateChannelForward`) and sell just-in-time channels. Set
+    /// for coordinators, which route every client's payment to the miners behind them.
+    #[serde(default)]
+    pub liquidity_provider: bool,
 }
 
 impl NodeConfig {
@@ -62,6 +67,7 @@ impl NodeConfig {
             listen,
             chain,
             trusted_peers_no_reserve: Vec::new(),
+            liquidity_provider: false,
         }
     }
 }

@@ -25,7 +25,7 @@ pub use node::{
     PendingPayment,
 };
 
+pub use ldk_node::bitcoin::secp256k1::PublicKey;
 pub use ldk_node::bitcoin::{self, Address, Network};
 pub use ldk_node::lightning_invoice::Bolt11Invoice;
 pub use ldk_node::lightning_types::payment::{PaymentHash, PaymentPreimage};
-pub use ldk_node::bitcoin::secp256k1::PublicKey;

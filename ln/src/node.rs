@@ -14,6 +14,7 @@ use ldk_node::lightning::ln::channelmanager::PaymentId;
 use ldk_node::lightning::ln::msgs::SocketAddress;
 use ldk_node::lightning_invoice::{Bolt11Invoice, Bolt11InvoiceDescription, Description};
 use ldk_node::lightning_types::payment::{PaymentHash, PaymentPreimage};
+use ldk_node::liquidity::LSPS2ServiceConfig;
 use ldk_node::payment::{PaymentKind, PaymentStatus};
 use ldk_node::{Builder, Event, Node, UserChannelId};
 use serde::Serialize;
@@ -132,6 +133,9 @@ pub struct ChannelInfo {
     pub outbound_msat: u64,
     /// What we can receive now.
     pub inbound_msat: u64,
+    /// The largest HTLC we can add right now. Can be 0 while `is_usable` is true, e.g. just after a
+    /// reconnect while a revocation is outstanding: a payment then fails with no route.
+    pub next_htlc_limit_msat: u64,
     /// Whether we opened it.
     pub is_outbound: bool,
     /// Whether payments can use it now (ready and the peer connected).
@@ -298,6 +302,20 @@ impl LnNode {
         builder
             .set_node_alias(config.alias.clone())
             .map_err(|e| build_err(format!("bad alias: {e}")))?;
+        if config.liquidity_provider {
+            builder.set_liquidity_provider_lsps2(LSPS2ServiceConfig {
+                require_token: None,
+                advertise_service: false,
+                channel_opening_fee_ppm: 10_000,
+                channel_over_provisioning_ppm: 100_000,
+                min_channel_opening_fee_msat: 10_000,
+                min_channel_lifetime: 1008,
+                max_client_to_self_delay: 2016,
+                min_payment_size_msat: 10_000,
+                max_payment_size_msat: 100_000_000,
+                client_trusts_lsp: false,
+            });
+        }
         match &config.chain {
             ChainSource::BitcoindRpc {
                 host,
@@ -402,6 +420,7 @@ impl LnNode {
                 capacity_sats: c.channel_value_sats,
                 outbound_msat: c.outbound_capacity_msat,
                 inbound_msat: c.inbound_capacity_msat,
+                next_htlc_limit_msat: c.next_outbound_htlc_limit_msat,
                 is_outbound: c.is_outbound,
                 is_usable: c.is_usable,
                 confirmations: c.confirmations,
@@ -493,7 +512,12 @@ impl LnNode {
     ) -> Result<Bolt11Invoice, LnError> {
         self.inner
             .bolt11_payment()
-            .receive_for_hash(amount_msat, &describe(description)?, expiry_secs, payment_hash)
+            .receive_for_hash(
+                amount_msat,
+                &describe(description)?,
+                expiry_secs,
+                payment_hash,
+            )
             .map_err(LnError::node("create hold invoice"))
     }
 
@@ -594,7 +618,9 @@ impl LnNode {
             let _ = handle.await;
             match self.inner.stop() {
                 Ok(()) | Err(ldk_node::NodeError::NotRunning) => {}
-                Err(e) => tracing::warn!(alias = %self.alias, error = %e, "stopping lightning node"),
+                Err(e) => {
+                    tracing::warn!(alias = %self.alias, error = %e, "stopping lightning node")
+                }
             }
             tracing::info!(alias = %self.alias, "lightning node stopped");
         }

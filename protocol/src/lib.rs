@@ -27,7 +27,12 @@ pub enum Role {
 
 impl Role {
     /// Every role, in the order a network is usually listed.
-    pub const ALL: [Role; 4] = [Role::Coordinator, Role::Miner, Role::Validator, Role::Client];
+    pub const ALL: [Role; 4] = [
+        Role::Coordinator,
+        Role::Miner,
+        Role::Validator,
+        Role::Client,
+    ];
 
     /// The lower-case name used in configs, node names and JSON.
     pub fn as_str(self) -> &'static str {
@@ -42,7 +47,7 @@ impl Role {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -3,7 +3,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -250,14 +249,18 @@ impl Bitcoind {
 
     /// Waits until `txid` is in the mempool (or already mined).
     pub async fn wait_for_tx(&self, txid: Txid, timeout: Duration) -> Result<(), TestEnvError> {
-        crate::wait_for(&format!("transaction {txid} to reach bitcoind"), timeout, || async {
-            let found = self
-                .rpc
-                .call::<Value>("getrawtransaction", json!([txid.to_string()]))
-                .await
-                .is_ok();
-            Ok(found.then_some(()))
-        })
+        crate::wait_for(
+            &format!("transaction {txid} to reach bitcoind"),
+            timeout,
+            || async {
+                let found = self
+                    .rpc
+                    .call::<Value>("getrawtransaction", json!([txid.to_string()]))
+                    .await
+                    .is_ok();
+                Ok(found.then_some(()))
+            },
+        )
         .await
     }
 
@@ -364,9 +367,4 @@ impl RpcClient {
         serde_json::from_value(v.get("result").cloned().unwrap_or(Value::Null))
             .map_err(|e| err(format!("unexpected result: {e}")))
     }
-}
-
-/// Parses a txid from hex.
-pub fn txid(hex: &str) -> Result<Txid, TestEnvError> {
-    Txid::from_str(hex).map_err(|e| TestEnvError::Devnet(format!("bad txid {hex}: {e}")))
 }

@@ -101,8 +101,10 @@ impl DevnetState {
         let path = Self::path(data_dir);
         let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(self).expect("state serialises");
-        std::fs::write(&tmp, json).map_err(TestEnvError::io(format!("writing {}", tmp.display())))?;
-        std::fs::rename(&tmp, &path).map_err(TestEnvError::io(format!("writing {}", path.display())))
+        std::fs::write(&tmp, json)
+            .map_err(TestEnvError::io(format!("writing {}", tmp.display())))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(TestEnvError::io(format!("writing {}", path.display())))
     }
 
     fn new(cfg: &DevnetConfig) -> Result<Self, TestEnvError> {
@@ -417,8 +419,13 @@ pub async fn up(
     let _lock = PidLock::acquire(&data_dir)?;
     let state = match DevnetState::load(&data_dir)? {
         Some(state) => {
-            let have = [Role::Coordinator, Role::Miner, Role::Validator, Role::Client]
-                .map(|r| state.count(r));
+            let have = [
+                Role::Coordinator,
+                Role::Miner,
+                Role::Validator,
+                Role::Client,
+            ]
+            .map(|r| state.count(r));
             let want = [cfg.coordinators, cfg.miners, cfg.validators, cfg.clients];
             if have != want {
                 return Err(TestEnvError::Devnet(format!(
@@ -488,10 +495,7 @@ pub async fn up(
         Ok(Some(net)) => {
             *write(&shared.ready) = true;
             shared.set_phase("ready");
-            tracing::info!(
-                elapsed_s = started.elapsed().as_secs_f32(),
-                "devnet ready"
-            );
+            tracing::info!(elapsed_s = started.elapsed().as_secs_f32(), "devnet ready");
             on_ready(&shared.report().await);
             tokio::select! {
                 _ = &mut stop => {},
@@ -548,8 +552,11 @@ async fn bring_up(
     shared.set_phase(format!("starting {} lightning nodes", state.nodes.len()));
     let mut nodes: HashMap<String, Arc<LnNode>> = HashMap::new();
     for entry in &state.nodes {
-        let config =
-            net.node_config_at(&entry.name, SocketAddr::from(([127, 0, 0, 1], entry.ln_port)));
+        let mut config = net.node_config_at(
+            &entry.name,
+            SocketAddr::from(([127, 0, 0, 1], entry.ln_port)),
+        );
+        config.liquidity_provider = entry.role == Role::Coordinator;
         let node = Arc::new(LnNode::start(config).await?);
         write(&shared.nodes).push((entry.clone(), Arc::clone(&node)));
         nodes.insert(entry.name.clone(), node);
@@ -638,7 +645,7 @@ async fn bring_up(
             net.bitcoind.wait_for_tx(txid, STEP_TIMEOUT).await?;
         }
         net.bitcoind.mine(1).await?;
-        for (_, node) in &nodes {
+        for node in nodes.values() {
             node.sync()?;
         }
     }
@@ -714,11 +721,9 @@ pub async fn down(data_dir: &Path) -> Result<bool, TestEnvError> {
     }
     // Wait until it has released the data dir.
     let pid = data_dir.join("devnet.pid");
-    crate::wait_for(
-        "the devnet to stop",
-        Duration::from_secs(120),
-        || async { Ok((!pid.exists()).then_some(())) },
-    )
+    crate::wait_for("the devnet to stop", Duration::from_secs(120), || async {
+        Ok((!pid.exists()).then_some(()))
+    })
     .await?;
     Ok(true)
 }

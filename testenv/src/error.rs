@@ -23,7 +23,9 @@ pub enum TestEnvError {
         path: PathBuf,
     },
     /// The port a daemon needs is taken.
-    #[error("port {port} ({what}) is already in use: is another devnet or bitcoind running? ({source})")]
+    #[error(
+        "port {port} ({what}) is already in use: is another devnet or bitcoind running? ({source})"
+    )]
     PortInUse {
         /// The port.
         port: u16,

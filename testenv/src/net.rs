@@ -121,19 +121,22 @@ impl TestNet {
         Ok(id)
     }
 
-    /// Syncs every node in `pairs` and waits until each first node has a usable channel to its second.
+    /// Syncs every node in `pairs` and waits until each first node has a usable channel to its second
+    /// that it can send over right now (a channel is "usable" a moment before it can take an HTLC).
     pub async fn wait_usable(&self, pairs: &[(&LnNode, &LnNode)]) -> Result<(), TestEnvError> {
         for (a, b) in pairs {
             let what = format!("channel {} -> {} to be usable", a.alias(), b.alias());
             wait_for(&what, STEP_TIMEOUT, || async {
                 a.sync()?;
                 b.sync()?;
-                let usable = |n: &LnNode, peer| {
-                    n.channels()
-                        .iter()
-                        .any(|c| c.counterparty == peer && c.is_usable)
-                };
-                Ok((usable(a, b.node_id()) && usable(b, a.node_id())).then_some(()))
+                let sendable = a.channels().iter().any(|c| {
+                    c.counterparty == b.node_id() && c.is_usable && c.next_htlc_limit_msat > 0
+                });
+                let usable = b
+                    .channels()
+                    .iter()
+                    .any(|c| c.counterparty == a.node_id() && c.is_usable);
+                Ok((sendable && usable).then_some(()))
             })
             .await?;
         }

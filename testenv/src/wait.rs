@@ -9,7 +9,11 @@ use crate::TestEnvError;
 
 /// Calls `check` every 50 ms until it returns `Some`, or fails with [`TestEnvError::Timeout`] naming
 /// `what` after `timeout`. `check` may itself fail, which ends the wait with that error.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, TestEnvError>
+pub async fn wait_for<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<T, TestEnvError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, TestEnvError>>,

@@ -15,7 +15,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,boltensor=info".into()),
+                .unwrap_or_else(|_| "warn,boltensor=info,ldk_node::chain::bitcoind=off".into()),
         )
         .with_test_writer()
         .try_init();
@@ -50,14 +50,22 @@ fn preimage_and_hash(seed: u8) -> (PaymentPreimage, PaymentHash) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bolt11_payment_moves_both_balances_by_the_amount() -> Result<(), TestEnvError> {
     let (_net, alice, bob) = alice_and_bob().await?;
-    let (a0, b0) = (alice.balances().lightning_sats, bob.balances().lightning_sats);
+    let (a0, b0) = (
+        alice.balances().lightning_sats,
+        bob.balances().lightning_sats,
+    );
     assert_eq!(b0, 0, "bob starts with nothing in the channel");
 
     let amount_sats = 12_345;
     let invoice = bob.invoice(amount_sats * 1000, "test payment", 600)?;
     let sent = alice.pay(&invoice, PAY_TIMEOUT).await?;
-    assert_eq!(sent.fee_paid_msat, 0, "a direct channel charges no routing fee");
-    let preimage = sent.preimage.expect("a settled payment reveals its preimage");
+    assert_eq!(
+        sent.fee_paid_msat, 0,
+        "a direct channel charges no routing fee"
+    );
+    let preimage = sent
+        .preimage
+        .expect("a settled payment reveals its preimage");
     assert_eq!(
         sha256::Hash::hash(&preimage.0).to_byte_array(),
         invoice.payment_hash().to_byte_array(),
@@ -74,7 +82,10 @@ async fn bolt11_payment_moves_both_balances_by_the_amount() -> Result<(), TestEn
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hold_invoice_is_held_until_claimed_then_settles() -> Result<(), TestEnvError> {
     let (_net, alice, bob) = alice_and_bob().await?;
-    let (a0, b0) = (alice.balances().lightning_sats, bob.balances().lightning_sats);
+    let (a0, b0) = (
+        alice.balances().lightning_sats,
+        bob.balances().lightning_sats,
+    );
     let (preimage, hash) = preimage_and_hash(7);
     let amount_msat = 50_000_000;
 
@@ -105,7 +116,10 @@ async fn hold_invoice_is_held_until_claimed_then_settles() -> Result<(), TestEnv
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_back_hold_payment_restores_the_payer() -> Result<(), TestEnvError> {
     let (_net, alice, bob) = alice_and_bob().await?;
-    let (a0, b0) = (alice.balances().lightning_sats, bob.balances().lightning_sats);
+    let (a0, b0) = (
+        alice.balances().lightning_sats,
+        bob.balances().lightning_sats,
+    );
     let (_preimage, hash) = preimage_and_hash(9);
     let amount_msat = 70_000_000;
 

@@ -1,6 +1,362 @@
-//! The miner: model backends behind an OpenAI-compatible API, paid per request with L402 hold invoices.
+//! The miner: real models behind an OpenAI-compatible API, paid per request with L402 hold invoices.
 //!
-//! Not built yet: this crate marks the room the design gives it (issue 4). See docs/ARCHITECTURE.md.
+//! One paid request (docs/paid-requests.md): an unpaid request gets `402` with a hold invoice and a signed
+//! token; the client pays (the HTLC is held here), repeats the request with `Authorization: L402 <token>`,
+//! the miner runs the model, stores the result, **claims the payment only when it has the result**, and
+//! returns it. If the model fails, times out or the miner stops, the payment is failed back.
+//!
+//! # Layout
+//! - [`backend`]: candle models (MiniLM embeddings, SmolLM2 chat) and the external OpenAI-compatible backend.
+//! - [`config`]: [`MinerConfig`], models and prices.
+//! - [`store`]: the crash-safe record of requests and credit notes (redb).
+//! - [`api`]: the axum router, the payment state machine and [`api::ApiError`].
+//! - [`Miner`]: ties them to an [`LnNode`]; [`Miner::run`] serves until shutdown and resolves every held
+//!   payment, also after a crash.
 
-/// What the `boltensor` binary prints for this crate's commands until they are built.
+pub mod api;
+pub mod backend;
+pub mod config;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use boltensor_ln::{LnEvent, LnNode, PaymentHash, PaymentPreimage};
+use tokio::net::TcpListener;
+
+pub use backend::{Backend, ModelError, ModelKind};
+pub use config::{MinerConfig, ModelSource, ModelSpec, Price};
+use store::{Status, Store, StoreError};
+
+/// What the `boltensor` binary prints for commands of this crate that do not exist yet.
 pub const NOT_YET: &str = "not yet: see issue 4 in the issue tracker and docs/ARCHITECTURE.md";
+
+/// Why a miner could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MinerError {
+    /// A model failed to load.
+    #[error("model {id}: {source}")]
+    Model {
+        /// Model id.
+        id: String,
+        /// Why.
+        source: ModelError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The L402 key file could not be read or written.
+    #[error("L402 key {path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Loads every model of `specs` (a model shared by several in-process miners is loaded once by the caller
+/// and the map cloned: backends are reference-counted).
+pub fn load_backends(specs: &[ModelSpec]) -> Result<HashMap<String, Backend>, MinerError> {
+    let mut out = HashMap::new();
+    for spec in specs {
+        let started = Instant::now();
+        let backend = spec.load().map_err(|source| MinerError::Model {
+            id: spec.id.clone(),
+            source,
+        })?;
+        tracing::info!(model = %spec.id, kind = ?backend.kind(), load_ms = started.elapsed().as_millis() as u64, "model loaded");
+        out.insert(spec.id.clone(), backend);
+    }
+    Ok(out)
+}
+
+/// A running miner: its node, models, store and L402 key.
+pub struct Miner {
+    cfg: MinerConfig,
+    node: Arc<LnNode>,
+    store: Store,
+    key: [u8; 32],
+    node_id: [u8; 33],
+    models: HashMap<String, (ModelSpec, Backend)>,
+    /// Requests this process is serving right now (a `Serving` record not in here was interrupted).
+    serving: Mutex<HashSet<[u8; 32]>>,
+    /// When each held payment awaiting its request was first seen.
+    held_since: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl std::fmt::Debug for Miner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Miner")
+            .field("node", &self.node)
+            .field("models", &self.models.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Miner {
+    /// A miner serving `backends` (from [`load_backends`]) for the models of `cfg`, paid through `node`.
+    pub fn new(
+        cfg: MinerConfig,
+        node: Arc<LnNode>,
+        backends: &HashMap<String, Backend>,
+    ) -> Result<Arc<Self>, MinerError> {
+        let store = Store::open(&cfg.data_dir.join("miner.redb"))?;
+        let key = load_or_create_key(&cfg.data_dir.join("l402.key"))?;
+        let mut models = HashMap::new();
+        for spec in &cfg.models {
+            let backend = backends
+                .get(&spec.id)
+                .cloned()
+                .ok_or_else(|| MinerError::Model {
+                    id: spec.id.clone(),
+                    source: ModelError::Inference("not loaded".into()),
+                })?;
+            models.insert(spec.id.clone(), (spec.clone(), backend));
+        }
+        Ok(Arc::new(Miner {
+            node_id: node.node_id().serialize(),
+            cfg,
+            node,
+            store,
+            key,
+            models,
+            serving: Mutex::new(HashSet::new()),
+            held_since: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The miner's Lightning node.
+    pub fn node(&self) -> &Arc<LnNode> {
+        &self.node
+    }
+
+    /// The store (for status pages and tests).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves, resolving held payments in the background;
+    /// then fails back every payment held for a request that was not delivered.
+    pub async fn run(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let resolver = tokio::spawn(Arc::clone(&self).resolve_loop(stop_rx));
+        let router = api::router(Arc::clone(&self));
+        tracing::info!(addr = %listener.local_addr()?, node_id = %self.node.node_id(), "miner API listening");
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = resolver.await;
+        self.fail_back_all_undelivered("miner shut down");
+        served
+    }
+
+    fn fail_back_all_undelivered(&self, reason: &str) {
+        match self.store.unresolved() {
+            Ok(records) => {
+                for r in records {
+                    if matches!(r.status, Status::AwaitingPayment | Status::Serving)
+                        && self.node.claimable(PaymentHash(r.payment_hash)).is_some()
+                    {
+                        self.fail_back(&r.payment_hash, reason, Status::FailedBack);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list open requests at shutdown"),
+        }
+    }
+
+    /// Fails a held payment back (if held) and records why. Idempotent.
+    pub(crate) fn fail_back(&self, hash: &[u8; 32], reason: &str, status: Status) {
+        match self.node.fail(PaymentHash(*hash)) {
+            Ok(()) => {
+                tracing::info!(payment_hash = %hex::encode(hash), reason, "held payment failed back")
+            }
+            Err(e) => {
+                tracing::debug!(payment_hash = %hex::encode(hash), error = %e, "nothing to fail back")
+            }
+        }
+        lock(&self.held_since).remove(hash);
+        let res = self.store.update(hash, |r, credits| {
+            if let Some(id) = r.credit_id {
+                credits.unspend(&id)?;
+            }
+            if !matches!(r.status, Status::Settled | Status::Settling) {
+                r.status = status;
+                r.error = Some(reason.to_owned());
+            }
+            Ok(())
+        });
+        if let Err(e) = res {
+            tracing::error!(payment_hash = %hex::encode(hash), error = %e, "cannot record failed-back payment");
+        }
+    }
+
+    /// Claims a held payment whose result is stored, and marks it settled.
+    pub(crate) fn claim(&self, hash: &[u8; 32], preimage: [u8; 32]) -> Result<(), String> {
+        let held = self
+            .node
+            .claimable(PaymentHash(*hash))
+            .ok_or("the payment is no longer held")?;
+        self.node
+            .claim(
+                PaymentHash(*hash),
+                PaymentPreimage(preimage),
+                held.amount_msat,
+            )
+            .map_err(|e| e.to_string())?;
+        self.store
+            .update(hash, |r, _| {
+                r.status = Status::Settled;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        tracing::info!(payment_hash = %hex::encode(hash), amount_msat = held.amount_msat, "payment claimed");
+        Ok(())
+    }
+
+    /// Resolves held payments that no request handler owns: a payment for an expired or failed request,
+    /// one whose client never came back, and, after a restart, `Serving` (fail back) and `Settling`
+    /// (claim) records.
+    async fn resolve_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut events = self.node.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                ev = events.recv() => {
+                    if let Ok(LnEvent::PaymentClaimable(c)) = ev {
+                        self.on_claimable(&c.payment_hash.0);
+                    }
+                }
+                _ = tick.tick() => self.sweep(),
+            }
+        }
+    }
+
+    fn on_claimable(&self, hash: &[u8; 32]) {
+        let Ok(Some(r)) = self.store.get(hash) else {
+            return; // Not one of ours (a plain invoice, say).
+        };
+        match r.status {
+            Status::FailedBack | Status::Expired => {
+                self.fail_back(hash, "payment arrived for a closed request", r.status)
+            }
+            Status::Settling if !lock(&self.serving).contains(hash) => {
+                if let Err(e) = self.claim(hash, r.preimage) {
+                    tracing::warn!(payment_hash = %hex::encode(hash), error = %e, "recovery claim failed");
+                }
+            }
+            Status::Serving if !lock(&self.serving).contains(hash) => self.fail_back(
+                hash,
+                "the miner restarted while serving this request",
+                Status::FailedBack,
+            ),
+            Status::AwaitingPayment => {
+                lock(&self.held_since)
+                    .entry(*hash)
+                    .or_insert_with(Instant::now);
+            }
+            _ => {}
+        }
+    }
+
+    fn sweep(&self) {
+        let records = match self.store.unresolved() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "sweep: cannot list open requests");
+                return;
+            }
+        };
+        let now = unix_now();
+        for r in records {
+            let hash = r.payment_hash;
+            let held = self.node.claimable(PaymentHash(hash)).is_some();
+            match r.status {
+                Status::AwaitingPayment if held => {
+                    let since = *lock(&self.held_since)
+                        .entry(hash)
+                        .or_insert_with(Instant::now);
+                    if since.elapsed() > self.cfg.hold_timeout {
+                        self.fail_back(
+                            &hash,
+                            "paid, but the request never came back in time",
+                            Status::Expired,
+                        );
+                    }
+                }
+                Status::AwaitingPayment if r.expires_at < now => {
+                    self.fail_back(&hash, "token expired unpaid", Status::Expired)
+                }
+                Status::Serving | Status::Settling if held => self.on_claimable(&hash),
+                Status::Serving
+                    if !lock(&self.serving).contains(&hash)
+                        && r.created_at + self.cfg.hold_timeout.as_secs() * 2 < now =>
+                {
+                    self.fail_back(&hash, "interrupted and no longer held", Status::FailedBack)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `N` random bytes from the OS.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    use std::io::Read;
+    let mut out = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut out))
+        .expect("the OS random source is readable");
+    out
+}
+
+fn load_or_create_key(path: &Path) -> Result<[u8; 32], MinerError> {
+    let err = |reason: String| MinerError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.try_into().map_err(|_| {
+            err("not 32 bytes; delete it to make a new one (outstanding tokens then fail)".into())
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = random_bytes();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+            }
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(e.to_string()))?;
+            f.write_all(&key)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err(e.to_string()))?;
+            Ok(key)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}

@@ -5,6 +5,11 @@
 //!
 //! # Layout
 //! - [`Role`]: the four roles of a Boltensor network.
+//! - [`openai`]: the OpenAI-compatible request and response bodies miners serve and clients send.
+//! - [`l402`]: the L402 payment challenge, the miner's signed token, and credit notes (docs/paid-requests.md).
+
+pub mod l402;
+pub mod openai;
 
 use std::fmt;
 use std::str::FromStr;

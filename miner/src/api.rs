@@ -1,0 +1,886 @@
+//! The miner's HTTP API and the paid-request state machine.
+//!
+//! - `GET /v1/models`, `GET /v1/quote` (price list): free.
+//! - `POST /v1/embeddings`, `POST /v1/chat/completions` (`stream: true` as server-sent events): without
+//!   `Authorization`, a 402 challenge; with `Authorization: L402 <token>`, served against the held payment;
+//!   with `L402 <token>:<preimage>`, the stored result of a settled request is returned again.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use boltensor_ln::PaymentHash;
+use boltensor_protocol::l402::{self, Challenge, CreditNote, PaymentClaims};
+use boltensor_protocol::openai::{
+    embedding_to_base64, AssistantMessage, ChatChoice, ChatChunk, ChatRequest, ChatResponse,
+    ChunkChoice, ChunkDelta, Embedding, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
+    ErrorBody, ErrorDetail, Model, ModelList, Usage,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::backend::{Backend, GenParams, ModelKind, SmolLm};
+use crate::config::ModelSpec;
+use crate::store::{CreditRecord, RequestRecord, Status, StoreError};
+use crate::{lock, random_bytes, unix_now, Miner};
+
+/// Everything the API refuses, as an OpenAI-shaped JSON error with the right status.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: malformed JSON, bad parameters.
+    BadRequest(String),
+    /// 401: missing, malformed, tampered, foreign or expired token.
+    Unauthorized(String),
+    /// 402: pay first (a fresh challenge, or "payment not received").
+    PaymentRequired(String),
+    /// 404: unknown model or no stored result.
+    NotFound(String),
+    /// 409: token already used.
+    Conflict(String),
+    /// 413: body or input too large.
+    TooLarge(String),
+    /// 500: the model failed (the payment was failed back).
+    ModelFailed(String),
+    /// 503: could not settle or store (the payment was failed back where it was held).
+    Unavailable(String),
+    /// 504: the model took longer than the hold timeout (the payment was failed back).
+    Timeout(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &str) {
+        match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request_error", m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "authentication_error", m),
+            ApiError::PaymentRequired(m) => (StatusCode::PAYMENT_REQUIRED, "payment_required", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found_error", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict_error", m),
+            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", m),
+            ApiError::ModelFailed(m) => (StatusCode::INTERNAL_SERVER_ERROR, "model_error", m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+            ApiError::Timeout(m) => (StatusCode::GATEWAY_TIMEOUT, "timeout", m),
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let (_, kind, message) = self.parts();
+        ErrorBody {
+            error: ErrorDetail {
+                message: message.to_owned(),
+                kind: kind.to_owned(),
+                param: None,
+                code: Some(kind.to_owned()),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, _) = self.parts();
+        (status, Json(self.body())).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Unavailable(format!("miner store: {e}"))
+    }
+}
+
+/// The API router.
+pub fn router(miner: Arc<Miner>) -> Router {
+    let limit = miner.cfg.max_body_bytes;
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/quote", get(quote))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/chat/completions", post(chat))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(miner)
+}
+
+async fn models(State(m): State<Arc<Miner>>) -> Json<ModelList> {
+    let mut data: Vec<Model> = m
+        .models
+        .keys()
+        .map(|id| Model {
+            id: id.clone(),
+            object: "model".into(),
+            created: 0,
+            owned_by: format!("boltensor-miner-{}", m.node.node_id()),
+        })
+        .collect();
+    data.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(ModelList {
+        object: "list".into(),
+        data,
+    })
+}
+
+async fn quote(State(m): State<Arc<Miner>>) -> Json<serde_json::Value> {
+    let mut models: Vec<_> = m
+        .models
+        .values()
+        .map(|(spec, backend)| {
+            json!({
+                "model": spec.id,
+                "kind": backend.kind(),
+                "per_request_msat": spec.price.per_request_msat,
+                "per_token_msat": spec.price.per_token_msat,
+                "max_input_tokens": spec.max_input_tokens,
+                "max_output_tokens": spec.max_output_tokens,
+                "default_max_tokens": spec.default_max_tokens,
+                "pricing": "embeddings: per_request + per_token x input tokens; chat: per_request + per_token x (prompt tokens + max_tokens), the unused part returned as a credit note",
+            })
+        })
+        .collect();
+    models.sort_by_key(|v| v["model"].as_str().unwrap_or_default().to_owned());
+    Json(json!({ "node_id": m.node.node_id().to_string(), "models": models }))
+}
+
+/// A validated request, ready to price and run.
+enum Job {
+    Embed {
+        req: EmbeddingsRequest,
+        tokens: u32,
+    },
+    Chat {
+        req: ChatRequest,
+        prompt_tokens: u32,
+        max_tokens: u32,
+    },
+}
+
+const EMBEDDINGS: &str = "/v1/embeddings";
+const CHAT: &str = "/v1/chat/completions";
+
+async fn embeddings(
+    State(m): State<Arc<Miner>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    m.handle(EMBEDDINGS, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn chat(
+    State(m): State<Arc<Miner>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    m.handle(CHAT, headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+impl Miner {
+    fn model(&self, id: &str, kind: ModelKind) -> Result<&(ModelSpec, Backend), ApiError> {
+        let entry = self.models.get(id).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "model {id:?} does not exist on this miner; GET /v1/models lists what it serves"
+            ))
+        })?;
+        if entry.1.kind() != kind {
+            return Err(ApiError::BadRequest(format!(
+                "model {id:?} is a {:?} model",
+                entry.1.kind()
+            )));
+        }
+        Ok(entry)
+    }
+
+    /// Parses, validates and prices a request without touching money.
+    fn prepare(&self, path: &str, body: &[u8]) -> Result<(Job, &ModelSpec, u64), ApiError> {
+        match path {
+            EMBEDDINGS => {
+                let req: EmbeddingsRequest = parse_json(body)?;
+                let (spec, backend) = self.model(&req.model, ModelKind::Embedding)?;
+                if let Some(f) = &req.encoding_format {
+                    if f != "float" && f != "base64" {
+                        return Err(ApiError::BadRequest(format!(
+                            "encoding_format {f:?}: use \"float\" or \"base64\""
+                        )));
+                    }
+                }
+                let texts = req.input.texts();
+                if texts.is_empty() || texts.len() > 64 {
+                    return Err(ApiError::BadRequest("input must hold 1 to 64 texts".into()));
+                }
+                let mut tokens = 0;
+                for t in &texts {
+                    let n = backend
+                        .count_tokens(t)
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    if n > spec.max_input_tokens {
+                        return Err(ApiError::TooLarge(format!(
+                            "an input has {n} tokens; {} accepts at most {}",
+                            spec.id, spec.max_input_tokens
+                        )));
+                    }
+                    tokens += n;
+                }
+                let price = spec.price.per_request_msat + spec.price.per_token_msat * tokens as u64;
+                Ok((Job::Embed { req, tokens }, spec, price))
+            }
+            _ => {
+                let req: ChatRequest = parse_json(body)?;
+                let (spec, backend) = self.model(&req.model, ModelKind::Chat)?;
+                if req.n.unwrap_or(1) != 1 {
+                    return Err(ApiError::BadRequest("only n = 1 is supported".into()));
+                }
+                if req.messages.is_empty() {
+                    return Err(ApiError::BadRequest("messages is empty".into()));
+                }
+                let mut turns = Vec::new();
+                for msg in &req.messages {
+                    if !matches!(
+                        msg.role.as_str(),
+                        "system" | "user" | "assistant" | "developer"
+                    ) {
+                        return Err(ApiError::BadRequest(format!(
+                            "unsupported message role {:?}",
+                            msg.role
+                        )));
+                    }
+                    let text = msg.content.text().ok_or_else(|| {
+                        ApiError::BadRequest("only text content is supported".into())
+                    })?;
+                    turns.push((msg.role.clone(), text));
+                }
+                let max_tokens = req
+                    .requested_max_tokens()
+                    .unwrap_or(spec.default_max_tokens);
+                if max_tokens == 0 || max_tokens > spec.max_output_tokens {
+                    return Err(ApiError::BadRequest(format!(
+                        "max_tokens must be between 1 and {} for {}",
+                        spec.max_output_tokens, spec.id
+                    )));
+                }
+                let prompt = match backend {
+                    Backend::SmolLm(_) => SmolLm::prompt(&turns),
+                    _ => turns
+                        .iter()
+                        .map(|(_, t)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                };
+                let prompt_tokens = backend
+                    .count_tokens(&prompt)
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                if prompt_tokens > spec.max_input_tokens {
+                    return Err(ApiError::TooLarge(format!(
+                        "the prompt has {prompt_tokens} tokens; {} accepts at most {}",
+                        spec.id, spec.max_input_tokens
+                    )));
+                }
+                let price = spec.price.per_request_msat
+                    + spec.price.per_token_msat * (prompt_tokens + max_tokens) as u64;
+                Ok((
+                    Job::Chat {
+                        req,
+                        prompt_tokens,
+                        max_tokens,
+                    },
+                    spec,
+                    price,
+                ))
+            }
+        }
+    }
+
+    async fn handle(
+        self: &Arc<Self>,
+        path: &'static str,
+        headers: HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Result<Response, ApiError> {
+        let body = body.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(format!(
+                    "request body over {} bytes",
+                    self.cfg.max_body_bytes
+                ))
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
+        let (job, spec, price) = self.prepare(path, &body)?;
+        let digest = l402::request_digest("POST", path, &body);
+        match headers.get(header::AUTHORIZATION) {
+            None => self.challenge(&headers, spec, price, digest),
+            Some(auth) => {
+                let auth = auth
+                    .to_str()
+                    .map_err(|_| ApiError::Unauthorized("Authorization is not text".into()))?;
+                let (token, preimage) = l402::parse_authorization(auth)
+                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                let claims = PaymentClaims::verify(&token, &self.key)
+                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                if claims.miner != self.node_id {
+                    return Err(ApiError::Unauthorized(
+                        "token was issued by another miner".into(),
+                    ));
+                }
+                if claims.request_digest != digest {
+                    return Err(ApiError::BadRequest(
+                        "token was issued for a different request: repeat the exact same body"
+                            .into(),
+                    ));
+                }
+                match preimage {
+                    Some(p) => self.refetch(&claims, p),
+                    None => self.serve(job, spec, claims).await,
+                }
+            }
+        }
+    }
+
+    /// 402 with a fresh hold invoice and token; nothing is charged yet.
+    fn challenge(
+        &self,
+        headers: &HeaderMap,
+        spec: &ModelSpec,
+        gross: u64,
+        digest: [u8; 32],
+    ) -> Result<Response, ApiError> {
+        // A credit note from an earlier request lowers the price, down to the per-request part.
+        let mut credit: Option<([u8; 16], u64)> = None;
+        if let Some(note) = headers.get(l402::CREDIT_HEADER) {
+            let note = note
+                .to_str()
+                .ok()
+                .and_then(|s| CreditNote::verify(s, &self.key).ok())
+                .filter(|n| n.miner == self.node_id)
+                .ok_or_else(|| ApiError::BadRequest("invalid credit note".into()))?;
+            let rec = self.store.credit(&note.id)?;
+            let usable = rec.is_some_and(|r| r.spent_by.is_none() && r.expires_at > unix_now());
+            if usable {
+                let applied = note
+                    .amount_msat
+                    .min(gross.saturating_sub(spec.price.per_request_msat));
+                credit = Some((note.id, applied));
+            }
+        }
+        let price = gross - credit.map_or(0, |c| c.1);
+        let preimage: [u8; 32] = random_bytes();
+        let hash = l402::payment_hash_of(&preimage);
+        let expires_at = unix_now() + self.cfg.invoice_expiry_secs as u64;
+        let invoice = self
+            .node
+            .hold_invoice(
+                PaymentHash(hash),
+                price,
+                &format!("boltensor {}", spec.id),
+                self.cfg.invoice_expiry_secs,
+            )
+            .map_err(|e| ApiError::Unavailable(format!("cannot create an invoice: {e}")))?;
+        let claims = PaymentClaims {
+            payment_hash: hash,
+            price_msat: price,
+            expires_at,
+            miner: self.node_id,
+            request_digest: digest,
+            credit_id: credit.map_or([0; 16], |c| c.0),
+            credit_msat: credit.map_or(0, |c| c.1),
+        };
+        self.store.insert(&RequestRecord {
+            payment_hash: hash,
+            preimage,
+            price_msat: price,
+            gross_price_msat: gross,
+            expires_at,
+            model: spec.id.clone(),
+            status: Status::AwaitingPayment,
+            result: None,
+            result_content_type: None,
+            credit_id: credit.map(|c| c.0),
+            new_credit: None,
+            error: None,
+            created_at: unix_now(),
+        })?;
+        let challenge = Challenge {
+            token: claims.sign(&self.key),
+            invoice: invoice.to_string(),
+        };
+        tracing::debug!(payment_hash = %hex::encode(hash), price_msat = price, model = %spec.id, "402 challenge");
+        let body = json!({
+            "error": {
+                "message": format!("payment required: pay the invoice ({price} msat), then repeat the request with `Authorization: L402 <token>`"),
+                "type": "payment_required",
+                "code": "payment_required",
+                "param": null,
+            },
+            "price_msat": price,
+            "gross_price_msat": gross,
+            "credit_applied_msat": claims.credit_msat,
+            "invoice": challenge.invoice,
+            "token": challenge.token,
+            "payment_hash": hex::encode(hash),
+            "expires_at": expires_at,
+        });
+        let mut resp = (StatusCode::PAYMENT_REQUIRED, Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&challenge.header_value())
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        );
+        Ok(resp)
+    }
+
+    /// The stored result of a settled request, for a client that lost the connection after paying.
+    fn refetch(&self, claims: &PaymentClaims, preimage: [u8; 32]) -> Result<Response, ApiError> {
+        if l402::payment_hash_of(&preimage) != claims.payment_hash {
+            return Err(ApiError::Unauthorized(
+                "preimage does not match the token".into(),
+            ));
+        }
+        let rec = self
+            .store
+            .get(&claims.payment_hash)?
+            .ok_or_else(|| ApiError::NotFound("no request for this token".into()))?;
+        match (rec.status, rec.result) {
+            (Status::Settled | Status::Settling, Some(result)) => {
+                let ct = rec
+                    .result_content_type
+                    .unwrap_or_else(|| "application/json".into());
+                let mut resp = (StatusCode::OK, result).into_response();
+                if let Ok(v) = HeaderValue::from_str(&ct) {
+                    resp.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                Ok(resp)
+            }
+            _ => Err(ApiError::NotFound(
+                "no stored result for this token (it was not settled)".into(),
+            )),
+        }
+    }
+
+    /// Serves a paid request: mark the token used, wait for the held payment, run, settle or fail back.
+    async fn serve(
+        self: &Arc<Self>,
+        job: Job,
+        spec: &ModelSpec,
+        claims: PaymentClaims,
+    ) -> Result<Response, ApiError> {
+        let hash = claims.payment_hash;
+        if claims.expires_at < unix_now() {
+            return Err(ApiError::Unauthorized(
+                "token expired; a payment made for it is failed back".into(),
+            ));
+        }
+        // One use per token: AwaitingPayment -> Serving, atomically with spending the credit note.
+        let credit_leftover = {
+            let claimed = self.store.update(&hash, |r, credits| {
+                if r.status != Status::AwaitingPayment {
+                    return Err(StoreError::WrongState(r.status));
+                }
+                let mut leftover = 0;
+                if let Some(id) = r.credit_id {
+                    let rec: CreditRecord = credits.spend(&id, hash)?;
+                    leftover = rec.amount_msat.saturating_sub(claims.credit_msat);
+                }
+                r.status = Status::Serving;
+                Ok(leftover)
+            });
+            match claimed {
+                Ok((leftover, _)) => leftover,
+                Err(StoreError::Unknown) => {
+                    return Err(ApiError::Unauthorized("unknown token".into()))
+                }
+                Err(StoreError::WrongState(s)) => {
+                    return Err(ApiError::Conflict(format!(
+                        "token already used (request is {s:?}); to fetch a settled result again send `L402 <token>:<preimage>`"
+                    )))
+                }
+                Err(StoreError::CreditUnavailable) => {
+                    self.fail_back(&hash, "credit note already spent", Status::FailedBack);
+                    return Err(ApiError::Conflict(
+                        "the credit note was already spent; the payment is failed back".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        lock(&self.serving).insert(hash);
+        let guard = ServingGuard {
+            miner: Arc::clone(self),
+            hash,
+        };
+
+        // The HTLC may still be on its way: wait for it to be held here, for exactly the price.
+        let held = match self
+            .node
+            .wait_claimable(PaymentHash(hash), self.cfg.payment_wait)
+            .await
+        {
+            Ok(held) => held,
+            Err(_) => {
+                // Not paid (yet): the token stays usable.
+                let _ = self.store.update(&hash, |r, credits| {
+                    if let Some(id) = r.credit_id {
+                        credits.unspend(&id)?;
+                    }
+                    r.status = Status::AwaitingPayment;
+                    Ok(())
+                });
+                return Err(ApiError::PaymentRequired(format!(
+                    "no payment held for this token after {:?}: pay the invoice first",
+                    self.cfg.payment_wait
+                )));
+            }
+        };
+        if held.amount_msat < claims.price_msat {
+            self.fail_back(&hash, "underpaid", Status::FailedBack);
+            return Err(ApiError::PaymentRequired(format!(
+                "held {} msat but the price is {} msat; the payment is failed back",
+                held.amount_msat, claims.price_msat
+            )));
+        }
+
+        let model = self
+            .models
+            .get(&spec.id)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| ApiError::NotFound(spec.id.clone()))?;
+        match job {
+            Job::Embed { req, tokens } => {
+                let run = model.embed(req.input.texts().into_iter().map(str::to_owned).collect());
+                let vectors = match tokio::time::timeout(self.cfg.hold_timeout, run).await {
+                    Ok(Ok(v)) => v,
+                    Ok(Err(e)) => {
+                        return Err(self.failed(&hash, ApiError::ModelFailed(e.to_string())))
+                    }
+                    Err(_) => {
+                        return Err(
+                            self.failed(&hash, ApiError::Timeout("the model took too long".into()))
+                        )
+                    }
+                };
+                let base64 = req.encoding_format.as_deref() == Some("base64");
+                let resp = EmbeddingsResponse {
+                    object: "list".into(),
+                    data: vectors
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, v)| Embedding {
+                            object: "embedding".into(),
+                            index,
+                            embedding: if base64 {
+                                EmbeddingVector::Base64(embedding_to_base64(&v))
+                            } else {
+                                EmbeddingVector::Float(v)
+                            },
+                        })
+                        .collect(),
+                    model: spec.id.clone(),
+                    usage: Usage {
+                        prompt_tokens: tokens,
+                        completion_tokens: 0,
+                        total_tokens: tokens,
+                    },
+                };
+                let body = serde_json::to_vec(&resp)
+                    .map_err(|e| self.failed(&hash, ApiError::Unavailable(e.to_string())))?;
+                let new_credit = self.credit_for(credit_leftover);
+                self.settle(&hash, body.clone(), "application/json", new_credit.clone())?;
+                drop(guard);
+                Ok(self.paid_response(
+                    StatusCode::OK,
+                    "application/json",
+                    Body::from(body),
+                    &claims,
+                    new_credit,
+                ))
+            }
+            Job::Chat {
+                req,
+                prompt_tokens,
+                max_tokens,
+            } => {
+                let params = GenParams {
+                    max_tokens,
+                    temperature: req.temperature.unwrap_or(0.0),
+                    top_p: req.top_p,
+                    seed: req.seed.unwrap_or(299_792_458),
+                };
+                let id = format!("chatcmpl-{}", hex::encode(&hash[..12]));
+                let created = unix_now();
+                let (tx, rx) = mpsc::unbounded_channel();
+                let run = {
+                    let model = model.clone();
+                    let messages = req.messages.clone();
+                    let timeout = self.cfg.hold_timeout;
+                    tokio::spawn(async move {
+                        tokio::time::timeout(timeout, model.chat(messages, params, tx)).await
+                    })
+                };
+                let per_token = spec.price.per_token_msat;
+                let model_id = spec.id.clone();
+                let finish = {
+                    let miner = Arc::clone(self);
+                    let id = id.clone();
+                    let model_id = model_id.clone();
+                    move |out: Result<crate::backend::ChatOutput, ApiError>| -> Result<(ChatResponse, Option<(CreditNote, String)>), ApiError> {
+                        let out = match out {
+                            Ok(out) => out,
+                            Err(e) => return Err(miner.failed(&hash, e)),
+                        };
+                        let unused = per_token * (max_tokens.saturating_sub(out.completion_tokens)) as u64;
+                        let resp = ChatResponse {
+                            id,
+                            object: "chat.completion".into(),
+                            created,
+                            model: model_id,
+                            choices: vec![ChatChoice {
+                                index: 0,
+                                message: AssistantMessage { role: "assistant".into(), content: out.text },
+                                finish_reason: out.finish_reason,
+                            }],
+                            usage: Usage {
+                                prompt_tokens,
+                                completion_tokens: out.completion_tokens,
+                                total_tokens: prompt_tokens + out.completion_tokens,
+                            },
+                        };
+                        let body = serde_json::to_vec(&resp).map_err(|e| miner.failed(&hash, ApiError::Unavailable(e.to_string())))?;
+                        let new_credit = miner.credit_for(unused + credit_leftover);
+                        miner.settle(&hash, body, "application/json", new_credit.clone())?;
+                        Ok((resp, new_credit))
+                    }
+                };
+                let joined = |j: Result<
+                    Result<
+                        Result<crate::backend::ChatOutput, crate::ModelError>,
+                        tokio::time::error::Elapsed,
+                    >,
+                    tokio::task::JoinError,
+                >| match j {
+                    Ok(Ok(Ok(out))) => Ok(out),
+                    Ok(Ok(Err(e))) => Err(ApiError::ModelFailed(e.to_string())),
+                    Ok(Err(_)) => Err(ApiError::Timeout("the model took too long".into())),
+                    Err(e) => Err(ApiError::ModelFailed(format!("model task failed: {e}"))),
+                };
+                if !req.is_stream() {
+                    let out = joined(run.await);
+                    let (resp, new_credit) = finish(out)?;
+                    drop(guard);
+                    let body = serde_json::to_vec(&resp)
+                        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                    return Ok(self.paid_response(
+                        StatusCode::OK,
+                        "application/json",
+                        Body::from(body),
+                        &claims,
+                        new_credit,
+                    ));
+                }
+                // Streaming: pieces go out as they are generated; the payment is claimed when the
+                // generation is complete, before the last chunk. The work runs in its own task so a client
+                // that disconnects still gets its result stored (re-fetchable with token + preimage).
+                let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
+                let (sse_tx, sse_rx) = mpsc::unbounded_channel::<Result<Bytes, std::io::Error>>();
+                let chunk = {
+                    let id = id.clone();
+                    let model_id = model_id.clone();
+                    move |delta: ChunkDelta, finish: Option<String>, usage: Option<Usage>| {
+                        let c = ChatChunk {
+                            id: id.clone(),
+                            object: "chat.completion.chunk".into(),
+                            created,
+                            model: model_id.clone(),
+                            choices: if usage.is_some() {
+                                vec![]
+                            } else {
+                                vec![ChunkChoice {
+                                    index: 0,
+                                    delta,
+                                    finish_reason: finish,
+                                }]
+                            },
+                            usage,
+                        };
+                        Bytes::from(format!(
+                            "data: {}\n\n",
+                            serde_json::to_string(&c).unwrap_or_default()
+                        ))
+                    }
+                };
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let mut rx = rx;
+                    let _ = sse_tx.send(Ok(chunk(
+                        ChunkDelta {
+                            role: Some("assistant".into()),
+                            content: Some(String::new()),
+                        },
+                        None,
+                        None,
+                    )));
+                    while let Some(piece) = rx.recv().await {
+                        let _ = sse_tx.send(Ok(chunk(
+                            ChunkDelta {
+                                role: None,
+                                content: Some(piece),
+                            },
+                            None,
+                            None,
+                        )));
+                    }
+                    match finish(joined(run.await)) {
+                        Ok((resp, _credit)) => {
+                            let reason = resp.choices.first().map(|c| c.finish_reason.clone());
+                            let _ = sse_tx.send(Ok(chunk(ChunkDelta::default(), reason, None)));
+                            if include_usage {
+                                let _ = sse_tx.send(Ok(chunk(
+                                    ChunkDelta::default(),
+                                    None,
+                                    Some(resp.usage),
+                                )));
+                            }
+                            let _ = sse_tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+                        }
+                        Err(e) => {
+                            let body = serde_json::to_string(&e.body()).unwrap_or_default();
+                            let _ = sse_tx.send(Ok(Bytes::from(format!("data: {body}\n\n"))));
+                        }
+                    }
+                });
+                let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(sse_rx);
+                // Stream responses carry no credit header: the credit is known only at the end. It is
+                // stored with the request and returned on re-fetch.
+                Ok(self.paid_response(
+                    StatusCode::OK,
+                    "text/event-stream",
+                    Body::from_stream(stream),
+                    &claims,
+                    None,
+                ))
+            }
+        }
+    }
+
+    fn credit_for(&self, amount_msat: u64) -> Option<(CreditNote, String)> {
+        (amount_msat > 0).then(|| {
+            let note = CreditNote {
+                id: random_bytes(),
+                amount_msat,
+                expires_at: unix_now() + self.cfg.credit_ttl_secs,
+                miner: self.node_id,
+            };
+            (note, note.sign(&self.key))
+        })
+    }
+
+    /// Stores the result (and a new credit note), then claims the held payment.
+    fn settle(
+        &self,
+        hash: &[u8; 32],
+        body: Vec<u8>,
+        content_type: &str,
+        new_credit: Option<(CreditNote, String)>,
+    ) -> Result<(), ApiError> {
+        let stored = self.store.update(hash, |r, credits| {
+            if let Some((note, token)) = &new_credit {
+                credits.issue(
+                    &note.id,
+                    &CreditRecord {
+                        amount_msat: note.amount_msat,
+                        expires_at: note.expires_at,
+                        spent_by: None,
+                    },
+                )?;
+                r.new_credit = Some((token.clone(), note.amount_msat));
+            }
+            r.result = Some(body);
+            r.result_content_type = Some(content_type.to_owned());
+            r.status = Status::Settling;
+            Ok(())
+        });
+        if let Err(e) = stored {
+            return Err(self.failed(
+                hash,
+                ApiError::Unavailable(format!("cannot store the result: {e}")),
+            ));
+        }
+        let preimage = self
+            .store
+            .get(hash)?
+            .map(|r| r.preimage)
+            .ok_or(StoreError::Unknown)?;
+        self.claim(hash, preimage).map_err(|e| {
+            tracing::error!(payment_hash = %hex::encode(hash), error = %e, "claim failed");
+            self.failed(
+                hash,
+                ApiError::Unavailable(format!(
+                    "could not settle the payment ({e}); nothing was charged"
+                )),
+            )
+        })
+    }
+
+    /// Fails the payment back and passes the error on.
+    fn failed(&self, hash: &[u8; 32], e: ApiError) -> ApiError {
+        let (_, _, msg) = e.parts();
+        self.fail_back(hash, msg, Status::FailedBack);
+        match e {
+            ApiError::ModelFailed(m) => {
+                ApiError::ModelFailed(format!("{m}; your payment was failed back"))
+            }
+            ApiError::Timeout(m) => ApiError::Timeout(format!("{m}; your payment was failed back")),
+            ApiError::Unavailable(m) => {
+                ApiError::Unavailable(format!("{m}; your payment was failed back"))
+            }
+            other => other,
+        }
+    }
+
+    fn paid_response(
+        &self,
+        status: StatusCode,
+        content_type: &str,
+        body: Body,
+        claims: &PaymentClaims,
+        new_credit: Option<(CreditNote, String)>,
+    ) -> Response {
+        let mut resp = (status, body).into_response();
+        let h = resp.headers_mut();
+        let mut put = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        };
+        put("content-type", content_type.to_owned());
+        put(l402::PRICE_HEADER, claims.price_msat.to_string());
+        put(l402::PAYMENT_HASH_HEADER, hex::encode(claims.payment_hash));
+        put(l402::CREDIT_USED_HEADER, claims.credit_msat.to_string());
+        if let Some((note, token)) = new_credit {
+            put(l402::NEW_CREDIT_HEADER, token);
+            put(l402::NEW_CREDIT_MSAT_HEADER, note.amount_msat.to_string());
+        }
+        resp
+    }
+}
+
+/// Removes a request from the in-process serving set when its handler (or stream task) ends.
+struct ServingGuard {
+    miner: Arc<Miner>,
+    hash: [u8; 32],
+}
+
+impl Drop for ServingGuard {
+    fn drop(&mut self) {
+        lock(&self.miner.serving).remove(&self.hash);
+    }
+}

@@ -1,0 +1,540 @@
+//! Model backends: real models on CPU with candle, or an external OpenAI-compatible server.
+//!
+//! - [`MiniLm`]: all-MiniLM-L6-v2 sentence embeddings (BERT, F32 safetensors, masked mean pooling, L2 norm).
+//! - [`SmolLm`]: a llama-architecture GGUF chat model (SmolLM2-135M-Instruct), greedy or sampled decoding.
+//!   A Q4_1 file is re-quantised once to Q8_0 next to it (candle has no fast Q4_1 CPU kernel).
+//! - [`External`]: forwards to llama.cpp / vLLM / Ollama, for operators with bigger models or a GPU.
+//!
+//! Inference runs on the blocking pool, one request at a time per model (batch size 1 keeps outputs
+//! bit-reproducible for validators).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use boltensor_protocol::openai::{
+    ChatMessage, ChatRequest, ChatResponse, EmbeddingInput, EmbeddingVector, EmbeddingsRequest,
+    EmbeddingsResponse,
+};
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::VarBuilder;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use tokenizers::Tokenizer;
+use tokio::sync::mpsc;
+
+/// Why a model could not load or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A model file is missing or unreadable.
+    #[error("cannot read model file {path}: {reason}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The model failed while running.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// The external server failed or answered something unusable.
+    #[error("external model server: {0}")]
+    External(String),
+}
+
+fn load_err(path: &Path) -> impl FnOnce(String) -> ModelError + '_ {
+    move |reason| ModelError::Load {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn infer<E: std::fmt::Display>(e: E) -> ModelError {
+    ModelError::Inference(e.to_string())
+}
+
+/// What a model does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// `/v1/embeddings`.
+    Embedding,
+    /// `/v1/chat/completions`.
+    Chat,
+}
+
+/// all-MiniLM-L6-v2 on candle.
+pub struct MiniLm {
+    model: BertModel,
+    tokenizer: Tokenizer,
+}
+
+impl std::fmt::Debug for MiniLm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MiniLm")
+    }
+}
+
+impl MiniLm {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| load_err(&path)(e.to_string()))
+        };
+        let config: BertConfig = serde_json::from_slice(&read("config.json")?)
+            .map_err(|e| load_err(&dir.join("config.json"))(e.to_string()))?;
+        let tok_path = dir.join("tokenizer.json");
+        let mut tokenizer =
+            Tokenizer::from_file(&tok_path).map_err(|e| load_err(&tok_path)(e.to_string()))?;
+        // The shipped tokenizer pads every input to 128 tokens: embed exactly the input's tokens.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| load_err(&tok_path)(e.to_string()))?;
+        let weights_path = dir.join("model.safetensors");
+        let vb = VarBuilder::from_buffered_safetensors(
+            read("model.safetensors")?,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .map_err(|e| load_err(&weights_path)(e.to_string()))?;
+        let model =
+            BertModel::load(vb, &config).map_err(|e| load_err(&weights_path)(e.to_string()))?;
+        Ok(MiniLm { model, tokenizer })
+    }
+
+    /// Tokens of `text`, special tokens included.
+    pub fn count_tokens(&self, text: &str) -> Result<u32, ModelError> {
+        let enc = self.tokenizer.encode(text, true).map_err(infer)?;
+        Ok(enc.get_ids().len() as u32)
+    }
+
+    /// The L2-normalised mean-pooled embedding of `text` (batch size 1).
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, ModelError> {
+        let enc = self.tokenizer.encode(text, true).map_err(infer)?;
+        let ids = Tensor::new(enc.get_ids(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(infer)?;
+        let types = ids.zeros_like().map_err(infer)?;
+        let hidden = self.model.forward(&ids, &types, None).map_err(infer)?;
+        let pooled = hidden.mean(1).and_then(|t| t.squeeze(0)).map_err(infer)?;
+        let norm = pooled
+            .sqr()
+            .and_then(|t| t.sum_all())
+            .and_then(|t| t.sqrt())
+            .map_err(infer)?;
+        let normed = pooled.broadcast_div(&norm).map_err(infer)?;
+        normed.to_vec1::<f32>().map_err(infer)
+    }
+}
+
+/// The text generated for one chat request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatOutput {
+    /// The answer.
+    pub text: String,
+    /// Tokens in the prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// `stop` (end of turn) or `length` (hit `max_tokens`).
+    pub finish_reason: String,
+}
+
+/// Generation parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenParams {
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// 0 is greedy.
+    pub temperature: f64,
+    /// Nucleus sampling.
+    pub top_p: Option<f64>,
+    /// Sampling seed.
+    pub seed: u64,
+}
+
+/// A llama-architecture GGUF chat model (SmolLM2) on candle.
+pub struct SmolLm {
+    weights: Mutex<ModelWeights>,
+    tokenizer: Tokenizer,
+    eos: Vec<u32>,
+}
+
+impl std::fmt::Debug for SmolLm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmolLm")
+    }
+}
+
+impl SmolLm {
+    /// Loads a GGUF file; a Q4_1 file is first re-quantised to Q8_0 (cached beside it).
+    pub fn load(gguf: &Path) -> Result<Self, ModelError> {
+        let path = requantize_q8(gguf)?;
+        let mut file = std::fs::File::open(&path).map_err(|e| load_err(&path)(e.to_string()))?;
+        let content =
+            gguf_file::Content::read(&mut file).map_err(|e| load_err(&path)(e.to_string()))?;
+        use candle_core::quantized::tokenizer::TokenizerFromGguf;
+        let tokenizer =
+            Tokenizer::from_gguf(&content).map_err(|e| load_err(&path)(e.to_string()))?;
+        let weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
+            .map_err(|e| load_err(&path)(e.to_string()))?;
+        let eos = ["<|im_end|>", "<|endoftext|>"]
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
+        Ok(SmolLm {
+            weights: Mutex::new(weights),
+            tokenizer,
+            eos,
+        })
+    }
+
+    /// The ChatML prompt SmolLM2-Instruct was trained on.
+    pub fn prompt(messages: &[(String, String)]) -> String {
+        let mut p = String::new();
+        if !messages.iter().any(|(r, _)| r == "system") {
+            p.push_str(
+                "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n",
+            );
+        }
+        for (role, content) in messages {
+            p.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
+        }
+        p.push_str("<|im_start|>assistant\n");
+        p
+    }
+
+    /// Tokens of `text`.
+    pub fn count_tokens(&self, text: &str) -> Result<u32, ModelError> {
+        let enc = self.tokenizer.encode(text, false).map_err(infer)?;
+        Ok(enc.get_ids().len() as u32)
+    }
+
+    /// Generates an answer to `prompt`, sending each new piece of text to `on_text` as it comes.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        params: GenParams,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<ChatOutput, ModelError> {
+        let enc = self.tokenizer.encode(prompt, false).map_err(infer)?;
+        let prompt_ids = enc.get_ids().to_vec();
+        let sampling = if params.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else {
+            match params.top_p {
+                Some(p) if p < 1.0 => Sampling::TopP {
+                    p,
+                    temperature: params.temperature,
+                },
+                _ => Sampling::All {
+                    temperature: params.temperature,
+                },
+            }
+        };
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let mut weights = self
+            .weights
+            .lock()
+            .map_err(|_| ModelError::Inference("model poisoned by an earlier panic".into()))?;
+        weights.clear_kv_cache();
+
+        let mut generated: Vec<u32> = Vec::new();
+        let mut sent = String::new();
+        let mut finish = "length";
+        let mut input = Tensor::new(prompt_ids.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(infer)?;
+        let mut pos = 0;
+        while generated.len() < params.max_tokens as usize {
+            let logits = weights
+                .forward(&input, pos)
+                .and_then(|l| l.squeeze(0))
+                .and_then(|l| l.to_dtype(DType::F32))
+                .map_err(infer)?;
+            pos += input.dim(D::Minus1).map_err(infer)?;
+            let next = sampler.sample(&logits).map_err(infer)?;
+            if self.eos.contains(&next) {
+                finish = "stop";
+                break;
+            }
+            generated.push(next);
+            let text = self.tokenizer.decode(&generated, true).map_err(infer)?;
+            // Send only complete characters: a multi-byte character can span tokens.
+            if text.len() > sent.len() && !text.ends_with('\u{FFFD}') && text.starts_with(&sent) {
+                on_text(&text[sent.len()..]);
+                sent = text;
+            }
+            input = Tensor::new(&[next], &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(infer)?;
+        }
+        let text = self.tokenizer.decode(&generated, true).map_err(infer)?;
+        if text.len() > sent.len() && text.starts_with(&sent) {
+            on_text(&text[sent.len()..]);
+        }
+        Ok(ChatOutput {
+            text,
+            prompt_tokens: prompt_ids.len() as u32,
+            completion_tokens: generated.len() as u32,
+            finish_reason: finish.to_owned(),
+        })
+    }
+}
+
+/// Re-quantises a Q4_1 GGUF to Q8_0 once, next to the source (`<stem>.Q8_0.gguf`), and returns the
+/// file to load. Other files are returned unchanged.
+pub fn requantize_q8(src: &Path) -> Result<PathBuf, ModelError> {
+    let name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(stem) = name.strip_suffix(".Q4_1.gguf") else {
+        return Ok(src.to_path_buf());
+    };
+    let dst = src.with_file_name(format!("{stem}.Q8_0.gguf"));
+    if dst.exists() {
+        return Ok(dst);
+    }
+    let err = load_err(src);
+    let started = std::time::Instant::now();
+    let mut file = std::fs::File::open(src).map_err(|e| load_err(src)(e.to_string()))?;
+    let content = gguf_file::Content::read(&mut file).map_err(|e| load_err(src)(e.to_string()))?;
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in &names {
+        let qt = content
+            .tensor(&mut file, name, &Device::Cpu)
+            .map_err(|e| load_err(src)(e.to_string()))?;
+        let qt = if qt.dtype() == GgmlDType::Q4_1 {
+            let dense = qt
+                .dequantize(&Device::Cpu)
+                .map_err(|e| load_err(src)(e.to_string()))?;
+            QTensor::quantize(&dense, GgmlDType::Q8_0).map_err(|e| load_err(src)(e.to_string()))?
+        } else {
+            qt
+        };
+        tensors.push((name.as_str(), qt));
+    }
+    let mut metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    metadata.sort_by_key(|(k, _)| *k);
+    // Unique temporary name: two loaders may race; the first rename wins and both use the result.
+    let tmp = dst.with_extension(format!(
+        "gguf.{}.tmp",
+        hex::encode(crate::random_bytes::<8>())
+    ));
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).map_err(|e| load_err(&tmp)(e.to_string()))?,
+    );
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    gguf_file::write(&mut out, &metadata, &refs).map_err(|e| err(e.to_string()))?;
+    drop(out);
+    if let Err(e) = std::fs::rename(&tmp, &dst) {
+        let _ = std::fs::remove_file(&tmp);
+        if !dst.exists() {
+            return Err(load_err(&dst)(e.to_string()));
+        }
+    }
+    tracing::info!(src = %src.display(), dst = %dst.display(), elapsed_ms = started.elapsed().as_millis() as u64, "re-quantised Q4_1 to Q8_0");
+    Ok(dst)
+}
+
+/// An external OpenAI-compatible server (llama.cpp, vLLM, Ollama).
+#[derive(Debug, Clone)]
+pub struct External {
+    base_url: String,
+    model: String,
+    api_key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl External {
+    /// `base_url` like `http://127.0.0.1:8080` (with or without `/v1`), `model` the server's model name.
+    pub fn new(base_url: &str, model: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        let base = base_url.trim_end_matches('/').trim_end_matches("/v1");
+        External {
+            base_url: base.to_owned(),
+            model: model.to_owned(),
+            api_key,
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// A token estimate (no tokenizer here): one per 4 bytes, at least 1.
+    pub fn estimate_tokens(text: &str) -> u32 {
+        (text.len() as u32).div_ceil(4).max(1)
+    }
+
+    async fn post<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Req,
+    ) -> Result<Resp, ModelError> {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/{path}", self.base_url))
+            .json(body);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ModelError::External(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ModelError::External(format!("HTTP {status}: {text}")));
+        }
+        resp.json()
+            .await
+            .map_err(|e| ModelError::External(format!("unreadable answer: {e}")))
+    }
+
+    /// Embeds `texts` remotely (floats).
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let req = EmbeddingsRequest {
+            model: self.model.clone(),
+            input: EmbeddingInput::Many(texts.to_vec()),
+            encoding_format: Some("float".into()),
+            user: None,
+        };
+        let resp: EmbeddingsResponse = self.post("embeddings", &req).await?;
+        let mut data = resp.data;
+        data.sort_by_key(|d| d.index);
+        data.into_iter()
+            .map(|d| match d.embedding {
+                EmbeddingVector::Float(v) => Ok(v),
+                EmbeddingVector::Base64(_) => Err(ModelError::External(
+                    "answered base64 when asked for floats".into(),
+                )),
+            })
+            .collect()
+    }
+
+    /// Runs a chat completion remotely (not streamed).
+    pub async fn chat(
+        &self,
+        messages: Vec<ChatMessage>,
+        params: GenParams,
+    ) -> Result<ChatOutput, ModelError> {
+        let req = ChatRequest {
+            model: self.model.clone(),
+            messages,
+            max_tokens: Some(params.max_tokens),
+            max_completion_tokens: None,
+            temperature: Some(params.temperature),
+            top_p: params.top_p,
+            seed: Some(params.seed),
+            stream: Some(false),
+            stream_options: None,
+            n: None,
+        };
+        let resp: ChatResponse = self.post("chat/completions", &req).await?;
+        let choice = resp
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::External("no choices in the answer".into()))?;
+        Ok(ChatOutput {
+            text: choice.message.content,
+            prompt_tokens: resp.usage.prompt_tokens,
+            completion_tokens: resp.usage.completion_tokens.min(params.max_tokens),
+            finish_reason: choice.finish_reason,
+        })
+    }
+}
+
+/// A loaded model behind one id.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Embeddings on candle.
+    MiniLm(Arc<MiniLm>),
+    /// Chat on candle.
+    SmolLm(Arc<SmolLm>),
+    /// Embeddings from an external server.
+    ExternalEmbedding(Arc<External>),
+    /// Chat from an external server.
+    ExternalChat(Arc<External>),
+}
+
+impl Backend {
+    /// What it does.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Backend::MiniLm(_) | Backend::ExternalEmbedding(_) => ModelKind::Embedding,
+            Backend::SmolLm(_) | Backend::ExternalChat(_) => ModelKind::Chat,
+        }
+    }
+
+    /// Tokens in `text` (an estimate for external models).
+    pub fn count_tokens(&self, text: &str) -> Result<u32, ModelError> {
+        match self {
+            Backend::MiniLm(m) => m.count_tokens(text),
+            Backend::SmolLm(m) => m.count_tokens(text),
+            Backend::ExternalEmbedding(_) | Backend::ExternalChat(_) => {
+                Ok(External::estimate_tokens(text))
+            }
+        }
+    }
+
+    /// Embeds each text (one at a time: batch size 1).
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ModelError> {
+        match self {
+            Backend::MiniLm(m) => {
+                let m = Arc::clone(m);
+                tokio::task::spawn_blocking(move || {
+                    texts.iter().map(|t| m.embed(t)).collect::<Result<_, _>>()
+                })
+                .await
+                .map_err(infer)?
+            }
+            Backend::ExternalEmbedding(e) => e.embed(&texts).await,
+            _ => Err(ModelError::Inference("not an embedding model".into())),
+        }
+    }
+
+    /// Generates a chat answer, streaming text pieces into `pieces` as they come.
+    pub async fn chat(
+        &self,
+        messages: Vec<ChatMessage>,
+        params: GenParams,
+        pieces: mpsc::UnboundedSender<String>,
+    ) -> Result<ChatOutput, ModelError> {
+        match self {
+            Backend::SmolLm(m) => {
+                let m = Arc::clone(m);
+                let turns: Vec<(String, String)> = messages
+                    .into_iter()
+                    .map(|msg| (msg.role, msg.content.text().unwrap_or_default()))
+                    .collect();
+                tokio::task::spawn_blocking(move || {
+                    let prompt = SmolLm::prompt(&turns);
+                    m.generate(&prompt, params, |piece| {
+                        let _ = pieces.send(piece.to_owned());
+                    })
+                })
+                .await
+                .map_err(infer)?
+            }
+            Backend::ExternalChat(e) => {
+                let out = e.chat(messages, params).await?;
+                let _ = pieces.send(out.text.clone());
+                Ok(out)
+            }
+            _ => Err(ModelError::Inference("not a chat model".into())),
+        }
+    }
+}

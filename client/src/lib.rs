@@ -1,6 +1,440 @@
-//! The client library and the local OpenAI-compatible proxy that pays miners per request.
+//! The client side of a paid request: [`PayingClient`] does the 402 → pay → retry dance against miners,
+//! within a price limit and a budget, and [`proxy`] puts it behind a local OpenAI-compatible endpoint so
+//! any OpenAI SDK works unmodified.
 //!
-//! Not built yet: this crate marks the room the design gives it (issue 4). See docs/ARCHITECTURE.md.
+//! # Layout
+//! - [`PayingClient`], [`ClientConfig`], [`Spend`], [`ClientError`]: the library.
+//! - [`proxy`]: `router(client)` for `boltensor client proxy`.
+//!
+//! The client's guarantee comes from the hold invoice: its payment settles only when the miner claims it,
+//! which the miner does only with the result in hand; otherwise it is failed back and the funds return.
 
-/// What the `boltensor` binary prints for this crate's commands until they are built.
-pub const NOT_YET: &str = "not yet: see issue 4 in the issue tracker and docs/ARCHITECTURE.md";
+pub mod proxy;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use boltensor_ln::{parse_invoice, LnError, LnNode};
+use boltensor_protocol::l402::{self, Challenge, PaymentClaims};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::StatusCode;
+use serde::Serialize;
+
+/// What the client may spend and where it sends requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Miner base URLs, e.g. `http://127.0.0.1:8081` (tried in turn).
+    pub miners: Vec<String>,
+    /// Refuse any single request priced above this.
+    pub max_price_msat: u64,
+    /// Refuse requests once this much has been spent or reserved in total.
+    pub budget_msat: u64,
+    /// How long to wait for a payment to settle or fail after the miner answered.
+    pub payment_timeout: Duration,
+    /// HTTP timeout per request to a miner (generation included).
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 100 sat per request at most, 10,000 sat in total.
+    pub fn new(miners: Vec<String>) -> Self {
+        ClientConfig {
+            miners,
+            max_price_msat: 100_000,
+            budget_msat: 10_000_000,
+            payment_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+/// Why a request was not made or not paid. No variant leaves funds in doubt: either nothing was paid,
+/// or the payment's outcome is tracked in [`Spend`].
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No miner configured.
+    #[error("no miner configured")]
+    NoMiners,
+    /// The miner could not be reached or its answer read.
+    #[error("miner {miner} unreachable: {reason}")]
+    Unreachable {
+        /// The miner URL.
+        miner: String,
+        /// Why.
+        reason: String,
+    },
+    /// The 402 did not carry a usable L402 challenge.
+    #[error("miner {miner} sent a bad payment challenge: {reason}")]
+    BadChallenge {
+        /// The miner URL.
+        miner: String,
+        /// Why.
+        reason: String,
+    },
+    /// The price is above the per-request maximum: nothing was paid.
+    #[error("price {price_msat} msat is above the maximum of {max_msat} msat per request; nothing was paid")]
+    PriceTooHigh {
+        /// Asked.
+        price_msat: u64,
+        /// Allowed.
+        max_msat: u64,
+    },
+    /// The budget would be exceeded: nothing was paid.
+    #[error("price {price_msat} msat exceeds the remaining budget of {remaining_msat} msat; nothing was paid")]
+    BudgetExceeded {
+        /// Asked.
+        price_msat: u64,
+        /// Left.
+        remaining_msat: u64,
+    },
+    /// The payment could not be sent (no route, say): nothing was paid.
+    #[error("could not pay the invoice: {0}")]
+    Payment(#[from] LnError),
+}
+
+/// How a paid request's payment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// Settled: the miner delivered and claimed. The preimage is the proof.
+    Settled {
+        /// Routing fees on top of the price.
+        fee_msat: u64,
+        /// Proof of payment, hex.
+        preimage: String,
+    },
+    /// Failed back: the funds are with the client again.
+    Refunded {
+        /// Why.
+        reason: String,
+    },
+    /// Neither within the timeout (still held at the miner; it will settle or fail back later).
+    Pending,
+}
+
+/// What the client has spent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Spend {
+    /// Requests sent (paid or not).
+    pub requests: u64,
+    /// Requests whose payment settled.
+    pub paid_requests: u64,
+    /// Sum of settled prices.
+    pub spent_msat: u64,
+    /// Sum of routing fees on settled payments.
+    pub fees_msat: u64,
+    /// Payments failed back (refunded in full).
+    pub refunded: u64,
+    /// Payments in flight.
+    pub in_flight_msat: u64,
+    /// The budget.
+    pub budget_msat: u64,
+    /// Credit notes held, msat (unused parts of generation reservations, redeemable at their miner).
+    pub credit_msat: u64,
+    /// Settled prices per miner.
+    pub by_miner: BTreeMap<String, u64>,
+}
+
+struct Inner {
+    cfg: ClientConfig,
+    node: Arc<LnNode>,
+    http: reqwest::Client,
+    spend: Mutex<Spend>,
+    /// Credit note token and value per miner.
+    credits: Mutex<HashMap<String, (String, u64)>>,
+    next: Mutex<usize>,
+}
+
+/// Pays miners per request from its own Lightning node.
+#[derive(Clone)]
+pub struct PayingClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PayingClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayingClient")
+            .field("miners", &self.inner.cfg.miners)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A miner's answer to a request, with its payment.
+#[derive(Debug)]
+pub struct Paid {
+    /// The miner that answered.
+    pub miner: String,
+    /// Its HTTP response (status, headers, body — possibly a stream).
+    pub response: reqwest::Response,
+    /// The price paid (0 when the request needed no payment or was refused before paying).
+    pub price_msat: u64,
+    /// Payment hash, hex, when paid.
+    pub payment_hash: Option<String>,
+    outcome: Option<tokio::task::JoinHandle<PaymentOutcome>>,
+}
+
+impl Paid {
+    /// Waits for the payment's outcome (immediately `None` if nothing was paid).
+    pub async fn outcome(&mut self) -> Option<PaymentOutcome> {
+        let handle = self.outcome.take()?;
+        Some(handle.await.unwrap_or(PaymentOutcome::Pending))
+    }
+
+    /// Takes the outcome handle, to await it elsewhere (a streamed body, say).
+    pub fn take_outcome(&mut self) -> Option<tokio::task::JoinHandle<PaymentOutcome>> {
+        self.outcome.take()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PayingClient {
+    /// A client paying from `node`.
+    pub fn new(cfg: ClientConfig, node: Arc<LnNode>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .build()
+            .unwrap_or_default();
+        let spend = Spend {
+            budget_msat: cfg.budget_msat,
+            ..Spend::default()
+        };
+        PayingClient {
+            inner: Arc::new(Inner {
+                cfg,
+                node,
+                http,
+                spend: Mutex::new(spend),
+                credits: Mutex::new(HashMap::new()),
+                next: Mutex::new(0),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    /// What has been spent so far.
+    pub fn spend(&self) -> Spend {
+        let mut s = lock(&self.inner.spend).clone();
+        s.credit_msat = lock(&self.inner.credits).values().map(|c| c.1).sum();
+        s
+    }
+
+    /// Sends a GET to the first miner that answers (free endpoints: `/v1/models`, `/v1/quote`).
+    pub async fn get(&self, path: &str) -> Result<(String, reqwest::Response), ClientError> {
+        let mut last = ClientError::NoMiners;
+        for miner in self.order() {
+            match self.inner.http.get(format!("{miner}{path}")).send().await {
+                Ok(resp) => return Ok((miner, resp)),
+                Err(e) => {
+                    last = ClientError::Unreachable {
+                        miner,
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn order(&self) -> Vec<String> {
+        let miners = &self.inner.cfg.miners;
+        if miners.is_empty() {
+            return Vec::new();
+        }
+        let start = {
+            let mut next = lock(&self.inner.next);
+            let s = *next % miners.len();
+            *next = next.wrapping_add(1);
+            s
+        };
+        (0..miners.len())
+            .map(|i| miners[(start + i) % miners.len()].clone())
+            .collect()
+    }
+
+    /// POSTs `body` to `path` at a miner (the next in turn that is reachable), paying its 402 challenge
+    /// within the limits, and returns the miner's answer to the paid request.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Paid, ClientError> {
+        lock(&self.inner.spend).requests += 1;
+        let mut last = ClientError::NoMiners;
+        for miner in self.order() {
+            match self.post_to(&miner, path, body.clone()).await {
+                Err(e @ ClientError::Unreachable { .. }) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    /// Like [`PayingClient::post`], at one miner.
+    pub async fn post_to(
+        &self,
+        miner: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Paid, ClientError> {
+        let inner = &self.inner;
+        let url = format!("{miner}{path}");
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            miner: miner.to_owned(),
+            reason: e.to_string(),
+        };
+        let credit = lock(&inner.credits).get(miner).cloned();
+        let mut first = inner
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone());
+        if let Some((token, _)) = &credit {
+            first = first.header(l402::CREDIT_HEADER, token);
+        }
+        let resp = first.send().await.map_err(unreachable)?;
+        if resp.status() != StatusCode::PAYMENT_REQUIRED {
+            return Ok(Paid {
+                miner: miner.to_owned(),
+                response: resp,
+                price_msat: 0,
+                payment_hash: None,
+                outcome: None,
+            });
+        }
+        let bad = |reason: String| ClientError::BadChallenge {
+            miner: miner.to_owned(),
+            reason,
+        };
+        let header = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| bad("402 without WWW-Authenticate".into()))?;
+        let challenge = Challenge::parse(header).map_err(|e| bad(e.to_string()))?;
+        let invoice = parse_invoice(&challenge.invoice).map_err(|e| bad(e.to_string()))?;
+        let claims =
+            PaymentClaims::decode_unverified(&challenge.token).map_err(|e| bad(e.to_string()))?;
+        let price = invoice
+            .amount_milli_satoshis()
+            .ok_or_else(|| bad("invoice without an amount".into()))?;
+        use boltensor_ln::bitcoin::hashes::Hash as _;
+        if claims.payment_hash != invoice.payment_hash().to_byte_array()
+            || claims.price_msat != price
+        {
+            return Err(bad("token and invoice disagree on hash or price".into()));
+        }
+        if price > inner.cfg.max_price_msat {
+            return Err(ClientError::PriceTooHigh {
+                price_msat: price,
+                max_msat: inner.cfg.max_price_msat,
+            });
+        }
+        if credit.is_some() && claims.credit_msat == 0 {
+            // The miner did not take the note (spent or expired): forget it.
+            lock(&inner.credits).remove(miner);
+        }
+        {
+            let mut s = lock(&inner.spend);
+            let committed = s.spent_msat + s.in_flight_msat;
+            if committed + price > inner.cfg.budget_msat {
+                return Err(ClientError::BudgetExceeded {
+                    price_msat: price,
+                    remaining_msat: inner.cfg.budget_msat.saturating_sub(committed),
+                });
+            }
+            s.in_flight_msat += price;
+        }
+        let pending = match inner.node.send(&invoice) {
+            Ok(p) => p,
+            Err(e) => {
+                lock(&inner.spend).in_flight_msat -= price;
+                return Err(e.into());
+            }
+        };
+        let hash = hex::encode(claims.payment_hash);
+        tracing::debug!(%miner, payment_hash = %hash, price_msat = price, "paying");
+        // Track the outcome in the background: it settles when the miner claims (with the result in
+        // hand) or fails back.
+        let outcome = {
+            let inner = Arc::clone(&self.inner);
+            let miner = miner.to_owned();
+            let timeout = inner.cfg.payment_timeout;
+            tokio::spawn(async move {
+                let result = pending.outcome(timeout).await;
+                let mut s = lock(&inner.spend);
+                match result {
+                    Ok(sent) => {
+                        s.in_flight_msat -= price;
+                        s.paid_requests += 1;
+                        s.spent_msat += price;
+                        s.fees_msat += sent.fee_paid_msat;
+                        *s.by_miner.entry(miner).or_insert(0) += price;
+                        PaymentOutcome::Settled {
+                            fee_msat: sent.fee_paid_msat,
+                            preimage: sent.preimage.map(|p| hex::encode(p.0)).unwrap_or_default(),
+                        }
+                    }
+                    Err(LnError::Timeout { .. }) => PaymentOutcome::Pending,
+                    Err(e) => {
+                        s.in_flight_msat -= price;
+                        s.refunded += 1;
+                        PaymentOutcome::Refunded {
+                            reason: e.to_string(),
+                        }
+                    }
+                }
+            })
+        };
+        let resp = inner
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("L402 {}", challenge.token))
+                    .map_err(|e| bad(e.to_string()))?,
+            )
+            .body(body)
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                // The outcome task still tracks the payment; the miner fails it back or, if it had
+                // already settled, the result can be fetched again with token + preimage.
+                return Err(unreachable(e));
+            }
+        };
+        if resp.status().is_success() {
+            // A failed request leaves the note unspent at the miner: keep it then.
+            self.update_credit(miner, resp.headers(), claims.credit_msat);
+        }
+        Ok(Paid {
+            miner: miner.to_owned(),
+            response: resp,
+            price_msat: price,
+            payment_hash: Some(hash),
+            outcome: Some(outcome),
+        })
+    }
+
+    fn update_credit(&self, miner: &str, headers: &HeaderMap, used_msat: u64) {
+        let mut credits = lock(&self.inner.credits);
+        if used_msat > 0 {
+            credits.remove(miner);
+        }
+        let new = headers
+            .get(l402::NEW_CREDIT_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let msat = headers
+            .get(l402::NEW_CREDIT_MSAT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(token), Some(msat)) = (new, msat) {
+            credits.insert(miner.to_owned(), (token.to_owned(), msat));
+        }
+    }
+}

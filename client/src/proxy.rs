@@ -1,0 +1,156 @@
+//! `boltensor client proxy`: a local OpenAI-compatible endpoint that pays miners per request.
+//!
+//! Point any OpenAI SDK at `http://127.0.0.1:PORT/v1` (any API key): `POST /v1/embeddings` and
+//! `POST /v1/chat/completions` (streamed or not) are forwarded to a miner and paid from the client's node;
+//! `GET /v1/models` lists the first reachable miner's models; `GET /v1/spend` shows what was spent.
+//! Each paid response carries `x-boltensor-price-msat`, and when not streamed also
+//! `x-boltensor-fee-msat` and `x-boltensor-preimage` (the proof of payment).
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use boltensor_protocol::l402;
+use futures_util::TryStreamExt;
+use serde_json::json;
+
+use crate::{ClientError, PayingClient, PaymentOutcome};
+
+/// The proxy's router.
+pub fn router(client: PayingClient) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/spend", get(spend))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/chat/completions", post(chat))
+        .with_state(client)
+}
+
+fn error(status: StatusCode, kind: &str, message: String) -> Response {
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})),
+    )
+        .into_response()
+}
+
+fn client_error(e: ClientError) -> Response {
+    let status = match e {
+        ClientError::PriceTooHigh { .. } | ClientError::BudgetExceeded { .. } => {
+            StatusCode::PAYMENT_REQUIRED
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    error(status, "boltensor_client_error", e.to_string())
+}
+
+async fn models(State(client): State<PayingClient>) -> Response {
+    match client.get("/v1/models").await {
+        Ok((_, resp)) => relay(resp).await,
+        Err(e) => client_error(e),
+    }
+}
+
+async fn spend(State(client): State<PayingClient>) -> Response {
+    Json(client.spend()).into_response()
+}
+
+async fn embeddings(State(client): State<PayingClient>, body: Bytes) -> Response {
+    forward(client, "/v1/embeddings", body).await
+}
+
+async fn chat(State(client): State<PayingClient>, body: Bytes) -> Response {
+    forward(client, "/v1/chat/completions", body).await
+}
+
+async fn relay(resp: reqwest::Response) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let ct = resp.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let mut out = Response::new(Body::from_stream(
+        resp.bytes_stream().map_err(std::io::Error::other),
+    ));
+    *out.status_mut() = status;
+    if let Some(ct) = ct.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        out.headers_mut().insert("content-type", ct);
+    }
+    out
+}
+
+async fn forward(client: PayingClient, path: &str, body: Bytes) -> Response {
+    let mut paid = match client.post(path, body.to_vec()).await {
+        Ok(p) => p,
+        Err(e) => return client_error(e),
+    };
+    let streamed = paid
+        .response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let copy: Vec<(String, HeaderValue)> = [
+        l402::PRICE_HEADER,
+        l402::PAYMENT_HASH_HEADER,
+        l402::CREDIT_USED_HEADER,
+        l402::NEW_CREDIT_MSAT_HEADER,
+    ]
+    .iter()
+    .filter_map(|h| {
+        let v = paid.response.headers().get(*h)?;
+        Some((h.to_string(), HeaderValue::from_bytes(v.as_bytes()).ok()?))
+    })
+    .collect();
+    let mut extra = Vec::new();
+    if !streamed {
+        // The miner claims before it answers, so the outcome follows within milliseconds.
+        let outcome = paid.take_outcome();
+        let status = paid.response.status();
+        let bytes = match paid.response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "boltensor_client_error",
+                    format!("miner {} dropped the answer: {e}", paid.miner),
+                )
+            }
+        };
+        if let Some(Ok(PaymentOutcome::Settled { fee_msat, preimage })) = match outcome {
+            Some(h) => Some(h.await),
+            None => None,
+        } {
+            extra.push(("x-boltensor-fee-msat".to_owned(), fee_msat.to_string()));
+            extra.push(("x-boltensor-preimage".to_owned(), preimage));
+        }
+        let mut out = Response::new(Body::from(bytes));
+        *out.status_mut() =
+            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        out.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        add_headers(&mut out, copy, extra);
+        return out;
+    }
+    // Streamed: relay as it comes; the outcome task records the spend when the miner claims.
+    drop(paid.take_outcome());
+    let mut out = relay(paid.response).await;
+    add_headers(&mut out, copy, extra);
+    out
+}
+
+fn add_headers(out: &mut Response, copy: Vec<(String, HeaderValue)>, extra: Vec<(String, String)>) {
+    let h = out.headers_mut();
+    for (k, v) in copy {
+        if let Ok(name) = axum::http::HeaderName::from_bytes(k.as_bytes()) {
+            h.insert(name, v);
+        }
+    }
+    for (k, v) in extra {
+        if let (Ok(name), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            h.insert(name, v);
+        }
+    }
+}

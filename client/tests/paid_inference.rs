@@ -1,0 +1,310 @@
+//! Paid inference end to end on the real thing: regtest bitcoind, ldk-node nodes (client → coordinator →
+//! miner), the real MiniLM and SmolLM2 models, hold invoices settled only on delivery.
+
+mod common;
+
+use std::time::Duration;
+
+use boltensor_client::{ClientError, PaymentOutcome};
+use boltensor_protocol::l402;
+use boltensor_testenv::TestEnvError;
+use common::{broken_model_server, external_chat, PaidNet};
+use serde_json::{json, Value};
+
+fn embed_body(text: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"model": "all-minilm-l6-v2", "input": text})).expect("json")
+}
+
+fn chat_body(model: &str, prompt: &str, max_tokens: u32) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+    }))
+    .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paid_embedding_and_chat_settle_on_delivery() -> Result<(), TestEnvError> {
+    PaidNet::start(vec![], |_| {})
+        .await?
+        .run(async |pn| {
+            let client = pn.client(|_| {});
+            let (c0, m0) = pn.balances();
+
+            let mut paid = client
+                .post("/v1/embeddings", embed_body("Bitcoin is money."))
+                .await
+                .expect("embedding request");
+            assert_eq!(paid.response.status(), 200);
+            let price_header: u64 = paid.response.headers()[l402::PRICE_HEADER]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("number");
+            assert_eq!(price_header, paid.price_msat);
+            let outcome = paid.outcome().await;
+            let body: Value = paid.response.json().await.expect("json");
+            assert_eq!(
+                body["data"][0]["embedding"].as_array().map(Vec::len),
+                Some(384)
+            );
+            let tokens = body["usage"]["prompt_tokens"].as_u64().expect("usage");
+            assert_eq!(
+                paid.price_msat,
+                10_000 + 1_000 * tokens,
+                "per request + per token"
+            );
+            let Some(PaymentOutcome::Settled {
+                fee_msat: fee1,
+                preimage,
+            }) = outcome
+            else {
+                panic!("the embedding payment settled: {outcome:?}");
+            };
+            assert_eq!(preimage.len(), 64);
+            let embed_price = paid.price_msat;
+
+            let mut paid = client
+                .post(
+                    "/v1/chat/completions",
+                    chat_body("smollm2-135m-instruct", "What is the capital of France?", 8),
+                )
+                .await
+                .expect("chat request");
+            assert_eq!(paid.response.status(), 200);
+            let credit: u64 = paid.response.headers()[l402::NEW_CREDIT_MSAT_HEADER]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("number");
+            let outcome = paid.outcome().await;
+            let body: Value = paid.response.json().await.expect("json");
+            let text = body["choices"][0]["message"]["content"]
+                .as_str()
+                .expect("text");
+            assert!(text.contains("Paris"), "{text}");
+            let used = body["usage"]["completion_tokens"].as_u64().expect("usage");
+            assert_eq!(
+                credit,
+                (8 - used) * 1_000,
+                "the unused reservation comes back as credit"
+            );
+            let Some(PaymentOutcome::Settled { fee_msat: fee2, .. }) = outcome else {
+                panic!("the chat payment settled: {outcome:?}");
+            };
+            let chat_price = paid.price_msat;
+
+            // Balances: the client paid price + routing fee, the miner got exactly the price.
+            let total = embed_price + chat_price;
+            pn.wait_balances((c0 - (total + fee1 + fee2) / 1000, m0 + total / 1000))
+                .await?;
+            let spend = client.spend();
+            assert_eq!(spend.paid_requests, 2);
+            assert_eq!(spend.spent_msat, total);
+            assert_eq!(spend.fees_msat, fee1 + fee2);
+            assert_eq!(spend.credit_msat, credit);
+
+            // The credit note lowers the next price at that miner.
+            let mut paid = client
+                .post(
+                    "/v1/chat/completions",
+                    chat_body("smollm2-135m-instruct", "What is the capital of France?", 8),
+                )
+                .await
+                .expect("second chat");
+            assert_eq!(paid.response.status(), 200);
+            assert_eq!(paid.price_msat, chat_price - credit, "credit redeemed");
+            assert!(matches!(
+                paid.outcome().await,
+                Some(PaymentOutcome::Settled { .. })
+            ));
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_model_fails_the_payment_back() -> Result<(), TestEnvError> {
+    let broken = broken_model_server(Some(Duration::from_millis(200))).await;
+    PaidNet::start(vec![external_chat("broken-chat", &broken)], |_| {})
+        .await?
+        .run(async |pn| {
+            let client = pn.client(|_| {});
+            let before = pn.balances();
+
+            let mut paid = client
+                .post("/v1/chat/completions", chat_body("broken-chat", "hello", 8))
+                .await
+                .expect("request");
+            assert_eq!(paid.response.status(), 500);
+            assert!(paid.price_msat > 0, "it was paid for");
+            let outcome = paid.outcome().await;
+            assert!(
+                matches!(outcome, Some(PaymentOutcome::Refunded { .. })),
+                "{outcome:?}"
+            );
+            let body: Value = paid.response.json().await.expect("json");
+            let msg = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(msg.contains("failed back"), "{msg}");
+            pn.wait_balances(before).await?;
+            assert_eq!(client.spend().refunded, 1);
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_slower_than_the_hold_timeout_fails_the_payment_back() -> Result<(), TestEnvError> {
+    let hanging = broken_model_server(None).await;
+    PaidNet::start(vec![external_chat("hanging-chat", &hanging)], |cfg| {
+        cfg.hold_timeout = Duration::from_secs(2);
+    })
+    .await?
+    .run(async |pn| {
+        let client = pn.client(|_| {});
+        let before = pn.balances();
+        let mut paid = client
+            .post(
+                "/v1/chat/completions",
+                chat_body("hanging-chat", "hello", 8),
+            )
+            .await
+            .expect("request");
+        assert_eq!(paid.response.status(), 504);
+        assert!(matches!(
+            paid.outcome().await,
+            Some(PaymentOutcome::Refunded { .. })
+        ));
+        pn.wait_balances(before).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_requests_get_clear_errors_and_move_no_funds() -> Result<(), TestEnvError> {
+    PaidNet::start(vec![], |cfg| {
+        cfg.payment_wait = Duration::from_secs(1);
+        cfg.max_body_bytes = 64 * 1024;
+    })
+    .await?
+    .run(async |pn| {
+        // (every request below goes by hand or through clients with special limits)
+        let before = pn.balances();
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("{}{p}", pn.miner_url);
+        let post = |path: &str, body: Vec<u8>| http.post(url(path)).body(body).send();
+
+        // Malformed JSON: 400.
+        let r = post("/v1/embeddings", b"{not json".to_vec())
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 400);
+        let e: Value = r.json().await.expect("json");
+        assert_eq!(e["error"]["type"], "invalid_request_error");
+        // Unknown model: 404.
+        let r = post("/v1/chat/completions", chat_body("gpt-9", "hi", 4))
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 404);
+        // Oversized input: 413 (too many tokens), and a body over the limit: 413.
+        let long = "bitcoin ".repeat(400);
+        let r = post("/v1/embeddings", embed_body(&long))
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 413);
+        let huge = embed_body(&"x".repeat(100_000));
+        let r = post("/v1/embeddings", huge).await.expect("http");
+        assert_eq!(r.status(), 413);
+        // max_tokens above the miner's limit: 400.
+        let r = post(
+            "/v1/chat/completions",
+            chat_body("smollm2-135m-instruct", "hi", 100_000),
+        )
+        .await
+        .expect("http");
+        assert_eq!(r.status(), 400);
+
+        // A challenge, then a tampered token: 401.
+        let body = embed_body("hello");
+        let r = post("/v1/embeddings", body.clone()).await.expect("http");
+        assert_eq!(r.status(), 402);
+        let challenge =
+            l402::Challenge::parse(r.headers()["www-authenticate"].to_str().expect("ascii"))
+                .expect("L402 challenge");
+        let mut tampered = challenge.token.clone().into_bytes();
+        let i = tampered.len() / 2;
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).expect("ascii");
+        let with_auth = |token: &str, body: Vec<u8>| {
+            http.post(url("/v1/embeddings"))
+                .header("authorization", format!("L402 {token}"))
+                .body(body)
+                .send()
+        };
+        let r = with_auth(&tampered, body.clone()).await.expect("http");
+        assert_eq!(r.status(), 401);
+        // The right token on a different request: 400.
+        let r = with_auth(&challenge.token, embed_body("other"))
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 400);
+        // The right token, but nothing paid: 402, and the token stays usable.
+        let r = with_auth(&challenge.token, body.clone())
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 402);
+
+        // Price above the client's maximum: refused before paying.
+        let stingy = pn.client(|c| c.max_price_msat = 1_000);
+        match stingy.post("/v1/embeddings", embed_body("hello")).await {
+            Err(ClientError::PriceTooHigh { .. }) => {}
+            other => panic!("expected PriceTooHigh, got {other:?}"),
+        }
+        // Budget: refused before paying.
+        let broke = pn.client(|c| c.budget_msat = 5_000);
+        match broke.post("/v1/embeddings", embed_body("hello")).await {
+            Err(ClientError::BudgetExceeded { .. }) => {}
+            other => panic!("expected BudgetExceeded, got {other:?}"),
+        }
+        // No funds moved.
+        assert_eq!(pn.balances(), before);
+
+        // Paid by hand: challenge, pay, serve; then the token replayed: 409; with its preimage, the stored
+        // result again.
+        let body = embed_body("replay me");
+        let r = post("/v1/embeddings", body.clone()).await.expect("http");
+        let challenge =
+            l402::Challenge::parse(r.headers()["www-authenticate"].to_str().expect("ascii"))
+                .expect("L402 challenge");
+        let invoice = boltensor_ln::parse_invoice(&challenge.invoice).expect("invoice");
+        let pending = pn.client_node.send(&invoice).expect("send");
+        let r = with_auth(&challenge.token, body.clone())
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 200);
+        let first: Value = r.json().await.expect("json");
+        let sent = pending
+            .outcome(Duration::from_secs(30))
+            .await
+            .expect("settled");
+        let preimage = hex::encode(sent.preimage.expect("preimage").0);
+        let r = with_auth(&challenge.token, body.clone())
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 409, "a token is good for one request");
+        let r = with_auth(&format!("{}:{preimage}", challenge.token), body.clone())
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 200);
+        let again: Value = r.json().await.expect("json");
+        assert_eq!(again, first, "the settled result is kept for re-fetch");
+        let r = with_auth(&format!("{}:{}", challenge.token, "00".repeat(32)), body)
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 401, "a wrong preimage gets nothing");
+        Ok(())
+    })
+    .await
+}

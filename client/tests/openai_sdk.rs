@@ -1,0 +1,91 @@
+//! The official OpenAI Python SDK (PyPI `openai`), unmodified, against `boltensor client proxy`, which pays
+//! a miner per request on the regtest network: embeddings, chat, streamed chat.
+
+mod common;
+
+use std::future::IntoFuture;
+use std::process::Command;
+use std::time::Duration;
+
+use boltensor_testenv::{wait_for, TestEnvError};
+use common::PaidNet;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError> {
+    let have_sdk = Command::new("python3")
+        .args(["-c", "import openai"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have_sdk,
+        "the OpenAI Python SDK is missing: `python3 -m pip install openai` (./dev test does this)"
+    );
+    PaidNet::start(vec![], |_| {})
+        .await?
+        .run(async |pn| {
+            let client = pn.client(|_| {});
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+            let proxy = tokio::spawn(
+                axum::serve(listener, boltensor_client::proxy::router(client.clone()))
+                    .into_future(),
+            );
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk_check.py");
+            let base2 = base.clone();
+            let output = tokio::task::spawn_blocking(move || {
+                Command::new("python3").arg(script).arg(base2).output()
+            })
+            .await
+            .expect("join")
+            .expect("python3 runs");
+            assert!(
+                output.status.success(),
+                "sdk_check.py failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let got: Value = serde_json::from_slice(&output.stdout).expect("JSON from the script");
+            println!("SDK saw: {got}");
+            assert_eq!(
+                got["models"],
+                serde_json::json!(["all-minilm-l6-v2", "smollm2-135m-instruct"])
+            );
+            assert_eq!(got["embedding_count"], 2);
+            assert_eq!(got["embedding_dims"], 384);
+            assert!((got["embedding_norm"].as_f64().expect("norm") - 1.0).abs() < 1e-4);
+            assert!(got["chat_text"].as_str().expect("text").contains("Paris"));
+            assert_eq!(got["chat_preimage"].as_str().expect("preimage").len(), 64);
+            assert!(got["chat_price_msat"].as_u64().expect("price") > 0);
+            assert_eq!(
+                got["stream_text"], got["chat_text"],
+                "streamed = not streamed (greedy)"
+            );
+            assert!(
+                got["stream_pieces"].as_u64().expect("pieces") > 1,
+                "it really streamed"
+            );
+            assert_eq!(got["stream_finish"], got["chat_finish"]);
+            assert_eq!(got["stream_usage"], got["chat_usage"]);
+            assert_eq!(got["unknown_model_status"], 404);
+
+            // Three paid requests (the model list and the 404 are free); the streamed one settles last.
+            wait_for("three settled payments", Duration::from_secs(30), || async {
+                Ok((client.spend().paid_requests == 3).then_some(()))
+            })
+            .await?;
+            let spend: Value = reqwest::get(format!("{base}/spend"))
+                .await
+                .expect("spend")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(spend["paid_requests"], 3);
+            assert_eq!(spend["refunded"], 0);
+            assert_eq!(spend["in_flight_msat"], 0);
+            proxy.abort();
+            Ok(())
+        })
+        .await
+}

@@ -1,5 +1,7 @@
 //! `boltensor`: parse arguments, set up tracing, call the role's `run`. Nothing else lives here.
 
+mod roles;
+
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -21,11 +23,13 @@ enum Command {
     /// Run a coordinator (federation member): consensus, registry, epochs, routing, payouts.
     Coordinator(NotYetArgs),
     /// Run a miner: serve inference behind an OpenAI-compatible API, paid per request.
-    Miner(NotYetArgs),
+    #[command(subcommand)]
+    Miner(roles::MinerCommand),
     /// Run a validator: pay miners for challenges, score them, sign weights each epoch.
     Validator(NotYetArgs),
     /// Pay per inference: local OpenAI-compatible proxy and one-shot commands.
-    Client(NotYetArgs),
+    #[command(subcommand)]
+    Client(roles::ClientCommand),
     /// Create, prove, withdraw or slash bonds (Bitcoin Script contracts).
     Bond(NotYetArgs),
     /// Benchmarks: paid inference, and Lightning design vs token design.
@@ -88,8 +92,14 @@ struct UpArgs {
     /// bitcoind binary (default: $BITCOIND_EXE, the build cache, then $PATH).
     #[arg(long)]
     bitcoind: Option<PathBuf>,
+    /// Where the models are (default: ~/.cache/boltensor/models, filled by scripts/fetch-models.sh).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Pause between the client's generated paid requests, ms (0: no traffic).
+    #[arg(long, default_value_t = 3000)]
+    traffic_interval_ms: u64,
     /// Local port of the control API (/status, /shutdown).
-    #[arg(long, default_value_t = boltensor_testenv::devnet::DEFAULT_CONTROL_PORT)]
+    #[arg(long, default_value_t = boltensor_devnet::DEFAULT_CONTROL_PORT)]
     control_port: u16,
 }
 
@@ -138,9 +148,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devnet(cmd) => devnet(cmd).await,
         Command::Coordinator(_) => not_yet("coordinator", boltensor_coordinator::NOT_YET),
-        Command::Miner(_) => not_yet("miner", boltensor_miner::NOT_YET),
+        Command::Miner(cmd) => roles::miner(cmd).await,
         Command::Validator(_) => not_yet("validator", boltensor_validator::NOT_YET),
-        Command::Client(_) => not_yet("client", boltensor_client::NOT_YET),
+        Command::Client(cmd) => roles::client(cmd).await,
         Command::Bond(_) => not_yet("bond", boltensor_contracts::NOT_YET),
         Command::Bench(_) => not_yet("bench", boltensor_bench::NOT_YET),
         Command::Yuma(_) => not_yet("yuma", "not yet: see issue 6 in the issue tracker"),
@@ -152,7 +162,7 @@ fn not_yet(command: &str, message: &str) -> anyhow::Result<()> {
 }
 
 async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
-    use boltensor_testenv::devnet;
+    use boltensor_devnet as devnet;
     match cmd {
         DevnetCommand::Up(args) => {
             let cfg = devnet::DevnetConfig {
@@ -163,6 +173,9 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                 clients: args.clients,
                 bitcoind: args.bitcoind,
                 control_port: args.control_port,
+                models_dir: args.models_dir,
+                traffic_interval: (args.traffic_interval_ms > 0)
+                    .then(|| std::time::Duration::from_millis(args.traffic_interval_ms)),
             };
             let ctrl_c = async {
                 let _ = tokio::signal::ctrl_c().await;

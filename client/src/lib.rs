@@ -19,7 +19,7 @@ use boltensor_ln::{parse_invoice, LnError, LnNode};
 use boltensor_protocol::l402::{self, Challenge, PaymentClaims};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the client may spend and where it sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub enum PaymentOutcome {
 }
 
 /// What the client has spent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spend {
     /// Requests sent (paid or not).
     pub requests: u64,

@@ -71,9 +71,11 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
             assert_eq!(got["unknown_model_status"], 404);
 
             // Three paid requests (the model list and the 404 are free); the streamed one settles last.
-            wait_for("three settled payments", Duration::from_secs(30), || async {
-                Ok((client.spend().paid_requests == 3).then_some(()))
-            })
+            wait_for(
+                "three settled payments",
+                Duration::from_secs(30),
+                || async { Ok((client.spend().paid_requests == 3).then_some(())) },
+            )
             .await?;
             let spend: Value = reqwest::get(format!("{base}/spend"))
                 .await

@@ -31,9 +31,6 @@ pub use backend::{Backend, ModelError, ModelKind};
 pub use config::{MinerConfig, ModelSource, ModelSpec, Price};
 use store::{Status, Store, StoreError};
 
-/// What the `boltensor` binary prints for commands of this crate that do not exist yet.
-pub const NOT_YET: &str = "not yet: see issue 4 in the issue tracker and docs/ARCHITECTURE.md";
-
 /// Why a miner could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MinerError {

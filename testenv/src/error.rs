@@ -83,7 +83,7 @@ pub enum TestEnvError {
 }
 
 impl TestEnvError {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestEnvError {
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestEnvError {
         let what = what.into();
         move |source| TestEnvError::Io { what, source }
     }

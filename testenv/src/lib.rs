@@ -1,4 +1,4 @@
-//! The real-daemon test environment, shared by every integration test and by `boltensor devnet`.
+//! The real-daemon test environment, shared by every integration test and by the devnet (`devnet/`).
 //!
 //! Nothing here is a fake: [`Bitcoind`] is Bitcoin Core in regtest (built from the source that crates.io's
 //! `libbitcoinkernel-sys` vendors, see `scripts/build-bitcoind.sh`), and [`TestNet`] starts real ldk-node
@@ -8,11 +8,9 @@
 //! # Layout
 //! - [`bitcoind`]: find the binary, start regtest on free ports, JSON-RPC, mine.
 //! - [`net`]: [`TestNet`]: a bitcoind plus any number of named [`LnNode`](boltensor_ln::LnNode)s.
-//! - [`devnet`]: the long-running devnet behind `boltensor devnet up` / `status`.
 //! - [`wait`]: [`wait_for`], the one polling helper (no fixed sleeps).
 
 pub mod bitcoind;
-pub mod devnet;
 pub mod error;
 pub mod net;
 pub mod wait;
@@ -40,7 +38,7 @@ pub fn ensure_port_free(port: u16, what: &str) -> Result<(), TestEnvError> {
 }
 
 /// 16 random bytes as hex, for RPC passwords.
-pub(crate) fn random_hex() -> String {
+pub fn random_hex() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {

@@ -16,13 +16,18 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use boltensor_client::{ClientConfig, PayingClient};
 use boltensor_ln::{Balances, LnNode, PublicKey};
+use boltensor_miner::{Miner, MinerConfig};
 use boltensor_protocol::Role;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::net::{CHANNEL_CONFIRMATIONS, STEP_TIMEOUT};
-use crate::{ensure_port_free, free_port, Bitcoind, BitcoindOptions, TestEnvError, TestNet};
+use boltensor_testenv::net::{CHANNEL_CONFIRMATIONS, COINBASE_MATURITY, STEP_TIMEOUT};
+use boltensor_testenv::{
+    ensure_port_free, free_port, random_hex, wait_for, Bitcoind, BitcoindOptions, RpcClient,
+    TestEnvError, TestNet,
+};
 
 /// The default control port of `boltensor devnet up`.
 pub const DEFAULT_CONTROL_PORT: u16 = 28480;
@@ -45,10 +50,14 @@ pub struct DevnetConfig {
     pub validators: usize,
     /// Number of clients.
     pub clients: usize,
-    /// bitcoind to use (else [`crate::locate_bitcoind`]).
+    /// bitcoind to use (else [`boltensor_testenv::locate_bitcoind`]).
     pub bitcoind: Option<PathBuf>,
     /// The local port serving `/status` and `/shutdown`.
     pub control_port: u16,
+    /// Where the models are (None: `~/.cache/boltensor/models`); `Some("")`-like empty dirs fail clearly.
+    pub models_dir: Option<PathBuf>,
+    /// Pause between the clients' paid requests (None: no traffic).
+    pub traffic_interval: Option<Duration>,
 }
 
 /// The devnet's persistent layout: `<data_dir>/devnet.json`.
@@ -75,6 +84,9 @@ pub struct NodeEntry {
     pub role: Role,
     /// Its Lightning listen port on 127.0.0.1.
     pub ln_port: u16,
+    /// Its HTTP port on 127.0.0.1: a miner's OpenAI-compatible API, a client's paying proxy (0: none).
+    #[serde(default)]
+    pub api_port: u16,
 }
 
 impl DevnetState {
@@ -117,17 +129,22 @@ impl DevnetState {
             (Role::Client, cfg.clients),
         ] {
             for i in 1..=count {
+                let api_port = match role {
+                    Role::Miner | Role::Client => port()?,
+                    _ => 0,
+                };
                 nodes.push(NodeEntry {
                     name: format!("{role}-{i}"),
                     role,
                     ln_port: port()?,
+                    api_port,
                 });
             }
         }
         Ok(DevnetState {
             bitcoind_rpc_port: port()?,
             rpc_user: "boltensor".into(),
-            rpc_password: crate::random_hex(),
+            rpc_password: random_hex(),
             control_port: cfg.control_port,
             nodes,
         })
@@ -180,6 +197,9 @@ pub struct StatusReport {
     pub routing_check: Option<String>,
     /// Every node that has started.
     pub nodes: Vec<NodeStatus>,
+    /// What the devnet's clients spent (generated traffic included).
+    #[serde(default)]
+    pub spend: Vec<(String, boltensor_client::Spend)>,
 }
 
 /// One node in a [`StatusReport`].
@@ -193,6 +213,9 @@ pub struct NodeStatus {
     pub node_id: String,
     /// Lightning peer address.
     pub ln_addr: SocketAddr,
+    /// A miner's API or a client's proxy (OpenAI base URL), if it serves one.
+    #[serde(default)]
+    pub api_url: Option<String>,
     /// Funds.
     pub onchain_sats: u64,
     /// Lightning funds.
@@ -237,14 +260,27 @@ impl StatusReport {
         }
         let _ = writeln!(
             out,
-            "\n{:<15} {:<12} {:<21} {:>14} {:>14}  node id",
-            "node", "role", "lightning", "on-chain sat", "channel sat"
+            "\n{:<15} {:<12} {:<21} {:>14} {:>12}  {:<30} node id",
+            "node", "role", "lightning", "on-chain sat", "channel sat", "OpenAI API"
         );
         for n in &self.nodes {
             let _ = writeln!(
                 out,
-                "{:<15} {:<12} {:<21} {:>14} {:>14}  {}",
-                n.name, n.role, n.ln_addr, n.onchain_sats, n.lightning_sats, n.node_id
+                "{:<15} {:<12} {:<21} {:>14} {:>12}  {:<30} {}",
+                n.name,
+                n.role,
+                n.ln_addr,
+                n.onchain_sats,
+                n.lightning_sats,
+                n.api_url.as_deref().unwrap_or("-"),
+                n.node_id
+            );
+        }
+        for (name, s) in &self.spend {
+            let _ = writeln!(
+                out,
+                "{name}: {} requests, {} paid, {} msat spent + {} msat fees, {} refunded, {} msat credit",
+                s.requests, s.paid_requests, s.spent_msat, s.fees_msat, s.refunded, s.credit_msat
             );
         }
         let _ = writeln!(
@@ -276,9 +312,16 @@ struct Shared {
     ready: RwLock<bool>,
     routing_check: RwLock<Option<String>>,
     nodes: RwLock<Vec<(NodeEntry, Arc<LnNode>)>>,
-    bitcoind: RwLock<Option<(String, crate::RpcClient)>>,
+    bitcoind: RwLock<Option<(String, RpcClient)>>,
     control_url: String,
     shutdown: watch::Sender<bool>,
+    /// Names of nodes whose HTTP service is up.
+    services_up: RwLock<Vec<String>>,
+    /// The clients' paying clients, by node name.
+    clients: RwLock<Vec<(String, PayingClient)>>,
+    /// Miner, proxy and traffic tasks, stopped (in order) before the nodes.
+    services: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    services_stop: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -312,6 +355,10 @@ impl Shared {
             height,
             control_url: self.control_url.clone(),
             routing_check: read(&self.routing_check).clone(),
+            spend: read(&self.clients)
+                .iter()
+                .map(|(name, c)| (name.clone(), c.spend()))
+                .collect(),
             nodes: nodes
                 .iter()
                 .map(|(e, n)| {
@@ -325,6 +372,8 @@ impl Shared {
                         role: e.role,
                         node_id: n.node_id().to_string(),
                         ln_addr: n.listen_addr(),
+                        api_url: (e.api_port != 0 && read(&self.services_up).contains(&e.name))
+                            .then(|| format!("http://127.0.0.1:{}/v1", e.api_port)),
                         onchain_sats,
                         lightning_sats,
                         channels: n
@@ -439,6 +488,17 @@ pub async fn up(
                 )));
             }
             tracing::info!(data_dir = %data_dir.display(), "resuming devnet");
+            let mut state = state;
+            let mut changed = false;
+            for n in &mut state.nodes {
+                if n.api_port == 0 && matches!(n.role, Role::Miner | Role::Client) {
+                    n.api_port = free_port().map_err(TestEnvError::io("finding a free port"))?;
+                    changed = true;
+                }
+            }
+            if changed {
+                state.save(&data_dir)?;
+            }
             state
         }
         None => {
@@ -457,6 +517,9 @@ pub async fn up(
     ensure_port_free(state.bitcoind_rpc_port, "bitcoind RPC")?;
     for n in &state.nodes {
         ensure_port_free(n.ln_port, &format!("lightning port of {}", n.name))?;
+        if n.api_port != 0 {
+            ensure_port_free(n.api_port, &format!("HTTP port of {}", n.name))?;
+        }
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", state.control_port))
         .await
@@ -471,6 +534,10 @@ pub async fn up(
         bitcoind: RwLock::new(None),
         control_url: format!("http://127.0.0.1:{}", state.control_port),
         shutdown: shutdown_tx,
+        services_up: RwLock::new(Vec::new()),
+        clients: RwLock::new(Vec::new()),
+        services: tokio::sync::Mutex::new(Vec::new()),
+        services_stop: watch::channel(false).0,
     });
     let server = {
         let router = control_router(Arc::clone(&shared));
@@ -520,6 +587,12 @@ pub async fn up(
 }
 
 async fn teardown(shared: &Shared, net: Option<&TestNet>) {
+    // Services first: a miner that stops fails back every payment it holds for an undelivered result.
+    let _ = shared.services_stop.send(true);
+    for task in shared.services.lock().await.drain(..) {
+        let _ = task.await;
+    }
+    write(&shared.clients).clear();
     let nodes = std::mem::take(&mut *write(&shared.nodes));
     for (_, node) in &nodes {
         node.stop().await;
@@ -587,10 +660,10 @@ async fn bring_up(
             let address = nodes[&e.name].new_address()?;
             net.bitcoind.mine_to(opens + 1, &address).await?;
         }
-        net.bitcoind.mine(crate::net::COINBASE_MATURITY).await?;
+        net.bitcoind.mine(COINBASE_MATURITY).await?;
         for e in &unfunded {
             let node = &nodes[&e.name];
-            crate::wait_for(
+            wait_for(
                 &format!("{} to see its funds", e.name),
                 STEP_TIMEOUT,
                 || async {
@@ -663,7 +736,143 @@ async fn bring_up(
     shared.set_phase("routing check: client pays miner through a coordinator");
     let check = routing_check(state, &nodes).await?;
     *write(&shared.routing_check) = Some(check);
+
+    start_services(cfg, state, data_dir, shared, &nodes).await?;
     Ok(net)
+}
+
+/// Starts a miner API on every miner node (sharing one copy of the models), a paying proxy on every
+/// client node, and the clients' traffic.
+async fn start_services(
+    cfg: &DevnetConfig,
+    state: &DevnetState,
+    data_dir: &Path,
+    shared: &Arc<Shared>,
+    nodes: &HashMap<String, Arc<LnNode>>,
+) -> Result<(), TestEnvError> {
+    let models_dir = cfg
+        .models_dir
+        .clone()
+        .unwrap_or_else(boltensor_miner::config::default_models_dir);
+    shared.set_phase(format!("loading models from {}", models_dir.display()));
+    let specs = boltensor_miner::config::default_models(&models_dir);
+    let backends = {
+        let specs = specs.clone();
+        tokio::task::spawn_blocking(move || boltensor_miner::load_backends(&specs))
+            .await
+            .map_err(|e| TestEnvError::Devnet(e.to_string()))?
+            .map_err(|e| {
+                TestEnvError::Devnet(format!(
+                    "{e}\n  fetch the models with scripts/fetch-models.sh (./dev devnet does)"
+                ))
+            })?
+    };
+    let mut miner_urls = Vec::new();
+    let mut tasks = Vec::new();
+    for e in state.nodes.iter().filter(|e| e.role == Role::Miner) {
+        let cfg = MinerConfig::new(specs.clone(), data_dir.join("miners").join(&e.name));
+        let miner = Miner::new(cfg, Arc::clone(&nodes[&e.name]), &backends)
+            .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
+        let listener = bind(e.api_port, &format!("API of {}", e.name)).await?;
+        let mut stop = shared.services_stop.subscribe();
+        let name = e.name.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = miner
+                .run(listener, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(miner = %name, error = %err, "miner API stopped");
+            }
+        }));
+        miner_urls.push(format!("http://127.0.0.1:{}", e.api_port));
+        write(&shared.services_up).push(e.name.clone());
+    }
+    for e in state.nodes.iter().filter(|e| e.role == Role::Client) {
+        let client = PayingClient::new(
+            ClientConfig::new(miner_urls.clone()),
+            Arc::clone(&nodes[&e.name]),
+        );
+        let listener = bind(e.api_port, &format!("proxy of {}", e.name)).await?;
+        let mut stop = shared.services_stop.subscribe();
+        let router = boltensor_client::proxy::router(client.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+        if let Some(every) = cfg.traffic_interval {
+            tasks.push(tokio::spawn(traffic(
+                e.name.clone(),
+                client.clone(),
+                every,
+                shared.services_stop.subscribe(),
+            )));
+        }
+        write(&shared.clients).push((e.name.clone(), client));
+        write(&shared.services_up).push(e.name.clone());
+    }
+    shared.services.lock().await.extend(tasks);
+    Ok(())
+}
+
+async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener, TestEnvError> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| TestEnvError::PortInUse {
+            port,
+            what: what.to_owned(),
+            source,
+        })
+}
+
+/// A client's steady mix of paid requests: embeddings and short chats, one every `every`.
+async fn traffic(
+    name: String,
+    client: PayingClient,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    const PROMPTS: [&str; 4] = [
+        "What is the capital of France?",
+        "Name a primary colour.",
+        "What is 2 + 2?",
+        "Say hello in Spanish.",
+    ];
+    let mut i = 0usize;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        i += 1;
+        let (path, body) = if i.is_multiple_of(2) {
+            (
+                "/v1/chat/completions",
+                serde_json::json!({
+                    "model": "smollm2-135m-instruct",
+                    "messages": [{"role": "user", "content": PROMPTS[i / 2 % PROMPTS.len()]}],
+                    "max_tokens": 16,
+                }),
+            )
+        } else {
+            (
+                "/v1/embeddings",
+                serde_json::json!({"model": "all-minilm-l6-v2", "input": format!("traffic sample {i}")}),
+            )
+        };
+        match client.post(path, body.to_string().into_bytes()).await {
+            Ok(mut paid) => {
+                let status = paid.response.status();
+                let outcome = paid.outcome().await;
+                tracing::info!(client = %name, path, %status, price_msat = paid.price_msat, miner = %paid.miner, outcome = ?outcome.map(|o| matches!(o, boltensor_client::PaymentOutcome::Settled { .. })), "traffic");
+            }
+            Err(e) => tracing::warn!(client = %name, path, error = %e, "traffic request failed"),
+        }
+    }
 }
 
 /// Pays 1,000 sats from the first client (or validator) to the first miner over two hops.
@@ -721,7 +930,7 @@ pub async fn down(data_dir: &Path) -> Result<bool, TestEnvError> {
     }
     // Wait until it has released the data dir.
     let pid = data_dir.join("devnet.pid");
-    crate::wait_for("the devnet to stop", Duration::from_secs(120), || async {
+    wait_for("the devnet to stop", Duration::from_secs(120), || async {
         Ok((!pid.exists()).then_some(()))
     })
     .await?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use boltensor_testenv::devnet::{self, DevnetConfig, StatusReport};
+use boltensor_devnet::{self as devnet, DevnetConfig, StatusReport};
 use boltensor_testenv::{free_port, wait_for, TestEnvError};
 
 fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
@@ -14,6 +14,8 @@ fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
         clients: 1,
         bitcoind: None,
         control_port: free_port().map_err(|e| TestEnvError::Devnet(e.to_string()))?,
+        models_dir: None,
+        traffic_interval: None,
     })
 }
 

@@ -1,0 +1,337 @@
+//! Argument types and start-up for the miner and client commands: parse, build the node, call `run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use boltensor_ln::{ChainSource, LnNode, Network, NodeConfig};
+use clap::{Args, Subcommand};
+
+/// How a role's Lightning node reaches the chain and its peers.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Data directory (Lightning node state, store, keys).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Bitcoin network: regtest, signet, testnet or bitcoin.
+    #[arg(long, default_value = "regtest")]
+    pub network: Network,
+    /// Lightning peer address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9735")]
+    pub ln_listen: SocketAddr,
+    /// bitcoind RPC address (your own node).
+    #[arg(long, default_value = "127.0.0.1:18443")]
+    pub bitcoind_rpc: String,
+    /// bitcoind RPC user.
+    #[arg(long, env = "BOLTENSOR_BITCOIND_RPC_USER", default_value = "boltensor")]
+    pub bitcoind_rpc_user: String,
+    /// bitcoind RPC password.
+    #[arg(
+        long,
+        env = "BOLTENSOR_BITCOIND_RPC_PASSWORD",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub bitcoind_rpc_password: String,
+    /// Use an Esplora API instead of bitcoind (e.g. https://mempool.space/signet/api).
+    #[arg(long)]
+    pub esplora: Option<String>,
+}
+
+impl NodeArgs {
+    fn node_config(&self, alias: &str) -> anyhow::Result<NodeConfig> {
+        let chain = match &self.esplora {
+            Some(url) => ChainSource::Esplora { url: url.clone() },
+            None => {
+                let (host, port) = self
+                    .bitcoind_rpc
+                    .rsplit_once(':')
+                    .context("--bitcoind-rpc must be host:port")?;
+                ChainSource::BitcoindRpc {
+                    host: host.to_owned(),
+                    port: port.parse().context("--bitcoind-rpc port")?,
+                    user: self.bitcoind_rpc_user.clone(),
+                    password: self.bitcoind_rpc_password.clone(),
+                }
+            }
+        };
+        Ok(NodeConfig {
+            alias: alias.to_owned(),
+            storage_dir: self.data_dir.join("ln"),
+            network: self.network,
+            listen: self.ln_listen,
+            chain,
+            trusted_peers_no_reserve: Vec::new(),
+            liquidity_provider: false,
+        })
+    }
+
+    async fn start(&self, alias: &str) -> anyhow::Result<Arc<LnNode>> {
+        let node = LnNode::start(self.node_config(alias)?).await?;
+        println!(
+            "lightning node {} listening on {}",
+            node.node_id(),
+            node.listen_addr()
+        );
+        Ok(Arc::new(node))
+    }
+}
+
+/// `boltensor miner …`
+#[derive(Debug, Subcommand)]
+pub enum MinerCommand {
+    /// Serve the models behind the OpenAI-compatible API, paid per request.
+    Run(MinerRunArgs),
+}
+
+/// `boltensor miner run`
+#[derive(Debug, Args)]
+pub struct MinerRunArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Where the shipped models are (scripts/fetch-models.sh puts them in ~/.cache/boltensor/models).
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// Serve only these of the shipped models (default: all).
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Also serve a model of an external OpenAI-compatible server: ID=URL#REMOTE_NAME#chat|embedding.
+    #[arg(long = "external")]
+    pub external: Vec<String>,
+    /// Price per request, msat.
+    #[arg(long, default_value_t = 1_000)]
+    pub per_request_msat: u64,
+    /// Chat price per token, msat (embeddings: a tenth of it).
+    #[arg(long, default_value_t = 100)]
+    pub per_token_msat: u64,
+    /// Longest a payment is held while the model runs, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub hold_timeout_secs: u64,
+}
+
+pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
+    use boltensor_miner::backend::ModelKind;
+    use boltensor_miner::config::{default_models, default_models_dir, ModelSource, ModelSpec};
+    let MinerCommand::Run(args) = cmd;
+    let dir = args.models_dir.clone().unwrap_or_else(default_models_dir);
+    let mut specs: Vec<ModelSpec> = default_models(&dir)
+        .into_iter()
+        .filter(|s| args.models.is_empty() || args.models.contains(&s.id))
+        .collect();
+    for spec in &mut specs {
+        spec.price.per_request_msat = args.per_request_msat;
+        spec.price.per_token_msat = match spec.source {
+            ModelSource::MiniLm { .. } => (args.per_token_msat / 10).max(1),
+            _ => args.per_token_msat,
+        };
+    }
+    for ext in &args.external {
+        let (id, rest) = ext.split_once('=').context("--external ID=URL#NAME#KIND")?;
+        let parts: Vec<&str> = rest.split('#').collect();
+        let [url, name, kind] = parts[..] else {
+            anyhow::bail!("--external {ext}: expected ID=URL#REMOTE_NAME#chat|embedding");
+        };
+        let model_kind = match kind {
+            "chat" => ModelKind::Chat,
+            "embedding" => ModelKind::Embedding,
+            other => anyhow::bail!("--external kind {other:?}: chat or embedding"),
+        };
+        specs.push(ModelSpec {
+            id: id.to_owned(),
+            source: ModelSource::External {
+                base_url: url.to_owned(),
+                remote_model: name.to_owned(),
+                model_kind,
+                api_key: std::env::var("BOLTENSOR_EXTERNAL_API_KEY").ok(),
+            },
+            price: boltensor_miner::Price {
+                per_request_msat: args.per_request_msat,
+                per_token_msat: args.per_token_msat,
+            },
+            max_input_tokens: 4096,
+            max_output_tokens: 1024,
+            default_max_tokens: 256,
+        });
+    }
+    anyhow::ensure!(!specs.is_empty(), "no models to serve");
+    let backends = boltensor_miner::load_backends(&specs).with_context(|| {
+        format!(
+            "loading models (run scripts/fetch-models.sh to fetch them into {})",
+            dir.display()
+        )
+    })?;
+    let node = args.node.start("boltensor-miner").await?;
+    let mut cfg = boltensor_miner::MinerConfig::new(specs, &args.node.data_dir);
+    cfg.hold_timeout = std::time::Duration::from_secs(args.hold_timeout_secs);
+    let miner = boltensor_miner::Miner::new(cfg, Arc::clone(&node), &backends)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {} (in use?)", args.listen))?;
+    println!("miner API on http://{}/v1", args.listen);
+    miner.run(listener, shutdown_signal()).await?;
+    node.stop().await;
+    Ok(())
+}
+
+/// `boltensor client …`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Run a local OpenAI-compatible endpoint that pays miners per request from your node.
+    Proxy(ProxyArgs),
+    /// Embed a text through a running proxy and print the vector's first values and the price.
+    Embed(OneShotArgs),
+    /// Ask a chat model through a running proxy and print the answer and the price.
+    Chat(OneShotArgs),
+}
+
+/// `boltensor client proxy`
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Address for the OpenAI-compatible endpoint.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Miner base URL (repeat for several).
+    #[arg(long = "miner", required = true)]
+    pub miners: Vec<String>,
+    /// Refuse requests priced above this, msat.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_price_msat: u64,
+    /// Stop paying once this much is spent, msat.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub budget_msat: u64,
+}
+
+/// `boltensor client embed|chat`
+#[derive(Debug, Args)]
+pub struct OneShotArgs {
+    /// The text or prompt.
+    pub text: String,
+    /// The proxy's base URL (`boltensor client proxy`, or the devnet's).
+    #[arg(
+        long,
+        env = "BOLTENSOR_PROXY",
+        default_value = "http://127.0.0.1:8080/v1"
+    )]
+    pub proxy: String,
+    /// Model id (default: the shipped model of that kind).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Most tokens to generate (chat).
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: u32,
+}
+
+pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Proxy(args) => {
+            let node = args.node.start("boltensor-client").await?;
+            let mut cfg = boltensor_client::ClientConfig::new(args.miners.clone());
+            cfg.max_price_msat = args.max_price_msat;
+            cfg.budget_msat = args.budget_msat;
+            let client = boltensor_client::PayingClient::new(cfg, Arc::clone(&node));
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {} (in use?)", args.listen))?;
+            println!(
+                "OpenAI-compatible proxy on http://{}/v1 (any API key)",
+                args.listen
+            );
+            axum::serve(listener, boltensor_client::proxy::router(client))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            node.stop().await;
+            Ok(())
+        }
+        ClientCommand::Embed(args) => {
+            let body = serde_json::json!({
+                "model": args.model.as_deref().unwrap_or("all-minilm-l6-v2"),
+                "input": args.text,
+            });
+            let (v, price, fee) = one_shot(&args.proxy, "embeddings", &body).await?;
+            let emb = v["data"][0]["embedding"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let head: Vec<String> = emb
+                .iter()
+                .take(6)
+                .map(|x| format!("{:.4}", x.as_f64().unwrap_or(0.0)))
+                .collect();
+            println!("{} dims: [{}, …]", emb.len(), head.join(", "));
+            println!("paid {price} msat + {fee} msat routing fee");
+            Ok(())
+        }
+        ClientCommand::Chat(args) => {
+            let body = serde_json::json!({
+                "model": args.model.as_deref().unwrap_or("smollm2-135m-instruct"),
+                "messages": [{"role": "user", "content": args.text}],
+                "max_tokens": args.max_tokens,
+            });
+            let (v, price, fee) = one_shot(&args.proxy, "chat/completions", &body).await?;
+            println!(
+                "{}",
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+            );
+            println!("paid {price} msat + {fee} msat routing fee");
+            Ok(())
+        }
+    }
+}
+
+async fn one_shot(
+    proxy: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(serde_json::Value, String, String)> {
+    let url = format!("{}/{path}", proxy.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("no proxy at {url}: start one with `boltensor client proxy` or `boltensor devnet up`"))?;
+    let header = |h: &str| {
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let (price, fee) = (
+        header("x-boltensor-price-msat"),
+        header("x-boltensor-fee-msat"),
+    );
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await.context("reading the answer")?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{status}: {}",
+        v["error"]["message"].as_str().unwrap_or("error")
+    );
+    Ok((v, price, fee))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    eprintln!("stopping…");
+}

@@ -37,6 +37,10 @@ pub struct NodeArgs {
     /// Use an Esplora API instead of bitcoind (e.g. https://mempool.space/signet/api).
     #[arg(long)]
     pub esplora: Option<String>,
+    /// Accept inbound channels from this node without keeping 25,000 sat on-chain per channel (your
+    /// Lightning service provider, e.g. a coordinator). Repeatable.
+    #[arg(long = "trusted-peer")]
+    pub trusted_peers: Vec<boltensor_ln::PublicKey>,
 }
 
 impl NodeArgs {
@@ -62,7 +66,7 @@ impl NodeArgs {
             network: self.network,
             listen: self.ln_listen,
             chain,
-            trusted_peers_no_reserve: Vec::new(),
+            trusted_peers_no_reserve: self.trusted_peers.clone(),
             liquidity_provider: false,
         })
     }

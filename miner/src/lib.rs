@@ -143,6 +143,7 @@ impl Miner {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.recover();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let resolver = tokio::spawn(Arc::clone(&self).resolve_loop(stop_rx));
         let router = api::router(Arc::clone(&self));
@@ -154,6 +155,40 @@ impl Miner {
         let _ = resolver.await;
         self.fail_back_all_undelivered("miner shut down");
         served
+    }
+
+    /// Finishes what a previous run left open (after a crash or kill -9): a stored result is claimed, a
+    /// request that was being served or waiting for its payment is failed back. LDK does not replay
+    /// `PaymentClaimable` for a payment already reported, so this works from our own records.
+    fn recover(&self) {
+        let records = match self.store.unresolved() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "recovery: cannot list open requests");
+                return;
+            }
+        };
+        for r in records {
+            match r.status {
+                Status::Settling => match self.claim(&r.payment_hash, r.preimage) {
+                    Ok(()) => {
+                        tracing::info!(payment_hash = %hex::encode(r.payment_hash), "recovery: claimed a delivered result")
+                    }
+                    Err(e) => {
+                        tracing::warn!(payment_hash = %hex::encode(r.payment_hash), error = %e, "recovery: claim failed")
+                    }
+                },
+                Status::Serving => self.fail_back(
+                    &r.payment_hash,
+                    "the miner restarted while serving this request",
+                    Status::FailedBack,
+                ),
+                Status::AwaitingPayment => {
+                    self.fail_back(&r.payment_hash, "the miner restarted", Status::Expired)
+                }
+                _ => {}
+            }
+        }
     }
 
     fn fail_back_all_undelivered(&self, reason: &str) {
@@ -199,16 +234,19 @@ impl Miner {
 
     /// Claims a held payment whose result is stored, and marks it settled.
     pub(crate) fn claim(&self, hash: &[u8; 32], preimage: [u8; 32]) -> Result<(), String> {
-        let held = self
-            .node
-            .claimable(PaymentHash(*hash))
-            .ok_or("the payment is no longer held")?;
+        // After a restart the held amount is not reported again: fall back on the invoice amount.
+        let amount_msat = match self.node.claimable(PaymentHash(*hash)) {
+            Some(held) => held.amount_msat,
+            None => {
+                self.store
+                    .get(hash)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("unknown request")?
+                    .price_msat
+            }
+        };
         self.node
-            .claim(
-                PaymentHash(*hash),
-                PaymentPreimage(preimage),
-                held.amount_msat,
-            )
+            .claim(PaymentHash(*hash), PaymentPreimage(preimage), amount_msat)
             .map_err(|e| e.to_string())?;
         self.store
             .update(hash, |r, _| {
@@ -216,7 +254,7 @@ impl Miner {
                 Ok(())
             })
             .map_err(|e| e.to_string())?;
-        tracing::info!(payment_hash = %hex::encode(hash), amount_msat = held.amount_msat, "payment claimed");
+        tracing::info!(payment_hash = %hex::encode(hash), amount_msat, "payment claimed");
         Ok(())
     }
 

@@ -1,7 +1,9 @@
-//! Benchmarks: paid inference over Lightning, and the Lightning design side by side with the token design.
+//! Benchmarks that print figures (never tests that fail on a timing).
 //!
-//! Not built yet: this crate marks the room the design gives it (issues 4 and 6). See docs/ARCHITECTURE.md.
+//! # Layout
+//! - [`paid`]: `boltensor bench paid`: what paying per request over Lightning costs, on the regtest network.
 
-/// What the `boltensor` binary prints for this crate's commands until they are built.
-pub const NOT_YET: &str =
-    "not yet: see issues 4 and 6 in the issue tracker and docs/ARCHITECTURE.md";
+pub mod paid;
+
+/// What the `boltensor` binary prints for benchmarks that do not exist yet.
+pub const NOT_YET: &str = "not yet: see issue 6 (bench compare) in the issue tracker";

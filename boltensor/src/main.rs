@@ -33,7 +33,8 @@ enum Command {
     /// Create, prove, withdraw or slash bonds (Bitcoin Script contracts).
     Bond(NotYetArgs),
     /// Benchmarks: paid inference, and Lightning design vs token design.
-    Bench(NotYetArgs),
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run Yuma consensus epochs on a scenario file.
     Yuma(NotYetArgs),
 }
@@ -42,6 +43,34 @@ enum Command {
 struct NotYetArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     rest: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Paid inference on a regtest network: unpaid vs paid latency, a bare payment, throughput,
+    /// settlement time. Build with --release for meaningful figures.
+    Paid {
+        /// Sequential requests per latency series.
+        #[arg(long, default_value_t = 100)]
+        requests: usize,
+        /// Sequential chat completions per series.
+        #[arg(long, default_value_t = 10)]
+        chats: usize,
+        /// Concurrent clients in the throughput run.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds of the throughput run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Parallel channels per hop.
+        #[arg(long, default_value_t = 2)]
+        channels_per_hop: usize,
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The Lightning design vs the token design.
+    Compare(NotYetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,7 +154,7 @@ fn real_main() -> anyhow::Result<()> {
     let mut default_filter =
         "info,ldk_node=warn,ldk_node::liquidity=off,lightning=warn,lightning_block_sync=warn"
             .to_owned();
-    if matches!(cli.command, Command::Devnet(_)) {
+    if matches!(cli.command, Command::Devnet(_) | Command::Bench(_)) {
         // On regtest bitcoind has no fee estimates and ldk-node logs an ERROR on every sync before
         // falling back to 1 sat/vB: harmless there, noise in the devnet's output.
         default_filter.push_str(",ldk_node::chain::bitcoind=off");
@@ -152,7 +181,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validator(_) => not_yet("validator", boltensor_validator::NOT_YET),
         Command::Client(cmd) => roles::client(cmd).await,
         Command::Bond(_) => not_yet("bond", boltensor_contracts::NOT_YET),
-        Command::Bench(_) => not_yet("bench", boltensor_bench::NOT_YET),
+        Command::Bench(BenchCommand::Compare(_)) => {
+            not_yet("bench compare", boltensor_bench::NOT_YET)
+        }
+        Command::Bench(BenchCommand::Paid {
+            requests,
+            chats,
+            concurrency,
+            seconds,
+            channels_per_hop,
+            json,
+        }) => {
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; run `cargo run --release -p boltensor -- bench paid` for real figures");
+            }
+            let report = boltensor_bench::paid::run(boltensor_bench::paid::PaidBenchConfig {
+                requests,
+                chats,
+                concurrency,
+                duration: std::time::Duration::from_secs(seconds),
+                channels_per_hop,
+            })
+            .await?;
+            println!("{}", report.render());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            Ok(())
+        }
         Command::Yuma(_) => not_yet("yuma", "not yet: see issue 6 in the issue tracker"),
     }
 }

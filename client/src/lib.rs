@@ -186,6 +186,23 @@ impl Paid {
     }
 }
 
+/// Puts a credit note back when its request ends without redeeming it (the miner left it unspent).
+struct CreditGuard {
+    inner: Arc<Inner>,
+    miner: String,
+    note: Option<(String, u64)>,
+}
+
+impl Drop for CreditGuard {
+    fn drop(&mut self) {
+        if let Some(note) = self.note.take() {
+            lock(&self.inner.credits)
+                .entry(self.miner.clone())
+                .or_insert(note);
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -285,13 +302,18 @@ impl PayingClient {
             miner: miner.to_owned(),
             reason: e.to_string(),
         };
-        let credit = lock(&inner.credits).get(miner).cloned();
+        // A credit note goes with one request at a time: take it out while that request is open.
+        let mut credit_guard = CreditGuard {
+            inner: Arc::clone(&self.inner),
+            miner: miner.to_owned(),
+            note: lock(&inner.credits).remove(miner),
+        };
         let mut first = inner
             .http
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
             .body(body.clone());
-        if let Some((token, _)) = &credit {
+        if let Some((token, _)) = &credit_guard.note {
             first = first.header(l402::CREDIT_HEADER, token);
         }
         let resp = first.send().await.map_err(unreachable)?;
@@ -332,9 +354,9 @@ impl PayingClient {
                 max_msat: inner.cfg.max_price_msat,
             });
         }
-        if credit.is_some() && claims.credit_msat == 0 {
-            // The miner did not take the note (spent or expired): forget it.
-            lock(&inner.credits).remove(miner);
+        if claims.credit_msat == 0 {
+            // The miner refused the note (spent or expired), or there was none: forget it.
+            credit_guard.note = None;
         }
         {
             let mut s = lock(&inner.spend);
@@ -409,8 +431,9 @@ impl PayingClient {
             }
         };
         if resp.status().is_success() {
-            // A failed request leaves the note unspent at the miner: keep it then.
-            self.update_credit(miner, resp.headers(), claims.credit_msat);
+            // Redeemed (or not needed): the miner's new note, if any, replaces it.
+            credit_guard.note = None;
+            self.update_credit(miner, resp.headers());
         }
         Ok(Paid {
             miner: miner.to_owned(),
@@ -421,11 +444,8 @@ impl PayingClient {
         })
     }
 
-    fn update_credit(&self, miner: &str, headers: &HeaderMap, used_msat: u64) {
+    fn update_credit(&self, miner: &str, headers: &HeaderMap) {
         let mut credits = lock(&self.inner.credits);
-        if used_msat > 0 {
-            credits.remove(miner);
-        }
         let new = headers
             .get(l402::NEW_CREDIT_HEADER)
             .and_then(|v| v.to_str().ok());

@@ -317,6 +317,9 @@ impl Miner {
             }
         })?;
         let (job, spec, price) = self.prepare(path, &body)?;
+        if spec.price.per_request_msat == 0 && spec.price.per_token_msat == 0 {
+            return self.serve_free(job, spec).await;
+        }
         let digest = l402::request_digest("POST", path, &body);
         match headers.get(header::AUTHORIZATION) {
             None => self.challenge(&headers, spec, price, digest),
@@ -519,7 +522,52 @@ impl Miner {
             hash,
         };
 
-        // The HTLC may still be on its way: wait for it to be held here, for exactly the price.
+        // Start the model now, while the HTLC may still be on its way. Nothing is delivered (and the
+        // payment is not claimed) until the payment is held here for the price, so a client that never
+        // pays gets nothing; an honest client does not wait for its payment and the model one after
+        // the other (docs/adr/0008).
+        let model = self
+            .models
+            .get(&spec.id)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| ApiError::NotFound(spec.id.clone()))?;
+        let timeout = self.cfg.hold_timeout;
+        let started = match job {
+            Job::Embed { req, tokens } => {
+                let texts = req.input.texts().into_iter().map(str::to_owned).collect();
+                let run =
+                    tokio::spawn(
+                        async move { tokio::time::timeout(timeout, model.embed(texts)).await },
+                    );
+                Started::Embed { run, req, tokens }
+            }
+            Job::Chat {
+                req,
+                prompt_tokens,
+                max_tokens,
+            } => {
+                let params = GenParams {
+                    max_tokens,
+                    temperature: req.temperature.unwrap_or(0.0),
+                    top_p: req.top_p,
+                    seed: req.seed.unwrap_or(299_792_458),
+                };
+                let (tx, rx) = mpsc::unbounded_channel();
+                let messages = req.messages.clone();
+                let run = tokio::spawn(async move {
+                    tokio::time::timeout(timeout, model.chat(messages, params, tx)).await
+                });
+                Started::Chat {
+                    run,
+                    rx,
+                    req,
+                    prompt_tokens,
+                    max_tokens,
+                }
+            }
+        };
+
+        // Wait for the payment to be held here, for exactly the price.
         let held = match self
             .node
             .wait_claimable(PaymentHash(hash), self.cfg.payment_wait)
@@ -527,6 +575,7 @@ impl Miner {
         {
             Ok(held) => held,
             Err(_) => {
+                started.abort();
                 // Not paid (yet): the token stays usable.
                 let _ = self.store.update(&hash, |r, credits| {
                     if let Some(id) = r.credit_id {
@@ -542,6 +591,7 @@ impl Miner {
             }
         };
         if held.amount_msat < claims.price_msat {
+            started.abort();
             self.fail_back(&hash, "underpaid", Status::FailedBack);
             return Err(ApiError::PaymentRequired(format!(
                 "held {} msat but the price is {} msat; the payment is failed back",
@@ -549,48 +599,26 @@ impl Miner {
             )));
         }
 
-        let model = self
-            .models
-            .get(&spec.id)
-            .map(|(_, b)| b.clone())
-            .ok_or_else(|| ApiError::NotFound(spec.id.clone()))?;
-        match job {
-            Job::Embed { req, tokens } => {
-                let run = model.embed(req.input.texts().into_iter().map(str::to_owned).collect());
-                let vectors = match tokio::time::timeout(self.cfg.hold_timeout, run).await {
-                    Ok(Ok(v)) => v,
-                    Ok(Err(e)) => {
+        match started {
+            Started::Embed { run, req, tokens } => {
+                let vectors = match run.await {
+                    Ok(Ok(Ok(v))) => v,
+                    Ok(Ok(Err(e))) => {
                         return Err(self.failed(&hash, ApiError::ModelFailed(e.to_string())))
                     }
-                    Err(_) => {
+                    Ok(Err(_)) => {
                         return Err(
                             self.failed(&hash, ApiError::Timeout("the model took too long".into()))
                         )
                     }
+                    Err(e) => {
+                        return Err(self.failed(
+                            &hash,
+                            ApiError::ModelFailed(format!("model task failed: {e}")),
+                        ))
+                    }
                 };
-                let base64 = req.encoding_format.as_deref() == Some("base64");
-                let resp = EmbeddingsResponse {
-                    object: "list".into(),
-                    data: vectors
-                        .into_iter()
-                        .enumerate()
-                        .map(|(index, v)| Embedding {
-                            object: "embedding".into(),
-                            index,
-                            embedding: if base64 {
-                                EmbeddingVector::Base64(embedding_to_base64(&v))
-                            } else {
-                                EmbeddingVector::Float(v)
-                            },
-                        })
-                        .collect(),
-                    model: spec.id.clone(),
-                    usage: Usage {
-                        prompt_tokens: tokens,
-                        completion_tokens: 0,
-                        total_tokens: tokens,
-                    },
-                };
+                let resp = embeddings_response(spec, &req, tokens, vectors);
                 let body = serde_json::to_vec(&resp)
                     .map_err(|e| self.failed(&hash, ApiError::Unavailable(e.to_string())))?;
                 let new_credit = self.credit_for(credit_leftover);
@@ -604,28 +632,15 @@ impl Miner {
                     new_credit,
                 ))
             }
-            Job::Chat {
+            Started::Chat {
+                run,
+                rx,
                 req,
                 prompt_tokens,
                 max_tokens,
             } => {
-                let params = GenParams {
-                    max_tokens,
-                    temperature: req.temperature.unwrap_or(0.0),
-                    top_p: req.top_p,
-                    seed: req.seed.unwrap_or(299_792_458),
-                };
                 let id = format!("chatcmpl-{}", hex::encode(&hash[..12]));
                 let created = unix_now();
-                let (tx, rx) = mpsc::unbounded_channel();
-                let run = {
-                    let model = model.clone();
-                    let messages = req.messages.clone();
-                    let timeout = self.cfg.hold_timeout;
-                    tokio::spawn(async move {
-                        tokio::time::timeout(timeout, model.chat(messages, params, tx)).await
-                    })
-                };
                 let per_token = spec.price.per_token_msat;
                 let model_id = spec.id.clone();
                 let finish = {
@@ -638,22 +653,7 @@ impl Miner {
                             Err(e) => return Err(miner.failed(&hash, e)),
                         };
                         let unused = per_token * (max_tokens.saturating_sub(out.completion_tokens)) as u64;
-                        let resp = ChatResponse {
-                            id,
-                            object: "chat.completion".into(),
-                            created,
-                            model: model_id,
-                            choices: vec![ChatChoice {
-                                index: 0,
-                                message: AssistantMessage { role: "assistant".into(), content: out.text },
-                                finish_reason: out.finish_reason,
-                            }],
-                            usage: Usage {
-                                prompt_tokens,
-                                completion_tokens: out.completion_tokens,
-                                total_tokens: prompt_tokens + out.completion_tokens,
-                            },
-                        };
+                        let resp = chat_response(id, created, model_id, prompt_tokens, out);
                         let body = serde_json::to_vec(&resp).map_err(|e| miner.failed(&hash, ApiError::Unavailable(e.to_string())))?;
                         let new_credit = miner.credit_for(unused + credit_leftover);
                         miner.settle(&hash, body, "application/json", new_credit.clone())?;
@@ -771,6 +771,66 @@ impl Miner {
         }
     }
 
+    /// A model priced at zero (for benchmarks and private deployments): served without payment, not
+    /// streamed.
+    async fn serve_free(&self, job: Job, spec: &ModelSpec) -> Result<Response, ApiError> {
+        let model = self
+            .models
+            .get(&spec.id)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| ApiError::NotFound(spec.id.clone()))?;
+        let timeout = self.cfg.hold_timeout;
+        let model_err = |e: crate::ModelError| ApiError::ModelFailed(e.to_string());
+        let too_long = |_| ApiError::Timeout("the model took too long".into());
+        let body = match job {
+            Job::Embed { req, tokens } => {
+                let texts = req.input.texts().into_iter().map(str::to_owned).collect();
+                let vectors = tokio::time::timeout(timeout, model.embed(texts))
+                    .await
+                    .map_err(too_long)?
+                    .map_err(model_err)?;
+                serde_json::to_vec(&embeddings_response(spec, &req, tokens, vectors))
+            }
+            Job::Chat {
+                req,
+                prompt_tokens,
+                max_tokens,
+            } => {
+                if req.is_stream() {
+                    return Err(ApiError::BadRequest(
+                        "streaming is served for priced models only".into(),
+                    ));
+                }
+                let params = GenParams {
+                    max_tokens,
+                    temperature: req.temperature.unwrap_or(0.0),
+                    top_p: req.top_p,
+                    seed: req.seed.unwrap_or(299_792_458),
+                };
+                let (tx, _rx) = mpsc::unbounded_channel();
+                let out = tokio::time::timeout(timeout, model.chat(req.messages, params, tx))
+                    .await
+                    .map_err(too_long)?
+                    .map_err(model_err)?;
+                let id = format!("chatcmpl-{}", hex::encode(random_bytes::<12>()));
+                serde_json::to_vec(&chat_response(
+                    id,
+                    unix_now(),
+                    spec.id.clone(),
+                    prompt_tokens,
+                    out,
+                ))
+            }
+        }
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response())
+    }
+
     fn credit_for(&self, amount_msat: u64) -> Option<(CreditNote, String)> {
         (amount_msat > 0).then(|| {
             let note = CreditNote {
@@ -870,6 +930,97 @@ impl Miner {
             put(l402::NEW_CREDIT_MSAT_HEADER, note.amount_msat.to_string());
         }
         resp
+    }
+}
+
+fn embeddings_response(
+    spec: &ModelSpec,
+    req: &EmbeddingsRequest,
+    tokens: u32,
+    vectors: Vec<Vec<f32>>,
+) -> EmbeddingsResponse {
+    let base64 = req.encoding_format.as_deref() == Some("base64");
+    EmbeddingsResponse {
+        object: "list".into(),
+        data: vectors
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| Embedding {
+                object: "embedding".into(),
+                index,
+                embedding: if base64 {
+                    EmbeddingVector::Base64(embedding_to_base64(&v))
+                } else {
+                    EmbeddingVector::Float(v)
+                },
+            })
+            .collect(),
+        model: spec.id.clone(),
+        usage: Usage {
+            prompt_tokens: tokens,
+            completion_tokens: 0,
+            total_tokens: tokens,
+        },
+    }
+}
+
+fn chat_response(
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: u32,
+    out: crate::backend::ChatOutput,
+) -> ChatResponse {
+    ChatResponse {
+        id,
+        object: "chat.completion".into(),
+        created,
+        model,
+        choices: vec![ChatChoice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant".into(),
+                content: out.text,
+            },
+            finish_reason: out.finish_reason,
+        }],
+        usage: Usage {
+            prompt_tokens,
+            completion_tokens: out.completion_tokens,
+            total_tokens: prompt_tokens + out.completion_tokens,
+        },
+    }
+}
+
+/// A model run started for a paid request, before its payment is known to be held.
+enum Started {
+    Embed {
+        run: tokio::task::JoinHandle<
+            Result<Result<Vec<Vec<f32>>, crate::ModelError>, tokio::time::error::Elapsed>,
+        >,
+        req: EmbeddingsRequest,
+        tokens: u32,
+    },
+    Chat {
+        run: tokio::task::JoinHandle<
+            Result<
+                Result<crate::backend::ChatOutput, crate::ModelError>,
+                tokio::time::error::Elapsed,
+            >,
+        >,
+        rx: mpsc::UnboundedReceiver<String>,
+        req: ChatRequest,
+        prompt_tokens: u32,
+        max_tokens: u32,
+    },
+}
+
+impl Started {
+    fn abort(&self) {
+        match self {
+            Started::Embed { run, .. } => run.abort(),
+            Started::Chat { run, .. } => run.abort(),
+        }
     }
 }
 

@@ -83,6 +83,10 @@ pub struct Miner {
     serving: Mutex<HashSet<[u8; 32]>>,
     /// When each held payment awaiting its request was first seen.
     held_since: Mutex<HashMap<[u8; 32], Instant>>,
+    /// When each claim was made, until the payment is reported received.
+    claimed_at: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Result ready (claim) → payment settled at this node, most recent last (bounded).
+    settle_latencies: Mutex<std::collections::VecDeque<Duration>>,
 }
 
 impl std::fmt::Debug for Miner {
@@ -123,12 +127,20 @@ impl Miner {
             models,
             serving: Mutex::new(HashSet::new()),
             held_since: Mutex::new(HashMap::new()),
+            claimed_at: Mutex::new(HashMap::new()),
+            settle_latencies: Mutex::new(std::collections::VecDeque::new()),
         }))
     }
 
     /// The miner's Lightning node.
     pub fn node(&self) -> &Arc<LnNode> {
         &self.node
+    }
+
+    /// Time from a result being ready (the claim) to the payment settled at this node, for the most
+    /// recent payments (up to 10,000).
+    pub fn settle_latencies(&self) -> Vec<Duration> {
+        lock(&self.settle_latencies).iter().copied().collect()
     }
 
     /// The store (for status pages and tests).
@@ -245,9 +257,13 @@ impl Miner {
                     .price_msat
             }
         };
+        lock(&self.claimed_at).insert(*hash, Instant::now());
         self.node
             .claim(PaymentHash(*hash), PaymentPreimage(preimage), amount_msat)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                lock(&self.claimed_at).remove(hash);
+                e.to_string()
+            })?;
         self.store
             .update(hash, |r, _| {
                 r.status = Status::Settled;
@@ -267,11 +283,19 @@ impl Miner {
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                ev = events.recv() => {
-                    if let Ok(LnEvent::PaymentClaimable(c)) = ev {
-                        self.on_claimable(&c.payment_hash.0);
+                ev = events.recv() => match ev {
+                    Ok(LnEvent::PaymentClaimable(c)) => self.on_claimable(&c.payment_hash.0),
+                    Ok(LnEvent::PaymentReceived { payment_hash, .. }) => {
+                        if let Some(t) = lock(&self.claimed_at).remove(&payment_hash.0) {
+                            let mut l = lock(&self.settle_latencies);
+                            if l.len() == 10_000 {
+                                l.pop_front();
+                            }
+                            l.push_back(t.elapsed());
+                        }
                     }
-                }
+                    _ => {}
+                },
                 _ = tick.tick() => self.sweep(),
             }
         }

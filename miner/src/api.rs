@@ -601,22 +601,9 @@ impl Miner {
 
         match started {
             Started::Embed { run, req, tokens } => {
-                let vectors = match run.await {
-                    Ok(Ok(Ok(v))) => v,
-                    Ok(Ok(Err(e))) => {
-                        return Err(self.failed(&hash, ApiError::ModelFailed(e.to_string())))
-                    }
-                    Ok(Err(_)) => {
-                        return Err(
-                            self.failed(&hash, ApiError::Timeout("the model took too long".into()))
-                        )
-                    }
-                    Err(e) => {
-                        return Err(self.failed(
-                            &hash,
-                            ApiError::ModelFailed(format!("model task failed: {e}")),
-                        ))
-                    }
+                let vectors = match join_run(run).await {
+                    Ok(v) => v,
+                    Err(e) => return Err(self.failed(&hash, e)),
                 };
                 let resp = embeddings_response(spec, &req, tokens, vectors);
                 let body = serde_json::to_vec(&resp)
@@ -660,20 +647,8 @@ impl Miner {
                         Ok((resp, new_credit))
                     }
                 };
-                let joined = |j: Result<
-                    Result<
-                        Result<crate::backend::ChatOutput, crate::ModelError>,
-                        tokio::time::error::Elapsed,
-                    >,
-                    tokio::task::JoinError,
-                >| match j {
-                    Ok(Ok(Ok(out))) => Ok(out),
-                    Ok(Ok(Err(e))) => Err(ApiError::ModelFailed(e.to_string())),
-                    Ok(Err(_)) => Err(ApiError::Timeout("the model took too long".into())),
-                    Err(e) => Err(ApiError::ModelFailed(format!("model task failed: {e}"))),
-                };
                 if !req.is_stream() {
-                    let out = joined(run.await);
+                    let out = join_run(run).await;
                     let (resp, new_credit) = finish(out)?;
                     drop(guard);
                     let body = serde_json::to_vec(&resp)
@@ -738,7 +713,7 @@ impl Miner {
                             None,
                         )));
                     }
-                    match finish(joined(run.await)) {
+                    match finish(join_run(run).await) {
                         Ok((resp, _credit)) => {
                             let reason = resp.choices.first().map(|c| c.finish_reason.clone());
                             let _ = sse_tx.send(Ok(chunk(ChunkDelta::default(), reason, None)));
@@ -992,12 +967,14 @@ fn chat_response(
     }
 }
 
+/// A model run on its own task, bounded by the hold timeout.
+type ModelRun<T> =
+    tokio::task::JoinHandle<Result<Result<T, crate::ModelError>, tokio::time::error::Elapsed>>;
+
 /// A model run started for a paid request, before its payment is known to be held.
 enum Started {
     Embed {
-        run: tokio::task::JoinHandle<
-            Result<Result<Vec<Vec<f32>>, crate::ModelError>, tokio::time::error::Elapsed>,
-        >,
+        run: ModelRun<Vec<Vec<f32>>>,
         req: EmbeddingsRequest,
         tokens: u32,
     },
@@ -1013,6 +990,16 @@ enum Started {
         prompt_tokens: u32,
         max_tokens: u32,
     },
+}
+
+/// Waits for a model run and names how it failed.
+async fn join_run<T>(run: ModelRun<T>) -> Result<T, ApiError> {
+    match run.await {
+        Ok(Ok(Ok(out))) => Ok(out),
+        Ok(Ok(Err(e))) => Err(ApiError::ModelFailed(e.to_string())),
+        Ok(Err(_)) => Err(ApiError::Timeout("the model took too long".into())),
+        Err(e) => Err(ApiError::ModelFailed(format!("model task failed: {e}"))),
+    }
 }
 
 impl Started {

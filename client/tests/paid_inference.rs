@@ -308,3 +308,112 @@ async fn bad_requests_get_clear_errors_and_move_no_funds() -> Result<(), TestEnv
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expired_invoices_and_mismatched_amounts_move_no_funds() -> Result<(), TestEnvError> {
+    PaidNet::start(vec![], |cfg| cfg.invoice_expiry_secs = 2)
+        .await?
+        .run(async |pn| {
+            let before = pn.balances();
+            let http = reqwest::Client::new();
+            let url = format!("{}/v1/embeddings", pn.miner_url);
+            let body = embed_body("late payer");
+
+            // An invoice that expired before it was paid: the payment does not go through, and the
+            // token is refused.
+            let r = http
+                .post(&url)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("http");
+            assert_eq!(r.status(), 402);
+            let challenge =
+                l402::Challenge::parse(r.headers()["www-authenticate"].to_str().expect("ascii"))
+                    .expect("challenge");
+            let invoice = boltensor_ln::parse_invoice(&challenge.invoice).expect("invoice");
+            boltensor_testenv::wait_for(
+                "the invoice to expire",
+                Duration::from_secs(10),
+                || async { Ok(invoice.is_expired().then_some(())) },
+            )
+            .await?;
+            match pn.client_node.send(&invoice) {
+                Err(_) => {}
+                Ok(pending) => {
+                    let outcome = pending.outcome(Duration::from_secs(30)).await;
+                    assert!(
+                        outcome.is_err(),
+                        "an expired invoice must not settle: {outcome:?}"
+                    );
+                }
+            }
+            let r = http
+                .post(&url)
+                .header("authorization", format!("L402 {}", challenge.token))
+                .body(body)
+                .send()
+                .await
+                .expect("http");
+            assert_eq!(r.status(), 401, "expired token");
+            pn.wait_balances(before).await?;
+
+            // A "miner" whose token claims one price and whose invoice asks another: the client
+            // refuses before paying.
+            let invoice = pn
+                .miner_node
+                .invoice(50_000, "mismatch", 600)
+                .expect("invoice");
+            let token = l402::PaymentClaims {
+                payment_hash: boltensor_ln::bitcoin::hashes::Hash::to_byte_array(
+                    *invoice.payment_hash(),
+                ),
+                price_msat: 5_000,
+                expires_at: u64::MAX,
+                miner: pn.miner_node.node_id().serialize(),
+                request_digest: [0; 32],
+                credit_id: [0; 16],
+                credit_msat: 0,
+            }
+            .sign(&[1; 32]);
+            let header = l402::Challenge {
+                token,
+                invoice: invoice.to_string(),
+            }
+            .header_value();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let fake = format!("http://{}", listener.local_addr().expect("addr"));
+            let app = axum::Router::new().route(
+                "/v1/embeddings",
+                axum::routing::post(move || {
+                    let header = header.clone();
+                    async move {
+                        (
+                            axum::http::StatusCode::PAYMENT_REQUIRED,
+                            [("www-authenticate", header)],
+                            "pay me",
+                        )
+                    }
+                }),
+            );
+            let server = tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            let client = boltensor_client::PayingClient::new(
+                boltensor_client::ClientConfig::new(vec![fake]),
+                std::sync::Arc::clone(&pn.client_node),
+            );
+            match client.post("/v1/embeddings", embed_body("x")).await {
+                Err(ClientError::BadChallenge { reason, .. }) => {
+                    assert!(reason.contains("disagree"), "{reason}")
+                }
+                other => panic!("expected BadChallenge, got {other:?}"),
+            }
+            server.abort();
+            assert_eq!(pn.balances(), before, "no funds moved");
+            Ok(())
+        })
+        .await
+}

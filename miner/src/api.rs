@@ -478,7 +478,7 @@ impl Miner {
         claims: PaymentClaims,
     ) -> Result<Response, ApiError> {
         let hash = claims.payment_hash;
-        if claims.expires_at < unix_now() {
+        if claims.expires_at <= unix_now() {
             return Err(ApiError::Unauthorized(
                 "token expired; a payment made for it is failed back".into(),
             ));

@@ -353,7 +353,7 @@ impl Miner {
                         );
                     }
                 }
-                Status::AwaitingPayment if r.expires_at < now => {
+                Status::AwaitingPayment if r.expires_at <= now => {
                     self.fail_back(&hash, "token expired unpaid", Status::Expired)
                 }
                 Status::Serving | Status::Settling if held => self.on_claimable(&hash),

@@ -7,9 +7,11 @@
 //! - [`Role`]: the four roles of a Boltensor network.
 //! - [`openai`]: the OpenAI-compatible request and response bodies miners serve and clients send.
 //! - [`l402`]: the L402 payment challenge, the miner's signed token, and credit notes (docs/paid-requests.md).
+//! - [`weights`]: validators' BIP-340-signed weight vectors, the receiving inbox, equivocation evidence.
 
 pub mod l402;
 pub mod openai;
+pub mod weights;
 
 use std::fmt;
 use std::str::FromStr;

@@ -25,7 +25,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, GenParams, ModelKind, SmolLm};
-use crate::config::ModelSpec;
+use crate::config::{Misbehaviour, ModelSpec};
 use crate::store::{CreditRecord, RequestRecord, Status, StoreError};
 use crate::{lock, random_bytes, unix_now, Miner};
 
@@ -532,6 +532,9 @@ impl Miner {
             .map(|(_, b)| b.clone())
             .ok_or_else(|| ApiError::NotFound(spec.id.clone()))?;
         let timeout = self.cfg.hold_timeout;
+        if let Some(Misbehaviour::Slow(delay)) = self.cfg.misbehaviour {
+            tokio::time::sleep(delay).await;
+        }
         let started = match job {
             Job::Embed { req, tokens } => {
                 let texts = req.input.texts().into_iter().map(str::to_owned).collect();
@@ -590,6 +593,16 @@ impl Miner {
                 )));
             }
         };
+        let nth = self
+            .served_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.cfg.misbehaviour == Some(Misbehaviour::DropEveryThird) && nth % 3 == 2 {
+            started.abort();
+            return Err(self.failed(
+                &hash,
+                ApiError::Unavailable("dropped (test misbehaviour)".into()),
+            ));
+        }
         if held.amount_msat < claims.price_msat {
             started.abort();
             self.fail_back(&hash, "underpaid", Status::FailedBack);
@@ -601,10 +614,15 @@ impl Miner {
 
         match started {
             Started::Embed { run, req, tokens } => {
-                let vectors = match join_run(run).await {
+                let mut vectors = match join_run(run).await {
                     Ok(v) => v,
                     Err(e) => return Err(self.failed(&hash, e)),
                 };
+                if self.cfg.misbehaviour == Some(Misbehaviour::RandomEmbeddings) {
+                    for v in &mut vectors {
+                        *v = random_unit_vector(v.len());
+                    }
+                }
                 let resp = embeddings_response(spec, &req, tokens, vectors);
                 let body = serde_json::to_vec(&resp)
                     .map_err(|e| self.failed(&hash, ApiError::Unavailable(e.to_string())))?;
@@ -990,6 +1008,21 @@ enum Started {
         prompt_tokens: u32,
         max_tokens: u32,
     },
+}
+
+/// A random unit vector (test misbehaviour).
+fn random_unit_vector(dim: usize) -> Vec<f32> {
+    let bytes = random_bytes::<4096>();
+    let v: Vec<f32> = (0..dim)
+        .map(|i| f32::from(bytes[i % bytes.len()]) - 127.5)
+        .collect();
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::EPSILON);
+    v.into_iter().map(|x| x / norm).collect()
 }
 
 /// Waits for a model run and names how it failed.

@@ -144,6 +144,26 @@ pub struct ChatOutput {
     pub finish_reason: String,
 }
 
+/// The outcome of [`SmolLm::verify_greedy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreedyCheck {
+    /// Tokens (and end of turn) that were the greedy choice, from the start, until the first that was not.
+    pub matched: usize,
+    /// Tokens checked (completion tokens, plus end of turn when the answer stopped).
+    pub total: usize,
+}
+
+impl GreedyCheck {
+    /// Fraction matched, 1.0 for an empty check.
+    pub fn score(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            self.matched as f64 / self.total as f64
+        }
+    }
+}
+
 /// Generation parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GenParams {
@@ -171,9 +191,14 @@ impl std::fmt::Debug for SmolLm {
 }
 
 impl SmolLm {
-    /// Loads a GGUF file; a Q4_1 file is first re-quantised to Q8_0 (cached beside it).
-    pub fn load(gguf: &Path) -> Result<Self, ModelError> {
-        let path = requantize_q8(gguf)?;
+    /// Loads a GGUF file; a Q4_1 file is first re-quantised to Q8_0 (cached beside it), or with
+    /// `coarse` to Q4_0: the same model at a coarser quantisation, what a cheating miner would serve.
+    pub fn load(gguf: &Path, coarse: bool) -> Result<Self, ModelError> {
+        let path = if coarse {
+            requantize(gguf, GgmlDType::Q4_0, "Q4_0")?
+        } else {
+            requantize(gguf, GgmlDType::Q8_0, "Q8_0")?
+        };
         let mut file = std::fs::File::open(&path).map_err(|e| load_err(&path)(e.to_string()))?;
         let content =
             gguf_file::Content::read(&mut file).map_err(|e| load_err(&path)(e.to_string()))?;
@@ -212,6 +237,85 @@ impl SmolLm {
     pub fn count_tokens(&self, text: &str) -> Result<u32, ModelError> {
         let enc = self.tokenizer.encode(text, false).map_err(infer)?;
         Ok(enc.get_ids().len() as u32)
+    }
+
+    /// Teacher forcing: re-scores `completion` after `prompt` and checks that each of its tokens is the
+    /// greedy choice, within `margin` of the best logit (logits move a little across CPUs and between
+    /// whole-prompt and token-by-token feeding; the top token does not). With `stopped`, the token after
+    /// the completion must be end-of-turn.
+    pub fn verify_greedy(
+        &self,
+        prompt: &str,
+        completion: &str,
+        stopped: bool,
+        margin: f32,
+    ) -> Result<GreedyCheck, ModelError> {
+        let prompt_ids = self
+            .tokenizer
+            .encode(prompt, false)
+            .map_err(infer)?
+            .get_ids()
+            .to_vec();
+        // Tokenise prompt and completion together: alone, the completion's first word would get the
+        // tokenizer's prefix space and a different id than the model generated.
+        let joint = self
+            .tokenizer
+            .encode(format!("{prompt}{completion}"), false)
+            .map_err(infer)?
+            .get_ids()
+            .to_vec();
+        let completion_ids = match joint.strip_prefix(prompt_ids.as_slice()) {
+            Some(rest) => rest.to_vec(),
+            None => self
+                .tokenizer
+                .encode(completion, false)
+                .map_err(infer)?
+                .get_ids()
+                .to_vec(),
+        };
+        let mut weights = self
+            .weights
+            .lock()
+            .map_err(|_| ModelError::Inference("model poisoned by an earlier panic".into()))?;
+        weights.clear_kv_cache();
+        let mut input = Tensor::new(prompt_ids.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(infer)?;
+        let mut pos = 0;
+        let mut expected: Vec<Option<u32>> = completion_ids.iter().map(|t| Some(*t)).collect();
+        if stopped {
+            expected.push(None); // end of turn
+        }
+        let mut matched = 0;
+        for want in expected.iter().copied() {
+            let logits = weights
+                .forward(&input, pos)
+                .and_then(|l| l.squeeze(0))
+                .and_then(|l| l.to_dtype(DType::F32))
+                .and_then(|l| l.to_vec1::<f32>())
+                .map_err(infer)?;
+            pos += input.dim(D::Minus1).map_err(infer)?;
+            let best = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let ok = match want {
+                Some(t) => logits.get(t as usize).is_some_and(|l| *l >= best - margin),
+                None => self
+                    .eos
+                    .iter()
+                    .any(|t| logits.get(*t as usize).is_some_and(|l| *l >= best - margin)),
+            };
+            if !ok {
+                break;
+            }
+            matched += 1;
+            let Some(t) = want else { break };
+            input = Tensor::new(&[t], &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(infer)?;
+        }
+        Ok(GreedyCheck {
+            matched,
+            total: expected.len(),
+        })
     }
 
     /// Generates an answer to `prompt`, sending each new piece of text to `on_text` as it comes.
@@ -286,9 +390,9 @@ impl SmolLm {
     }
 }
 
-/// Re-quantises a Q4_1 GGUF to Q8_0 once, next to the source (`<stem>.Q8_0.gguf`), and returns the
+/// Re-quantises a Q4_1 GGUF to `to` once, next to the source (`<stem>.<suffix>.gguf`), and returns the
 /// file to load. Other files are returned unchanged.
-pub fn requantize_q8(src: &Path) -> Result<PathBuf, ModelError> {
+pub fn requantize(src: &Path, to: GgmlDType, suffix: &str) -> Result<PathBuf, ModelError> {
     let name = src
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -296,7 +400,7 @@ pub fn requantize_q8(src: &Path) -> Result<PathBuf, ModelError> {
     let Some(stem) = name.strip_suffix(".Q4_1.gguf") else {
         return Ok(src.to_path_buf());
     };
-    let dst = src.with_file_name(format!("{stem}.Q8_0.gguf"));
+    let dst = src.with_file_name(format!("{stem}.{suffix}.gguf"));
     if dst.exists() {
         return Ok(dst);
     }
@@ -315,7 +419,7 @@ pub fn requantize_q8(src: &Path) -> Result<PathBuf, ModelError> {
             let dense = qt
                 .dequantize(&Device::Cpu)
                 .map_err(|e| load_err(src)(e.to_string()))?;
-            QTensor::quantize(&dense, GgmlDType::Q8_0).map_err(|e| load_err(src)(e.to_string()))?
+            QTensor::quantize(&dense, to).map_err(|e| load_err(src)(e.to_string()))?
         } else {
             qt
         };
@@ -344,7 +448,7 @@ pub fn requantize_q8(src: &Path) -> Result<PathBuf, ModelError> {
             return Err(load_err(&dst)(e.to_string()));
         }
     }
-    tracing::info!(src = %src.display(), dst = %dst.display(), elapsed_ms = started.elapsed().as_millis() as u64, "re-quantised Q4_1 to Q8_0");
+    tracing::info!(src = %src.display(), dst = %dst.display(), elapsed_ms = started.elapsed().as_millis() as u64, "re-quantised Q4_1");
     Ok(dst)
 }
 

@@ -30,6 +30,10 @@ pub enum ModelSource {
     Gguf {
         /// The file.
         path: PathBuf,
+        /// Serve it re-quantised to Q4_0 instead of Q8_0: the same model, coarser and cheaper (a test
+        /// miner's cheat, for validators to catch).
+        #[serde(default)]
+        coarse: bool,
     },
     /// An external OpenAI-compatible server.
     External {
@@ -66,7 +70,9 @@ impl ModelSpec {
     pub fn load(&self) -> Result<Backend, ModelError> {
         Ok(match &self.source {
             ModelSource::MiniLm { dir } => Backend::MiniLm(Arc::new(MiniLm::load(dir)?)),
-            ModelSource::Gguf { path } => Backend::SmolLm(Arc::new(SmolLm::load(path)?)),
+            ModelSource::Gguf { path, coarse } => {
+                Backend::SmolLm(Arc::new(SmolLm::load(path, *coarse)?))
+            }
             ModelSource::External {
                 base_url,
                 remote_model,
@@ -110,6 +116,7 @@ pub fn default_models(models_dir: &Path) -> Vec<ModelSpec> {
                 path: models_dir
                     .join("smollm2-135m-instruct")
                     .join("SmolLM2-135M-Instruct.Q4_1.gguf"),
+                coarse: false,
             },
             price: Price {
                 per_request_msat: 1_000,
@@ -154,6 +161,21 @@ pub struct MinerConfig {
     pub max_body_bytes: usize,
     /// Credit notes expire after this many seconds.
     pub credit_ttl_secs: u64,
+    /// Deliberate misbehaviour, for tests and the devnet only (validators must catch it).
+    #[serde(default)]
+    pub misbehaviour: Option<Misbehaviour>,
+}
+
+/// Ways a test miner cheats or fails, for validators to catch (tests and the devnet only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misbehaviour {
+    /// Answers embeddings with random unit vectors.
+    RandomEmbeddings,
+    /// Sleeps this long before answering.
+    Slow(Duration),
+    /// Fails every third paid request (the payment is failed back).
+    DropEveryThird,
 }
 
 impl MinerConfig {
@@ -167,6 +189,7 @@ impl MinerConfig {
             hold_timeout: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
             credit_ttl_secs: 24 * 3600,
+            misbehaviour: None,
         }
     }
 }

@@ -28,7 +28,7 @@ use boltensor_ln::{LnEvent, LnNode, PaymentHash, PaymentPreimage};
 use tokio::net::TcpListener;
 
 pub use backend::{Backend, ModelError, ModelKind};
-pub use config::{MinerConfig, ModelSource, ModelSpec, Price};
+pub use config::{MinerConfig, Misbehaviour, ModelSource, ModelSpec, Price};
 use store::{Status, Store, StoreError};
 
 /// Why a miner could not start.
@@ -87,6 +87,8 @@ pub struct Miner {
     claimed_at: Mutex<HashMap<[u8; 32], Instant>>,
     /// Result ready (claim) → payment settled at this node, most recent last (bounded).
     settle_latencies: Mutex<std::collections::VecDeque<Duration>>,
+    /// Paid requests served, for [`config::Misbehaviour::DropEveryThird`].
+    served_count: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Miner {
@@ -106,7 +108,7 @@ impl Miner {
         backends: &HashMap<String, Backend>,
     ) -> Result<Arc<Self>, MinerError> {
         let store = Store::open(&cfg.data_dir.join("miner.redb"))?;
-        let key = load_or_create_key(&cfg.data_dir.join("l402.key"))?;
+        let key = load_or_create_secret(&cfg.data_dir.join("l402.key"))?;
         let mut models = HashMap::new();
         for spec in &cfg.models {
             let backend = backends
@@ -129,6 +131,7 @@ impl Miner {
             held_since: Mutex::new(HashMap::new()),
             claimed_at: Mutex::new(HashMap::new()),
             settle_latencies: Mutex::new(std::collections::VecDeque::new()),
+            served_count: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -389,7 +392,8 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
-fn load_or_create_key(path: &Path) -> Result<[u8; 32], MinerError> {
+/// Reads a 32-byte secret from `path`, or creates one there (mode 0600) if the file does not exist.
+pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], MinerError> {
     let err = |reason: String| MinerError::Key {
         path: path.display().to_string(),
         reason,

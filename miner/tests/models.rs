@@ -72,3 +72,65 @@ async fn smollm_greedy_chat_answers_and_is_deterministic() {
     let again = m.chat(messages, params, tx).await.expect("chat");
     assert_eq!(again.text, out.text, "greedy decoding is deterministic");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_greedy_answer_passes_teacher_forcing_and_a_coarser_model_fails_it() {
+    let models = backends();
+    let Backend::SmolLm(honest) = &models["smollm2-135m-instruct"] else {
+        panic!("chat model");
+    };
+    let prompt = boltensor_miner::backend::SmolLm::prompt(&[(
+        "user".to_owned(),
+        "Write one sentence about the ocean.".to_owned(),
+    )]);
+    let params = GenParams {
+        max_tokens: 12,
+        temperature: 0.0,
+        top_p: None,
+        seed: 1,
+    };
+    let out = honest.generate(&prompt, params, |_| {}).expect("generate");
+    let check = honest
+        .verify_greedy(&prompt, &out.text, out.finish_reason == "stop", 0.5)
+        .expect("verify");
+    println!("honest: {:?} -> {check:?}", out.text);
+    assert_eq!(check.matched, check.total, "{:?}", out.text);
+
+    // The same model at its shipped, coarser quantisation answers differently somewhere in a few
+    // prompts, and the honest model's teacher forcing catches it.
+    let gguf = default_models_dir()
+        .join("smollm2-135m-instruct")
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let cheap = boltensor_miner::backend::SmolLm::load(&gguf, true).expect("Q4_0 loads");
+    // Long enough answers: the coarser weights agree on the first dozen tokens of most answers.
+    let params = GenParams {
+        max_tokens: 48,
+        ..params
+    };
+    let mut caught = 0;
+    for question in [
+        "What is the capital of France?",
+        "Name three colours of the rainbow.",
+        "Write one sentence about the ocean.",
+        "What is the largest planet in our solar system?",
+        "Give me a synonym for happy.",
+        "Explain what a computer is in one sentence.",
+        "What do bees make?",
+        "Say something kind about mornings.",
+    ] {
+        let prompt =
+            boltensor_miner::backend::SmolLm::prompt(&[("user".to_owned(), question.to_owned())]);
+        let out = cheap.generate(&prompt, params, |_| {}).expect("generate");
+        let check = honest
+            .verify_greedy(&prompt, &out.text, out.finish_reason == "stop", 0.5)
+            .expect("verify");
+        println!("Q4_0 {question:?}: {:?} -> {check:?}", out.text);
+        if check.matched < check.total {
+            caught += 1;
+        }
+    }
+    assert!(
+        caught >= 4,
+        "the coarser model is caught on most prompts ({caught}/8)"
+    );
+}

@@ -1,6 +1,491 @@
-//! The validator: pays miners for challenge requests, checks their work, signs weight vectors each epoch.
+//! The validator: pays miners for challenge requests through the same client a real client uses (a miner
+//! cannot tell a challenge from paid traffic), checks the answers against its own copies of the pinned
+//! models, keeps a score history, and signs one weight vector per epoch.
 //!
-//! Not built yet: this crate marks the room the design gives it (issue 7). See docs/ARCHITECTURE.md.
+//! # Layout
+//! - [`scoring`]: the formula (pure).
+//! - [`Validator`]: challenges, checks, the store, epochs.
+//!
+//! Checks (docs/scoring.md): an embedding is recomputed with the same model at batch size 1 and must
+//! have cosine similarity ≥ `embed_tolerance` with the miner's; a greedy chat answer is re-scored by
+//! teacher forcing and each token must be the greedy choice within `logit_margin`.
 
-/// What the `boltensor` binary prints for this crate's commands until they are built.
-pub const NOT_YET: &str = "not yet: see issue 7 in the issue tracker and docs/ARCHITECTURE.md";
+pub mod scoring;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use boltensor_client::{ClientConfig, PayingClient, PaymentOutcome};
+use boltensor_ln::LnNode;
+use boltensor_miner::backend::{Backend, MiniLm, SmolLm};
+use boltensor_protocol::weights::{max_upscale_u16, SignedWeights, WeightVector};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use secp256k1::{Keypair, SecretKey, SECP256K1};
+use serde_json::{json, Value};
+
+use scoring::{Kind, MinerRecord, Observation, ScoringParams};
+
+const MINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("miners");
+const EPOCHS: TableDefinition<u64, &[u8]> = TableDefinition::new("epochs");
+
+/// Model ids the validator challenges (the shipped models, pinned by their files' sha256).
+pub const EMBED_MODEL: &str = "all-minilm-l6-v2";
+/// See [`EMBED_MODEL`].
+pub const CHAT_MODEL: &str = "smollm2-135m-instruct";
+
+/// Why the validator could not start or sign.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    /// Its store failed.
+    #[error("validator store: {0}")]
+    Store(String),
+    /// Its key could not be read or made.
+    #[error("validator key: {0}")]
+    Key(String),
+    /// A reference model is missing.
+    #[error("reference model {0} not loaded")]
+    Model(&'static str),
+}
+
+fn store_err<E: std::fmt::Display>(e: E) -> ValidatorError {
+    ValidatorError::Store(e.to_string())
+}
+
+/// What a validator does.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// Miner base URLs (the federation's registry replaces this list in a later issue).
+    pub miners: Vec<String>,
+    /// Store and key live here.
+    pub data_dir: PathBuf,
+    /// The formula's parameters.
+    pub scoring: ScoringParams,
+    /// Minimum cosine similarity between the miner's embedding and the validator's.
+    pub embed_tolerance: f32,
+    /// How far below the best logit a returned token may be and still count as the greedy choice.
+    pub logit_margin: f32,
+    /// `max_tokens` of chat challenges.
+    pub chat_max_tokens: u32,
+    /// Most a single challenge may cost.
+    pub max_price_msat: u64,
+    /// Total challenge budget.
+    pub budget_msat: u64,
+}
+
+impl ValidatorConfig {
+    /// Defaults around `miners` and `data_dir`.
+    pub fn new(miners: Vec<String>, data_dir: impl Into<PathBuf>) -> Self {
+        ValidatorConfig {
+            miners,
+            data_dir: data_dir.into(),
+            scoring: ScoringParams::default(),
+            embed_tolerance: 0.9999,
+            logit_margin: 0.5,
+            chat_max_tokens: 12,
+            max_price_msat: 100_000,
+            budget_msat: 100_000_000,
+        }
+    }
+}
+
+/// A running validator.
+pub struct Validator {
+    cfg: ValidatorConfig,
+    client: PayingClient,
+    minilm: Arc<MiniLm>,
+    smollm: Arc<SmolLm>,
+    db: Database,
+    keypair: Keypair,
+    records: Mutex<BTreeMap<String, MinerRecord>>,
+    node_ids: Mutex<BTreeMap<String, String>>,
+    challenge_spend: AtomicU64,
+    seq: AtomicU64,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("miners", &self.cfg.miners)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const PROMPTS: [&str; 8] = [
+    "What is the capital of France?",
+    "Name three colours of the rainbow.",
+    "Write one sentence about the ocean.",
+    "What is the largest planet in our solar system?",
+    "Give me a synonym for happy.",
+    "Explain what a computer is in one sentence.",
+    "What do bees make?",
+    "Say something kind about mornings.",
+];
+
+const WORDS: [&str; 24] = [
+    "bitcoin",
+    "river",
+    "model",
+    "quiet",
+    "market",
+    "lightning",
+    "green",
+    "mountain",
+    "paper",
+    "signal",
+    "window",
+    "garden",
+    "engine",
+    "silver",
+    "letter",
+    "forest",
+    "bridge",
+    "cloud",
+    "music",
+    "stone",
+    "harbor",
+    "winter",
+    "candle",
+    "orbit",
+];
+
+impl Validator {
+    /// A validator paying from `node`, checking with the reference models in `backends`.
+    pub fn new(
+        cfg: ValidatorConfig,
+        node: Arc<LnNode>,
+        backends: &HashMap<String, Backend>,
+    ) -> Result<Self, ValidatorError> {
+        let minilm = match backends.get(EMBED_MODEL) {
+            Some(Backend::MiniLm(m)) => Arc::clone(m),
+            _ => return Err(ValidatorError::Model(EMBED_MODEL)),
+        };
+        let smollm = match backends.get(CHAT_MODEL) {
+            Some(Backend::SmolLm(m)) => Arc::clone(m),
+            _ => return Err(ValidatorError::Model(CHAT_MODEL)),
+        };
+        std::fs::create_dir_all(&cfg.data_dir).map_err(store_err)?;
+        let db = Database::create(cfg.data_dir.join("validator.redb")).map_err(store_err)?;
+        let mut records = BTreeMap::new();
+        {
+            let txn = db.begin_write().map_err(store_err)?;
+            txn.open_table(MINERS).map_err(store_err)?;
+            txn.open_table(EPOCHS).map_err(store_err)?;
+            txn.commit().map_err(store_err)?;
+            let txn = db.begin_read().map_err(store_err)?;
+            let t = txn.open_table(MINERS).map_err(store_err)?;
+            for item in t.iter().map_err(store_err)? {
+                let (k, v) = item.map_err(store_err)?;
+                let rec: MinerRecord = serde_json::from_slice(v.value()).map_err(store_err)?;
+                records.insert(k.value().to_owned(), rec);
+            }
+        }
+        let secret = boltensor_miner::load_or_create_secret(&cfg.data_dir.join("validator.key"))
+            .map_err(|e| ValidatorError::Key(e.to_string()))?;
+        let sk = SecretKey::from_slice(&secret).map_err(|e| ValidatorError::Key(e.to_string()))?;
+        let keypair = Keypair::from_secret_key(SECP256K1, &sk);
+        let mut ccfg = ClientConfig::new(cfg.miners.clone());
+        ccfg.max_price_msat = cfg.max_price_msat;
+        ccfg.budget_msat = cfg.budget_msat;
+        ccfg.request_timeout = Duration::from_secs(60);
+        Ok(Validator {
+            client: PayingClient::new(ccfg, node),
+            cfg,
+            minilm,
+            smollm,
+            db,
+            keypair,
+            records: Mutex::new(records),
+            node_ids: Mutex::new(BTreeMap::new()),
+            challenge_spend: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The validator's signing key (x-only, hex): its identity in weight vectors.
+    pub fn key(&self) -> String {
+        hex::encode(self.keypair.x_only_public_key().0.serialize())
+    }
+
+    /// The paying client (its [`boltensor_client::Spend`] is the validator's challenge spend).
+    pub fn client(&self) -> &PayingClient {
+        &self.client
+    }
+
+    /// Sum of the prices of settled challenges.
+    pub fn challenge_spend_msat(&self) -> u64 {
+        self.challenge_spend.load(Ordering::Relaxed)
+    }
+
+    /// Current records by miner URL.
+    pub fn records(&self) -> BTreeMap<String, MinerRecord> {
+        lock(&self.records).clone()
+    }
+
+    /// Current scores by miner URL.
+    pub fn scores(&self) -> BTreeMap<String, f64> {
+        lock(&self.records)
+            .iter()
+            .map(|(url, r)| (url.clone(), r.score(&self.cfg.scoring)))
+            .collect()
+    }
+
+    fn next(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) ^ u64::from_le_bytes(boltensor_miner_random())
+    }
+
+    /// One round: an embedding and a chat challenge to every miner, each paid, checked and scored.
+    pub async fn challenge_round(&self) -> Vec<(String, Observation)> {
+        let mut out = Vec::new();
+        for url in self.cfg.miners.clone() {
+            self.learn_node_id(&url).await;
+            for kind in [Kind::Embedding, Kind::Chat] {
+                let o = self.challenge(&url, kind).await;
+                tracing::info!(miner = %url, kind = ?kind, ok = o.ok, quality = o.quality, latency_ms = o.latency.as_millis() as u64, "challenge");
+                let rec = {
+                    let mut records = lock(&self.records);
+                    let rec = records.entry(url.clone()).or_insert_with(|| MinerRecord {
+                        url: url.clone(),
+                        ..MinerRecord::default()
+                    });
+                    rec.observe(&self.cfg.scoring, o);
+                    rec.last = Some(format!(
+                        "{kind:?}: {} quality {:.3} in {} ms",
+                        if o.ok { "answered" } else { "FAILED" },
+                        o.quality,
+                        o.latency.as_millis()
+                    ));
+                    rec.clone()
+                };
+                if let Err(e) = self.save_record(&url, &rec) {
+                    tracing::error!(error = %e, "cannot store the score history");
+                }
+                out.push((url.clone(), o));
+            }
+        }
+        out
+    }
+
+    async fn learn_node_id(&self, url: &str) {
+        if lock(&self.node_ids).contains_key(url) {
+            return;
+        }
+        if let Ok(r) = self.http.get(format!("{url}/v1/quote")).send().await {
+            if let Ok(v) = r.json::<Value>().await {
+                if let Some(id) = v["node_id"].as_str() {
+                    lock(&self.node_ids).insert(url.to_owned(), id.to_owned());
+                }
+            }
+        }
+    }
+
+    async fn challenge(&self, url: &str, kind: Kind) -> Observation {
+        let n = self.next();
+        let failed = |latency| Observation {
+            kind,
+            ok: false,
+            quality: 0.0,
+            latency,
+        };
+        let started = Instant::now();
+        let (path, body, prompt) = match kind {
+            Kind::Embedding => {
+                let text: Vec<&str> = (0..8)
+                    .map(|i| WORDS[((n >> (i * 5)) as usize) % WORDS.len()])
+                    .collect();
+                let text = text.join(" ");
+                (
+                    "/v1/embeddings",
+                    json!({"model": EMBED_MODEL, "input": text}),
+                    text,
+                )
+            }
+            Kind::Chat => {
+                let prompt = PROMPTS[(n as usize) % PROMPTS.len()].to_owned();
+                (
+                    "/v1/chat/completions",
+                    json!({
+                        "model": CHAT_MODEL,
+                        "messages": [{"role": "user", "content": prompt}],
+                        "max_tokens": self.cfg.chat_max_tokens,
+                        "temperature": 0,
+                    }),
+                    prompt,
+                )
+            }
+        };
+        let mut paid = match self
+            .client
+            .post_to(url, path, body.to_string().into_bytes())
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(miner = %url, error = %e, "challenge not sent");
+                return failed(started.elapsed());
+            }
+        };
+        let status = paid.response.status();
+        let outcome = paid.outcome().await;
+        let answer: Option<Value> = paid.response.json().await.ok();
+        let latency = started.elapsed();
+        let settled = matches!(outcome, Some(PaymentOutcome::Settled { .. }));
+        if settled {
+            self.challenge_spend
+                .fetch_add(paid.price_msat, Ordering::Relaxed);
+        }
+        let Some(answer) = answer.filter(|_| status.is_success() && settled) else {
+            return failed(latency);
+        };
+        let quality = match kind {
+            Kind::Embedding => self.check_embedding(&prompt, &answer).await,
+            Kind::Chat => self.check_chat(&prompt, &answer).await,
+        };
+        Observation {
+            kind,
+            ok: true,
+            quality,
+            latency,
+        }
+    }
+
+    async fn check_embedding(&self, text: &str, answer: &Value) -> f64 {
+        let theirs: Vec<f32> = answer["data"][0]["embedding"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect())
+            .unwrap_or_default();
+        let m = Arc::clone(&self.minilm);
+        let text = text.to_owned();
+        let ours = match tokio::task::spawn_blocking(move || m.embed(&text)).await {
+            Ok(Ok(v)) => v,
+            _ => return 0.0,
+        };
+        if theirs.len() != ours.len() {
+            return 0.0;
+        }
+        let dot: f32 = theirs.iter().zip(&ours).map(|(a, b)| a * b).sum();
+        let norm: f32 = theirs.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cosine = dot / norm.max(f32::EPSILON);
+        if cosine >= self.cfg.embed_tolerance {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    async fn check_chat(&self, prompt: &str, answer: &Value) -> f64 {
+        let text = answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let stopped = answer["choices"][0]["finish_reason"] == "stop";
+        let m = Arc::clone(&self.smollm);
+        let full_prompt = SmolLm::prompt(&[("user".to_owned(), prompt.to_owned())]);
+        let margin = self.cfg.logit_margin;
+        match tokio::task::spawn_blocking(move || {
+            m.verify_greedy(&full_prompt, &text, stopped, margin)
+        })
+        .await
+        {
+            Ok(Ok(check)) => check.score().powi(2),
+            _ => 0.0,
+        }
+    }
+
+    fn save_record(&self, url: &str, rec: &MinerRecord) -> Result<(), ValidatorError> {
+        let txn = self.db.begin_write().map_err(store_err)?;
+        {
+            let mut t = txn.open_table(MINERS).map_err(store_err)?;
+            let bytes = serde_json::to_vec(rec).map_err(store_err)?;
+            t.insert(url, bytes.as_slice()).map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)
+    }
+
+    /// The weight vector of the current scores for `epoch` (miners keyed by node id; miners whose id is
+    /// not known yet are left out).
+    pub fn weights(&self, epoch: u64) -> WeightVector {
+        let ids = lock(&self.node_ids).clone();
+        let scores: BTreeMap<String, f64> = self
+            .scores()
+            .into_iter()
+            .filter_map(|(url, s)| ids.get(&url).map(|id| (id.clone(), s)))
+            .collect();
+        WeightVector {
+            epoch,
+            validator: self.keypair.x_only_public_key().0.serialize(),
+            weights: max_upscale_u16(&scores),
+        }
+    }
+
+    /// Signs this epoch's vector and stores it. Signing the same epoch twice returns the stored vector:
+    /// two different signed vectors for one epoch are slashable evidence.
+    pub fn close_epoch(&self, epoch: u64) -> Result<SignedWeights, ValidatorError> {
+        if let Some(done) = self.signed(epoch)? {
+            return Ok(done);
+        }
+        let signed = self.weights(epoch).sign(&self.keypair);
+        let txn = self.db.begin_write().map_err(store_err)?;
+        {
+            let mut t = txn.open_table(EPOCHS).map_err(store_err)?;
+            let bytes = serde_json::to_vec(&signed).map_err(store_err)?;
+            t.insert(epoch, bytes.as_slice()).map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)?;
+        tracing::info!(epoch, weights = ?signed.vector.weights, "signed weight vector");
+        Ok(signed)
+    }
+
+    /// The stored signed vector of `epoch`.
+    pub fn signed(&self, epoch: u64) -> Result<Option<SignedWeights>, ValidatorError> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let t = txn.open_table(EPOCHS).map_err(store_err)?;
+        let got = t.get(epoch).map_err(store_err)?;
+        got.map(|v| serde_json::from_slice(v.value()).map_err(store_err))
+            .transpose()
+    }
+
+    /// Challenges every `round` and signs a vector every `epoch`, until `stop` resolves.
+    pub async fn run(
+        self: Arc<Self>,
+        round: Duration,
+        epoch: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let start = Instant::now();
+        let mut last_epoch = 0;
+        loop {
+            self.challenge_round().await;
+            let e = start.elapsed().as_secs() / epoch.as_secs().max(1);
+            if e > last_epoch {
+                last_epoch = e;
+                if let Err(err) = self.close_epoch(e) {
+                    tracing::error!(error = %err, "cannot sign the epoch's weights");
+                }
+            }
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(round) => {}
+            }
+        }
+    }
+}
+
+fn boltensor_miner_random() -> [u8; 8] {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    b
+}

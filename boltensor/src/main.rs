@@ -26,7 +26,8 @@ enum Command {
     #[command(subcommand)]
     Miner(roles::MinerCommand),
     /// Run a validator: pay miners for challenges, score them, sign weights each epoch.
-    Validator(NotYetArgs),
+    #[command(subcommand)]
+    Validator(roles::ValidatorCommand),
     /// Pay per inference: local OpenAI-compatible proxy and one-shot commands.
     #[command(subcommand)]
     Client(roles::ClientCommand),
@@ -178,7 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devnet(cmd) => devnet(cmd).await,
         Command::Coordinator(_) => not_yet("coordinator", boltensor_coordinator::NOT_YET),
         Command::Miner(cmd) => roles::miner(cmd).await,
-        Command::Validator(_) => not_yet("validator", boltensor_validator::NOT_YET),
+        Command::Validator(cmd) => roles::validator(cmd).await,
         Command::Client(cmd) => roles::client(cmd).await,
         Command::Bond(_) => not_yet("bond", boltensor_contracts::NOT_YET),
         Command::Bench(BenchCommand::Compare(_)) => {

@@ -339,3 +339,84 @@ pub async fn shutdown_signal() {
     }
     eprintln!("stopping…");
 }
+
+/// `boltensor validator …`
+#[derive(Debug, Subcommand)]
+pub enum ValidatorCommand {
+    /// Challenge miners (paying for each request), score them, sign a weight vector every epoch.
+    Run(ValidatorRunArgs),
+    /// Show the current scores and the last signed weight vector, and why.
+    Weights {
+        /// The validator's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `boltensor validator run`
+#[derive(Debug, Args)]
+pub struct ValidatorRunArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Miner base URL (repeat; the federation's registry replaces this list later).
+    #[arg(long = "miner", required = true)]
+    pub miners: Vec<String>,
+    /// Seconds between challenge rounds.
+    #[arg(long, default_value_t = 30)]
+    pub round_secs: u64,
+    /// Seconds per epoch (a signed weight vector each).
+    #[arg(long, default_value_t = 300)]
+    pub epoch_secs: u64,
+    /// Where the reference models are.
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+}
+
+pub async fn validator(cmd: ValidatorCommand) -> anyhow::Result<()> {
+    use boltensor_validator::{Validator, ValidatorConfig};
+    match cmd {
+        ValidatorCommand::Run(args) => {
+            let dir = args
+                .models_dir
+                .clone()
+                .unwrap_or_else(boltensor_miner::config::default_models_dir);
+            let backends =
+                boltensor_miner::load_backends(&boltensor_miner::config::default_models(&dir))
+                    .context(
+                        "loading the reference models (scripts/fetch-models.sh fetches them)",
+                    )?;
+            let node = args.node.start("boltensor-validator").await?;
+            let v = Arc::new(Validator::new(
+                ValidatorConfig::new(args.miners.clone(), &args.node.data_dir),
+                Arc::clone(&node),
+                &backends,
+            )?);
+            println!(
+                "validator {} challenging {} miners",
+                v.key(),
+                args.miners.len()
+            );
+            Arc::clone(&v)
+                .run(
+                    std::time::Duration::from_secs(args.round_secs),
+                    std::time::Duration::from_secs(args.epoch_secs),
+                    shutdown_signal(),
+                )
+                .await;
+            node.stop().await;
+            Ok(())
+        }
+        ValidatorCommand::Weights { data_dir, json } => {
+            let report = boltensor_validator::report(&data_dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", boltensor_validator::render_report(&report));
+            }
+            Ok(())
+        }
+    }
+}

@@ -489,3 +489,91 @@ fn boltensor_miner_random() -> [u8; 8] {
     let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
     b
 }
+
+/// What `boltensor validator weights` shows: read from a validator's store (it may be running).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WeightsReport {
+    /// Per miner URL: its record and score under the default parameters.
+    pub miners: BTreeMap<String, (MinerRecord, f64)>,
+    /// The last signed vector, if any.
+    pub last_signed: Option<SignedWeights>,
+}
+
+/// Reads a validator's store. redb allows one process at a time: stop the validator, or read a copy.
+pub fn report(data_dir: &std::path::Path) -> Result<WeightsReport, ValidatorError> {
+    let path = data_dir.join("validator.redb");
+    let db = Database::open(&path).map_err(|e| {
+        ValidatorError::Store(format!(
+            "{}: {e} (no validator here, or it is running: redb allows one process)",
+            path.display()
+        ))
+    })?;
+    let txn = db.begin_read().map_err(store_err)?;
+    let params = ScoringParams::default();
+    let mut miners = BTreeMap::new();
+    for item in txn
+        .open_table(MINERS)
+        .map_err(store_err)?
+        .iter()
+        .map_err(store_err)?
+    {
+        let (k, v) = item.map_err(store_err)?;
+        let rec: MinerRecord = serde_json::from_slice(v.value()).map_err(store_err)?;
+        let score = rec.score(&params);
+        miners.insert(k.value().to_owned(), (rec, score));
+    }
+    let epochs = txn.open_table(EPOCHS).map_err(store_err)?;
+    let last_signed = match epochs.last().map_err(store_err)? {
+        Some((_, v)) => Some(serde_json::from_slice(v.value()).map_err(store_err)?),
+        None => None,
+    };
+    Ok(WeightsReport {
+        miners,
+        last_signed,
+    })
+}
+
+/// A terminal rendering of a [`WeightsReport`].
+pub fn render_report(r: &WeightsReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>7} {:>7} {:>7}  last challenge",
+        "miner", "score", "avail", "quality", "speed"
+    );
+    for (url, (rec, score)) in &r.miners {
+        let n = rec.kinds.len().max(1) as f64;
+        let mean = |f: fn(&scoring::KindStats) -> f64| rec.kinds.values().map(f).sum::<f64>() / n;
+        let _ = writeln!(
+            out,
+            "{url:<28} {score:>7.3} {:>7.3} {:>7.3} {:>7.3}  {}",
+            mean(|k| k.availability),
+            mean(|k| k.quality),
+            mean(|k| k.speed),
+            rec.last.as_deref().unwrap_or("-")
+        );
+    }
+    match &r.last_signed {
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "
+last signed vector: epoch {} by {}",
+                s.vector.epoch,
+                hex::encode(s.vector.validator)
+            );
+            for (miner, w) in &s.vector.weights {
+                let _ = writeln!(out, "  {miner} {w}");
+            }
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "
+no epoch signed yet"
+            );
+        }
+    }
+    out
+}

@@ -344,7 +344,7 @@ pub async fn shutdown_signal() {
 #[derive(Debug, Subcommand)]
 pub enum ValidatorCommand {
     /// Challenge miners (paying for each request), score them, sign a weight vector every epoch.
-    Run(ValidatorRunArgs),
+    Run(Box<ValidatorRunArgs>),
     /// Show the current scores and the last signed weight vector, and why.
     Weights {
         /// The validator's data directory.

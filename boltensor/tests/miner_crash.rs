@@ -193,9 +193,8 @@ async fn killed_miner_fails_the_held_payment_back_after_restart() -> Result<(), 
         .await
         .expect("the miner ran the model")
         .expect("model server alive");
-    assert_eq!(
+    assert!(
         client.spend().in_flight_msat > 0,
-        true,
         "the payment is in flight"
     );
     miner.kill9();

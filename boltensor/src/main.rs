@@ -128,6 +128,12 @@ struct UpArgs {
     /// Pause between the client's generated paid requests, ms (0: no traffic).
     #[arg(long, default_value_t = 3000)]
     traffic_interval_ms: u64,
+    /// Seconds between validators' challenge rounds (0: validators idle).
+    #[arg(long, default_value_t = 15)]
+    validator_round_secs: u64,
+    /// Seconds per epoch (each validator signs a weight vector).
+    #[arg(long, default_value_t = 120)]
+    epoch_secs: u64,
     /// Local port of the control API (/status, /shutdown).
     #[arg(long, default_value_t = boltensor_devnet::DEFAULT_CONTROL_PORT)]
     control_port: u16,
@@ -233,6 +239,9 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                 models_dir: args.models_dir,
                 traffic_interval: (args.traffic_interval_ms > 0)
                     .then(|| std::time::Duration::from_millis(args.traffic_interval_ms)),
+                validator_round: (args.validator_round_secs > 0)
+                    .then(|| std::time::Duration::from_secs(args.validator_round_secs)),
+                epoch: std::time::Duration::from_secs(args.epoch_secs.max(1)),
             };
             let ctrl_c = async {
                 let _ = tokio::signal::ctrl_c().await;

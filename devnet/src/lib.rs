@@ -6,7 +6,7 @@
 //! local control port. `boltensor devnet status` calls [`status`], which reads that port. Later issues
 //! add the role services and traffic on top of these nodes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use boltensor_client::{ClientConfig, PayingClient};
 use boltensor_ln::{Balances, LnNode, PublicKey};
-use boltensor_miner::{Miner, MinerConfig};
+use boltensor_miner::{Miner, MinerConfig, Misbehaviour};
+use boltensor_validator::{Validator, ValidatorConfig};
 use boltensor_protocol::Role;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -58,6 +59,10 @@ pub struct DevnetConfig {
     pub models_dir: Option<PathBuf>,
     /// Pause between the clients' paid requests (None: no traffic).
     pub traffic_interval: Option<Duration>,
+    /// Pause between validators' challenge rounds (None: validators do not challenge).
+    pub validator_round: Option<Duration>,
+    /// Length of a validator epoch (a signed weight vector each).
+    pub epoch: Duration,
 }
 
 /// The devnet's persistent layout: `<data_dir>/devnet.json`.
@@ -200,6 +205,9 @@ pub struct StatusReport {
     /// What the devnet's clients spent (generated traffic included).
     #[serde(default)]
     pub spend: Vec<(String, boltensor_client::Spend)>,
+    /// Each validator's current scores, by miner name.
+    #[serde(default)]
+    pub scores: Vec<(String, BTreeMap<String, f64>)>,
 }
 
 /// One node in a [`StatusReport`].
@@ -276,6 +284,10 @@ impl StatusReport {
                 n.node_id
             );
         }
+        for (name, scores) in &self.scores {
+            let list: Vec<String> = scores.iter().map(|(m, s)| format!("{m} {s:.2}")).collect();
+            let _ = writeln!(out, "{name} scores: {}", list.join(", "));
+        }
         for (name, s) in &self.spend {
             let _ = writeln!(
                 out,
@@ -319,6 +331,9 @@ struct Shared {
     services_up: RwLock<Vec<String>>,
     /// The clients' paying clients, by node name.
     clients: RwLock<Vec<(String, PayingClient)>>,
+    /// The validators, by node name, and miner names by API URL.
+    validators: RwLock<Vec<(String, Arc<Validator>)>>,
+    miner_names: RwLock<HashMap<String, String>>,
     /// Miner, proxy and traffic tasks, stopped (in order) before the nodes.
     services: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     services_stop: watch::Sender<bool>,
@@ -359,6 +374,20 @@ impl Shared {
                 .iter()
                 .map(|(name, c)| (name.clone(), c.spend()))
                 .collect(),
+            scores: {
+                let names = read(&self.miner_names).clone();
+                read(&self.validators)
+                    .iter()
+                    .map(|(name, v)| {
+                        let scores = v
+                            .scores()
+                            .into_iter()
+                            .map(|(url, s)| (names.get(&url).cloned().unwrap_or(url), s))
+                            .collect();
+                        (name.clone(), scores)
+                    })
+                    .collect()
+            },
             nodes: nodes
                 .iter()
                 .map(|(e, n)| {
@@ -536,6 +565,8 @@ pub async fn up(
         shutdown: shutdown_tx,
         services_up: RwLock::new(Vec::new()),
         clients: RwLock::new(Vec::new()),
+        validators: RwLock::new(Vec::new()),
+        miner_names: RwLock::new(HashMap::new()),
         services: tokio::sync::Mutex::new(Vec::new()),
         services_stop: watch::channel(false).0,
     });
@@ -593,6 +624,7 @@ async fn teardown(shared: &Shared, net: Option<&TestNet>) {
         let _ = task.await;
     }
     write(&shared.clients).clear();
+    write(&shared.validators).clear();
     let nodes = std::mem::take(&mut *write(&shared.nodes));
     for (_, node) in &nodes {
         node.stop().await;
@@ -769,8 +801,14 @@ async fn start_services(
     };
     let mut miner_urls = Vec::new();
     let mut tasks = Vec::new();
-    for e in state.nodes.iter().filter(|e| e.role == Role::Miner) {
-        let cfg = MinerConfig::new(specs.clone(), data_dir.join("miners").join(&e.name));
+    let miner_count = state.count(Role::Miner);
+    for (i, e) in state.nodes.iter().filter(|e| e.role == Role::Miner).enumerate() {
+        let mut cfg = MinerConfig::new(specs.clone(), data_dir.join("miners").join(&e.name));
+        if miner_count > 1 && i + 1 == miner_count {
+            // One miner cheats, so the validators' scoring is visible.
+            cfg.misbehaviour = Some(Misbehaviour::RandomEmbeddings);
+            tracing::info!(miner = %e.name, "this miner answers embeddings with random vectors");
+        }
         let miner = Miner::new(cfg, Arc::clone(&nodes[&e.name]), &backends)
             .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
         let listener = bind(e.api_port, &format!("API of {}", e.name)).await?;
@@ -786,8 +824,26 @@ async fn start_services(
                 tracing::error!(miner = %name, error = %err, "miner API stopped");
             }
         }));
-        miner_urls.push(format!("http://127.0.0.1:{}", e.api_port));
+        let url = format!("http://127.0.0.1:{}", e.api_port);
+        write(&shared.miner_names).insert(url.clone(), e.name.clone());
+        miner_urls.push(url);
         write(&shared.services_up).push(e.name.clone());
+    }
+    if let Some(round) = cfg.validator_round {
+        for e in state.nodes.iter().filter(|e| e.role == Role::Validator) {
+            let v = Validator::new(
+                ValidatorConfig::new(miner_urls.clone(), data_dir.join("validators").join(&e.name)),
+                Arc::clone(&nodes[&e.name]),
+                &backends,
+            )
+            .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
+            let v = Arc::new(v);
+            let mut stop = shared.services_stop.subscribe();
+            tasks.push(tokio::spawn(Arc::clone(&v).run(round, cfg.epoch, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })));
+            write(&shared.validators).push((e.name.clone(), v));
+        }
     }
     for e in state.nodes.iter().filter(|e| e.role == Role::Client) {
         let client = PayingClient::new(

@@ -16,6 +16,8 @@ fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
         control_port: free_port().map_err(|e| TestEnvError::Devnet(e.to_string()))?,
         models_dir: None,
         traffic_interval: None,
+        validator_round: None,
+        epoch: Duration::from_secs(60),
     })
 }
 

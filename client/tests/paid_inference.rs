@@ -8,7 +8,7 @@ use std::time::Duration;
 use boltensor_client::{ClientError, PaymentOutcome};
 use boltensor_protocol::l402;
 use boltensor_testenv::TestEnvError;
-use common::{broken_model_server, external_chat, PaidNet};
+use common::{broken_model_server, external_chat, working_model_server, PaidNet};
 use serde_json::{json, Value};
 
 fn embed_body(text: &str) -> Vec<u8> {
@@ -413,6 +413,37 @@ async fn expired_invoices_and_mismatched_amounts_move_no_funds() -> Result<(), T
             }
             server.abort();
             assert_eq!(pn.balances(), before, "no funds moved");
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_external_openai_server_backend_serves_paid_requests() -> Result<(), TestEnvError> {
+    let server = working_model_server().await;
+    PaidNet::start(vec![external_chat("big-model", &server)], |_| {})
+        .await?
+        .run(async |pn| {
+            let client = pn.client(|_| {});
+            let mut paid = client
+                .post("/v1/chat/completions", chat_body("big-model", "hello", 8))
+                .await
+                .expect("request");
+            assert_eq!(paid.response.status(), 200);
+            assert!(matches!(
+                paid.outcome().await,
+                Some(PaymentOutcome::Settled { .. })
+            ));
+            let body: Value = paid.response.json().await.expect("json");
+            assert_eq!(
+                body["choices"][0]["message"]["content"],
+                "Hello from the big model."
+            );
+            assert_eq!(
+                body["model"], "big-model",
+                "the miner's id, not the server's"
+            );
+            assert_eq!(body["usage"]["completion_tokens"], 6);
             Ok(())
         })
         .await

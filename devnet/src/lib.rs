@@ -19,8 +19,8 @@ use axum::{Json, Router};
 use boltensor_client::{ClientConfig, PayingClient};
 use boltensor_ln::{Balances, LnNode, PublicKey};
 use boltensor_miner::{Miner, MinerConfig, Misbehaviour};
-use boltensor_validator::{Validator, ValidatorConfig};
 use boltensor_protocol::Role;
+use boltensor_validator::{Validator, ValidatorConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -802,7 +802,12 @@ async fn start_services(
     let mut miner_urls = Vec::new();
     let mut tasks = Vec::new();
     let miner_count = state.count(Role::Miner);
-    for (i, e) in state.nodes.iter().filter(|e| e.role == Role::Miner).enumerate() {
+    for (i, e) in state
+        .nodes
+        .iter()
+        .filter(|e| e.role == Role::Miner)
+        .enumerate()
+    {
         let mut cfg = MinerConfig::new(specs.clone(), data_dir.join("miners").join(&e.name));
         if miner_count > 1 && i + 1 == miner_count {
             // One miner cheats, so the validators' scoring is visible.
@@ -832,16 +837,23 @@ async fn start_services(
     if let Some(round) = cfg.validator_round {
         for e in state.nodes.iter().filter(|e| e.role == Role::Validator) {
             let v = Validator::new(
-                ValidatorConfig::new(miner_urls.clone(), data_dir.join("validators").join(&e.name)),
+                ValidatorConfig::new(
+                    miner_urls.clone(),
+                    data_dir.join("validators").join(&e.name),
+                ),
                 Arc::clone(&nodes[&e.name]),
                 &backends,
             )
             .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
             let v = Arc::new(v);
             let mut stop = shared.services_stop.subscribe();
-            tasks.push(tokio::spawn(Arc::clone(&v).run(round, cfg.epoch, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })));
+            tasks.push(tokio::spawn(Arc::clone(&v).run(
+                round,
+                cfg.epoch,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )));
             write(&shared.validators).push((e.name.clone(), v));
         }
     }

@@ -84,6 +84,31 @@ pub async fn broken_model_server(delay: Option<Duration>) -> String {
     format!("http://{addr}")
 }
 
+/// A working external OpenAI-compatible server stand-in (what llama.cpp or Ollama would answer).
+pub async fn working_model_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(|axum::Json(req): axum::Json<serde_json::Value>| async move {
+            axum::Json(serde_json::json!({
+                "id": "chatcmpl-standin",
+                "object": "chat.completion",
+                "created": 0,
+                "model": req["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the big model."}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
+            }))
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/v1")
+}
+
 pub fn external_chat(id: &str, base_url: &str) -> ModelSpec {
     ModelSpec {
         id: id.into(),

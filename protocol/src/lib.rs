@@ -8,10 +8,12 @@
 //! - [`openai`]: the OpenAI-compatible request and response bodies miners serve and clients send.
 //! - [`l402`]: the L402 payment challenge, the miner's signed token, and credit notes (docs/paid-requests.md).
 //! - [`weights`]: validators' BIP-340-signed weight vectors, the receiving inbox, equivocation evidence.
+//! - [`yuma`]: Bittensor's Yuma consensus epoch, ported bit for bit from subtensor (docs/yuma.md).
 
 pub mod l402;
 pub mod openai;
 pub mod weights;
+pub mod yuma;
 
 use std::fmt;
 use std::str::FromStr;

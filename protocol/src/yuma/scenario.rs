@@ -65,6 +65,9 @@ pub struct ScenarioEpoch {
     /// Overrides `LastMechansimStepBlock` for this and later epochs.
     #[serde(default)]
     pub last_mechanism_step_block: Option<u64>,
+    /// Registration blocks for this and later epochs (a uid re-registered by a new hotkey).
+    #[serde(default)]
+    pub block_at_registration: Option<Vec<u64>>,
 }
 
 /// What one scenario epoch produced, as subtensor stores it.
@@ -147,7 +150,7 @@ pub fn run_scenario(scenario: &Scenario) -> Result<ScenarioOutput, YumaError> {
         .validator_permits
         .clone()
         .unwrap_or_else(|| vec![false; n]);
-    let block_at_registration = scenario
+    let mut block_at_registration = scenario
         .block_at_registration
         .clone()
         .unwrap_or_else(|| vec![0; n]);
@@ -170,6 +173,10 @@ pub fn run_scenario(scenario: &Scenario) -> Result<ScenarioOutput, YumaError> {
         if let Some(s) = &ep.stake {
             check_len(s, "stake", n)?;
             stake.clone_from(s);
+        }
+        if let Some(b) = &ep.block_at_registration {
+            check_len(b, "block_at_registration", n)?;
+            block_at_registration.clone_from(b);
         }
         if let Some(l) = ep.last_mechanism_step_block {
             lms = l;

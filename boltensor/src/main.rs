@@ -36,8 +36,15 @@ enum Command {
     /// Benchmarks: paid inference, and Lightning design vs token design.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Run Yuma consensus epochs on a scenario file.
-    Yuma(NotYetArgs),
+    /// Run Yuma consensus epochs on a scenario file (docs/yuma.md); prints the results as JSON.
+    Yuma(YumaArgs),
+}
+
+#[derive(Debug, Args)]
+struct YumaArgs {
+    /// The scenario: parameters, stake, permits and one weight matrix per epoch (docs/yuma.md).
+    #[arg(long)]
+    input: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -216,7 +223,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Yuma(_) => not_yet("yuma", "not yet: see issue 6 in the issue tracker"),
+        Command::Yuma(args) => {
+            let input = std::fs::read_to_string(&args.input)
+                .with_context(|| format!("reading {}", args.input.display()))?;
+            let output = boltensor_protocol::yuma::run_scenario_json(&input)
+                .with_context(|| format!("running {}", args.input.display()))?;
+            println!("{output}");
+            Ok(())
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub fn router(client: PayingClient) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/spend", get(spend))
+        .route("/metrics", get(metrics))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
         .with_state(client)
@@ -55,6 +56,22 @@ async fn models(State(client): State<PayingClient>) -> Response {
 
 async fn spend(State(client): State<PayingClient>) -> Response {
     Json(client.spend()).into_response()
+}
+
+/// Prometheus text: what this client has spent.
+async fn metrics(State(client): State<PayingClient>) -> Response {
+    let s = client.spend();
+    let body = format!(
+        "# TYPE boltensor_client_requests_total counter\nboltensor_client_requests_total {}\n\
+         # TYPE boltensor_client_paid_requests_total counter\nboltensor_client_paid_requests_total {}\n\
+         # TYPE boltensor_client_refunded_total counter\nboltensor_client_refunded_total {}\n\
+         # TYPE boltensor_client_spent_msat_total counter\nboltensor_client_spent_msat_total {}\n\
+         # TYPE boltensor_client_fees_msat_total counter\nboltensor_client_fees_msat_total {}\n\
+         # TYPE boltensor_client_in_flight_msat gauge\nboltensor_client_in_flight_msat {}\n\
+         # TYPE boltensor_client_credit_msat gauge\nboltensor_client_credit_msat {}\n",
+        s.requests, s.paid_requests, s.refunded, s.spent_msat, s.fees_msat, s.in_flight_msat, s.credit_msat
+    );
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn embeddings(State(client): State<PayingClient>, body: Bytes) -> Response {

@@ -86,6 +86,16 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
             assert_eq!(spend["paid_requests"], 3);
             assert_eq!(spend["refunded"], 0);
             assert_eq!(spend["in_flight_msat"], 0);
+            let metrics = reqwest::get(base.replace("/v1", "/metrics"))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            assert!(
+                metrics.contains("boltensor_client_paid_requests_total 3"),
+                "{metrics}"
+            );
             proxy.abort();
             Ok(())
         })

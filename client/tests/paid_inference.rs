@@ -104,6 +104,16 @@ async fn paid_embedding_and_chat_settle_on_delivery() -> Result<(), TestEnvError
             assert_eq!(spend.spent_msat, total);
             assert_eq!(spend.fees_msat, fee1 + fee2);
             assert_eq!(spend.credit_msat, credit);
+            let metrics = reqwest::get(format!("{}/metrics", pn.miner_url))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            assert!(
+                metrics.contains("boltensor_miner_requests{state=\"Settled\"} 2"),
+                "{metrics}"
+            );
 
             // The credit note lowers the next price at that miner.
             let mut paid = client

@@ -99,6 +99,7 @@ pub fn router(miner: Arc<Miner>) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/quote", get(quote))
+        .route("/metrics", get(metrics))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
         .layer(DefaultBodyLimit::max(limit))
@@ -121,6 +122,41 @@ async fn models(State(m): State<Arc<Miner>>) -> Json<ModelList> {
         object: "list".into(),
         data,
     })
+}
+
+/// Prometheus text: paid requests by state, settlement latency.
+async fn metrics(State(m): State<Arc<Miner>>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_requests Paid requests by state (docs/paid-requests.md)."
+    );
+    let _ = writeln!(out, "# TYPE boltensor_miner_requests gauge");
+    for (status, n) in m.store.counts().unwrap_or_default() {
+        let _ = writeln!(out, "boltensor_miner_requests{{state=\"{status}\"}} {n}");
+    }
+    let mut lat = m.settle_latencies();
+    lat.sort();
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_settle_seconds Result ready to payment settled, recent payments."
+    );
+    let _ = writeln!(out, "# TYPE boltensor_miner_settle_seconds summary");
+    for q in [0.5, 0.9, 0.99] {
+        let v = lat
+            .get(((lat.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let _ = writeln!(
+            out,
+            "boltensor_miner_settle_seconds{{quantile=\"{q}\"}} {v}"
+        );
+    }
+    let _ = writeln!(out, "boltensor_miner_settle_seconds_count {}", lat.len());
+    let b = m.node.balances();
+    let _ = writeln!(out, "# TYPE boltensor_lightning_balance_sats gauge");
+    let _ = writeln!(out, "boltensor_lightning_balance_sats {}", b.lightning_sats);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn quote(State(m): State<Arc<Miner>>) -> Json<serde_json::Value> {

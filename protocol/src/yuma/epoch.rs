@@ -466,3 +466,77 @@ pub fn epoch(params: &EpochParams, input: &EpochInput) -> Result<EpochOutput, Yu
         bonds,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_uids() -> EpochInput {
+        EpochInput {
+            current_block: 10,
+            last_mechanism_step_block: 0,
+            stake: vec![I64F64::from_num(5), I64F64::from_num(0)],
+            last_update: vec![9, 9],
+            block_at_registration: vec![0, 0],
+            validator_permits: vec![true, false],
+            weights: vec![vec![(1, u16::MAX)], vec![]],
+            bonds: vec![vec![], vec![]],
+            rao_emission: 1000,
+        }
+    }
+
+    #[test]
+    fn one_validator_one_miner_split_the_emission() {
+        let out = epoch(&EpochParams::default(), &two_uids()).expect("runs");
+        assert_eq!(out.incentive, [0, u16::MAX]);
+        assert_eq!(out.dividends, [u16::MAX, 0]);
+        assert_eq!(out.server_emission, [0, 500]);
+        assert_eq!(out.validator_emission, [500, 0]);
+        assert_eq!(out.validator_permits, [true, false]);
+        assert_eq!(out.bonds, [Some(vec![(1, u16::MAX)]), None]);
+    }
+
+    #[test]
+    fn self_weight_is_masked_unless_owner() {
+        let mut input = two_uids();
+        input.weights = vec![vec![(0, u16::MAX)], vec![]];
+        let out = epoch(&EpochParams::default(), &input).expect("runs");
+        // No weights left: the emission falls back to (active) stake.
+        assert_eq!(out.incentive, [0, 0]);
+        assert_eq!(out.validator_emission, [1000, 0]);
+        let owner = EpochParams {
+            owner_uid: Some(0),
+            ..EpochParams::default()
+        };
+        let out = epoch(&owner, &input).expect("runs");
+        assert_eq!(out.incentive, [u16::MAX, 0]);
+    }
+
+    #[test]
+    fn lengths_must_match() {
+        let mut input = two_uids();
+        input.last_update.pop();
+        assert!(matches!(
+            epoch(&EpochParams::default(), &input),
+            Err(YumaError::LengthMismatch {
+                field: "last_update",
+                len: 1,
+                n: 2
+            })
+        ));
+    }
+
+    #[test]
+    fn ema_alpha_and_sigmoid_bounds() {
+        // 1 - 0.9 in I64F64 narrowed to I32F32: truncation leaves it a hair under 0.1.
+        let a = ema_alpha(900_000);
+        assert!(a <= I32F32::from_num(0.1) && a > I32F32::from_num(0.0999999));
+        let (lo, hi) = (I32F32::from_num(0.1), I32F32::from_num(0.3));
+        let s = I32F32::from_num(1000);
+        let one = I32F32::from_num(1);
+        let z = I32F32::from_num(0);
+        // Weight far above consensus: buys fast (alpha near high); at consensus: near low.
+        assert!(alpha_sigmoid(z, one, z, lo, hi, s) > I32F32::from_num(0.29));
+        assert!(alpha_sigmoid(one, one, one, lo, hi, s) < I32F32::from_num(0.11));
+    }
+}

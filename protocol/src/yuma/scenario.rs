@@ -240,9 +240,91 @@ pub fn run_scenario(scenario: &Scenario) -> Result<ScenarioOutput, YumaError> {
     Ok(ScenarioOutput { epochs: out })
 }
 
-/// Parses a scenario, runs it, and returns the per-epoch results as pretty JSON.
+/// Parses a scenario, runs it, and returns the per-epoch results as JSON: one epoch per object,
+/// one field per line (compact arrays), so outputs diff line by line.
 pub fn run_scenario_json(input: &str) -> Result<String, YumaError> {
     let scenario: Scenario = serde_json::from_str(input)?;
     let output = run_scenario(&scenario)?;
-    Ok(serde_json::to_string_pretty(&output)?)
+    to_json_lines(&output)
+}
+
+/// [`ScenarioOutput`] as JSON with one field per line.
+pub fn to_json_lines(output: &ScenarioOutput) -> Result<String, YumaError> {
+    use serde_json::to_string as js;
+    let mut epochs = Vec::with_capacity(output.epochs.len());
+    for e in &output.epochs {
+        let fields = [
+            ("block", js(&e.block)?),
+            ("incentive", js(&e.incentive)?),
+            ("dividends", js(&e.dividends)?),
+            ("server_emission", js(&e.server_emission)?),
+            ("validator_emission", js(&e.validator_emission)?),
+            ("emission", js(&e.emission)?),
+            ("consensus", js(&e.consensus)?),
+            ("validator_trust", js(&e.validator_trust)?),
+            ("validator_permits", js(&e.validator_permits)?),
+            ("active", js(&e.active)?),
+            ("stake_weight", js(&e.stake_weight)?),
+            ("bonds", js(&e.bonds)?),
+        ];
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("      \"{k}\": {v}"))
+            .collect();
+        epochs.push(format!("    {{\n{}\n    }}", body.join(",\n")));
+    }
+    Ok(format!(
+        "{{\n  \"epochs\": [\n{}\n  ]\n}}",
+        epochs.join(",\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../docs/examples/yuma-scenario.json");
+
+    #[test]
+    fn output_is_json_that_round_trips() {
+        let scenario: Scenario = serde_json::from_str(EXAMPLE).expect("example parses");
+        let output = run_scenario(&scenario).expect("example runs");
+        let text = run_scenario_json(EXAMPLE).expect("example runs");
+        let parsed: ScenarioOutput = serde_json::from_str(&text).expect("output is JSON");
+        assert_eq!(parsed, output);
+        assert_eq!(output.epochs.len(), 2);
+    }
+
+    #[test]
+    fn emission_is_split_and_bonds_carry_over() {
+        let scenario: Scenario = serde_json::from_str(EXAMPLE).expect("example parses");
+        let output = run_scenario(&scenario).expect("example runs");
+        for e in &output.epochs {
+            let total: u64 = e.server_emission.iter().chain(&e.validator_emission).sum();
+            // Truncation to whole rao loses at most one rao per uid and term.
+            assert!(total <= scenario.rao_emission);
+            assert!(scenario.rao_emission - total <= 2 * e.incentive.len() as u64);
+            // Miners hold no bonds and validators' rows only name miners.
+            assert!(e.bonds[3].is_empty() && e.bonds[4].is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let short = r#"{"stake":[1,2],"epochs":[{"weights":[[]]}]}"#;
+        assert!(matches!(
+            run_scenario_json(short),
+            Err(YumaError::LengthMismatch {
+                field: "weights",
+                len: 1,
+                n: 2
+            })
+        ));
+        let far = r#"{"stake":[1,2],"epochs":[{"weights":[[[7,1]],[]]}]}"#;
+        assert!(matches!(
+            run_scenario_json(far),
+            Err(YumaError::UidOutOfRange { uid: 7, .. })
+        ));
+        assert!(matches!(run_scenario_json("{"), Err(YumaError::Json(_))));
+    }
 }

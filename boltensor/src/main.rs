@@ -141,6 +141,9 @@ struct UpArgs {
     /// Seconds per epoch (each validator signs a weight vector).
     #[arg(long, default_value_t = 120)]
     epoch_secs: u64,
+    /// Seconds between blocks mined on a timer (0: none).
+    #[arg(long, default_value_t = 30)]
+    block_interval_secs: u64,
     /// Local port of the control API (/status, /shutdown).
     #[arg(long, default_value_t = boltensor_devnet::DEFAULT_CONTROL_PORT)]
     control_port: u16,
@@ -256,6 +259,8 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                 validator_round: (args.validator_round_secs > 0)
                     .then(|| std::time::Duration::from_secs(args.validator_round_secs)),
                 epoch: std::time::Duration::from_secs(args.epoch_secs.max(1)),
+                block_interval: (args.block_interval_secs > 0)
+                    .then(|| std::time::Duration::from_secs(args.block_interval_secs)),
             };
             let ctrl_c = async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -63,6 +63,8 @@ pub struct DevnetConfig {
     pub validator_round: Option<Duration>,
     /// Length of a validator epoch (a signed weight vector each).
     pub epoch: Duration,
+    /// Mine a block this often (None: only when the devnet needs one).
+    pub block_interval: Option<Duration>,
 }
 
 /// The devnet's persistent layout: `<data_dir>/devnet.json`.
@@ -770,6 +772,26 @@ async fn bring_up(
     *write(&shared.routing_check) = Some(check);
 
     start_services(cfg, state, data_dir, shared, &nodes).await?;
+    if let Some(every) = cfg.block_interval {
+        // Blocks on a timer, like a real chain; far slower than the 42-block hold deadlines matter.
+        let rpc = net.bitcoind.rpc().clone();
+        let mut stop = shared.services_stop.subscribe();
+        let address = boltensor_testenv::bitcoind::burn_address().to_string();
+        shared.services.lock().await.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = rpc
+                    .call::<serde_json::Value>("generatetoaddress", serde_json::json!([1, address]))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not mine the timer block");
+                }
+            }
+        }));
+    }
     Ok(net)
 }
 

@@ -18,6 +18,7 @@ fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
         traffic_interval: None,
         validator_round: None,
         epoch: Duration::from_secs(60),
+        block_interval: Some(Duration::from_secs(1)),
     })
 }
 

@@ -39,6 +39,20 @@ fn assert_rejected(v: &Verdict, needle: &str) {
     }
 }
 
+/// Consensus, not just policy: a block holding `tx` is invalid.
+async fn assert_consensus_invalid(chain: &Chain, tx: &Transaction, needle: &str) {
+    match chain.mine_directly(tx).await {
+        Ok(()) => panic!("bitcoind mined a block with a spend consensus must refuse ({needle})"),
+        Err(e) => {
+            assert!(
+                e.contains(needle),
+                "block refused for {e:?}, expected {needle:?}"
+            );
+            println!("  consensus (generateblock): {e}");
+        }
+    }
+}
+
 fn assert_accepted(v: &Verdict, tx: &Transaction, inputs: Amount) {
     match v {
         Verdict::Accepted { vsize, fee } => {
@@ -218,6 +232,10 @@ async fn withdrawal_is_refused_before_the_timelock_and_confirms_after() -> Resul
         if confirmations == 1 {
             println!("withdraw at 1 confirmation: {}", v.reason());
         }
+        if confirmations == T - 1 {
+            // generateblock mines on top of the tip: the block would put the spend at depth T − 1.
+            assert_consensus_invalid(&chain, &tx, "bad-txns-nonfinal").await;
+        }
         match verify_bond_proof(&proof, &policy, &chain.view(&[utxo.outpoint]).await?) {
             Ok(_) => last_counting = confirmations,
             Err(e) => assert!(matches!(e, ProofError::Expired { .. }), "{e}"),
@@ -232,6 +250,12 @@ async fn withdrawal_is_refused_before_the_timelock_and_confirms_after() -> Resul
         "withdraw with nSequence T-1 at T confirmations: {}",
         v.reason()
     );
+    assert_consensus_invalid(
+        &chain,
+        &forced,
+        "block-script-verify-flag-failed (Locktime requirement not satisfied)",
+    )
+    .await;
     let v = chain.test_accept(&tx).await?;
     assert_accepted(&v, &tx, amount);
     measure("withdraw (owner leaf, after T)", &tx, amount, &v);
@@ -284,6 +308,7 @@ async fn slash_needs_k_federation_signatures_and_pays_the_treasury() -> Result<(
     let v = chain.test_accept(&forced).await?;
     assert_rejected(&v, "script-verify-flag-failed");
     println!("slash with k-1 signatures: {}", v.reason());
+    assert_consensus_invalid(&chain, &forced, "block-script-verify-flag-failed").await;
 
     // k keys outside the federation, signing in the members' places.
     let outsiders = keys("outsider", 3);
@@ -307,6 +332,7 @@ async fn slash_needs_k_federation_signatures_and_pays_the_treasury() -> Result<(
     let v = chain.test_accept(&forced).await?;
     assert_rejected(&v, "script-verify-flag-failed");
     println!("slash signed by outsiders: {}", v.reason());
+    assert_consensus_invalid(&chain, &forced, "block-script-verify-flag-failed").await;
     // The owner cannot stand in for a member either.
     let forced = forced_witness(
         &psbt,
@@ -388,6 +414,12 @@ async fn treasury_pays_out_only_with_k_of_n_signatures() -> Result<()> {
         .await?;
     assert_rejected(&v, "script-verify-flag-failed");
     println!("treasury payout with k-1 signatures: {}", v.reason());
+    assert_consensus_invalid(
+        &chain,
+        &forced_witness(&psbt, &leaf, &three),
+        "block-script-verify-flag-failed",
+    )
+    .await;
     let outsiders: Vec<_> = keys("outsider", 4)
         .into_iter()
         .map(Some)

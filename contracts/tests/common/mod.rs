@@ -185,6 +185,25 @@ impl Chain {
         }
     }
 
+    /// Tries to mine `tx` in a block of its own (`generateblock`, bypassing the mempool's policy), so the
+    /// verdict is consensus itself; returns bitcoind's error when the block is invalid.
+    pub async fn mine_directly(&self, tx: &Transaction) -> Result<(), String> {
+        let hex = bitcoin::consensus::encode::serialize_hex(tx);
+        self.net
+            .bitcoind
+            .rpc()
+            .call::<Value>(
+                "generateblock",
+                json!([
+                    boltensor_testenv::bitcoind::burn_address().to_string(),
+                    [hex]
+                ]),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Broadcasts; an error carries bitcoind's reason.
     pub async fn send(&self, tx: &Transaction) -> Result<Txid> {
         let hex = bitcoin::consensus::encode::serialize_hex(tx);

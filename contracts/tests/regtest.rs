@@ -487,3 +487,90 @@ async fn treasury_pays_out_only_with_k_of_n_signatures() -> Result<()> {
     chain.send_and_confirm(&tx).await?;
     Ok(())
 }
+
+/// Random federations (proptest-generated n, k, T and keys) taken to bitcoind: k members slash, k − 1
+/// cannot, and the owner cannot withdraw before T. Witness sizes match the estimates.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_federations_on_regtest() -> Result<()> {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    const CASES: usize = 5;
+    let mut chain = Chain::start(CASES as u64).await?;
+    let mut runner = TestRunner::deterministic();
+    let strategy = (1usize..=12).prop_flat_map(|n| {
+        (
+            proptest::strategy::Just(n),
+            1..=n,
+            2u16..=1000,
+            proptest::prelude::any::<u64>(),
+        )
+    });
+    for case in 0..CASES {
+        let (n, k, t, seed) = strategy
+            .new_tree(&mut runner)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .current();
+        let members = keys(&format!("fed-{seed}"), n);
+        let fed = federation(&members, k);
+        let owner = key(&format!("owner-{seed}"));
+        let bond = Bond::new(owner.x_only_public_key().0, fed.clone(), t)?;
+        let treasury = Treasury::new(fed.clone())?;
+        let amount = Amount::from_sat(100_000 + seed % 1_000_000);
+        let utxo = chain.fund(bond.script_pubkey(), amount).await?;
+
+        let mut early = withdraw_psbt(&bond, &utxo, p2tr_script(&owner), FEE_RATE)?;
+        sign_psbt(&mut early, &[owner])?;
+        let early = finalize_psbt(early)?;
+        assert_eq!(
+            early.input[0].witness.size(),
+            bond.witness_size(BondPath::Withdraw)
+        );
+        assert_rejected(&chain.test_accept(&early).await?, "non-BIP68-final");
+
+        let sorted: Vec<_> = fed
+            .keys()
+            .iter()
+            .map(|x| {
+                *members
+                    .iter()
+                    .find(|m| m.x_only_public_key().0 == *x)
+                    .expect("member")
+            })
+            .collect();
+        let psbt = slash_psbt(&bond, &utxo, &treasury, FEE_RATE)?;
+        // k − 1 signatures, on rotating slots.
+        let start = seed as usize % n;
+        let chosen: Vec<usize> = (0..k).map(|i| (start + i) % n).collect();
+        let slots = |count: usize| -> Vec<_> {
+            (0..n)
+                .map(|i| chosen[..count].contains(&i).then_some(sorted[i]))
+                .collect()
+        };
+        let leaf = bond.leaf_script(BondPath::Federation);
+        if k > 1 {
+            let v = chain
+                .test_accept(&forced_witness(&psbt, &leaf, &slots(k - 1)))
+                .await?;
+            assert_rejected(&v, "script-verify-flag-failed");
+        }
+        let mut signed = psbt.clone();
+        let signers: Vec<_> = chosen.iter().map(|i| sorted[*i]).collect();
+        assert_eq!(sign_psbt(&mut signed, &signers)?, k);
+        let tx = finalize_psbt(signed)?;
+        assert_eq!(
+            tx.input[0].witness.size(),
+            bond.witness_size(BondPath::Federation)
+        );
+        let v = chain.test_accept(&tx).await?;
+        assert_accepted(&v, &tx, amount);
+        measure(
+            &format!("case {case}: slash {k}-of-{n}, T = {t}"),
+            &tx,
+            amount,
+            &v,
+        );
+        chain.send_and_confirm(&tx).await?;
+    }
+    Ok(())
+}

@@ -90,18 +90,18 @@ pub struct VerifiedBond {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProofError {
     /// The signature is not the owner's over these claims (tampered, or signed by another key).
-    #[error("the proof's signature does not verify under owner key {owner}")]
+    #[error("the proof's signature does not verify under owner key {}", hex::encode(.owner))]
     BadSignature {
-        /// The claimed owner.
-        owner: XOnlyPublicKey,
+        /// The claimed owner (x-only key bytes).
+        owner: [u8; 32],
     },
     /// Signing with a key that is not the claims' owner key.
-    #[error("signing key {signer} is not the bond's owner key {owner}")]
+    #[error("signing key {} is not the bond's owner key {}", hex::encode(.signer), hex::encode(.owner))]
     NotOwnerKey {
-        /// The key given.
-        signer: XOnlyPublicKey,
-        /// The claims' owner.
-        owner: XOnlyPublicKey,
+        /// The key given (x-only key bytes).
+        signer: [u8; 32],
+        /// The claims' owner (x-only key bytes).
+        owner: [u8; 32],
     },
     /// T is shorter than the federation accepts.
     #[error("timelock {timelock} is below the minimum {min}")]
@@ -121,12 +121,12 @@ pub enum ProofError {
         outpoint: OutPoint,
     },
     /// The output exists but is not a bond of this owner key, timelock and federation.
-    #[error("{outpoint} pays to {found}, not to the bond script {expected} of owner {owner}, T = {timelock} and this federation")]
+    #[error("{outpoint} pays to {found}, not to the bond script {expected} of owner {}, T = {timelock} and this federation", hex::encode(.owner))]
     ScriptMismatch {
         /// The outpoint.
         outpoint: OutPoint,
-        /// The owner key claimed.
-        owner: XOnlyPublicKey,
+        /// The owner key claimed (x-only key bytes).
+        owner: [u8; 32],
         /// T claimed.
         timelock: u16,
         /// The script the claims imply.
@@ -220,8 +220,8 @@ impl BondClaims {
         let signer = owner.x_only_public_key().0;
         if signer != self.owner {
             return Err(ProofError::NotOwnerKey {
-                signer,
-                owner: self.owner,
+                signer: signer.serialize(),
+                owner: self.owner.serialize(),
             });
         }
         let signature =
@@ -303,7 +303,7 @@ impl BondProof {
                 &self.claims.owner,
             )
             .map_err(|_| ProofError::BadSignature {
-                owner: self.claims.owner,
+                owner: self.claims.owner.serialize(),
             })
     }
 }
@@ -332,7 +332,7 @@ pub fn verify_bond_proof(
     if txout.script_pubkey != expected {
         return Err(ProofError::ScriptMismatch {
             outpoint: c.outpoint,
-            owner: c.owner,
+            owner: c.owner.serialize(),
             timelock: c.timelock,
             expected,
             found: txout.script_pubkey,
@@ -381,12 +381,14 @@ mod tests {
     use crate::encoding::test_keys;
     use crate::Federation;
 
-    fn setup() -> (
+    type Setup = (
         Vec<Keypair>,
         BondPolicy,
         BondProof,
         BTreeMap<OutPoint, (TxOut, u32)>,
-    ) {
+    );
+
+    fn setup() -> Setup {
         let keys = test_keys(6);
         let fed = Federation::new(
             keys[2..].iter().map(|k| k.x_only_public_key().0).collect(),

@@ -98,7 +98,7 @@ async fn bond_is_created_confirmed_and_verified_from_its_proof() -> Result<()> {
     // A wrong amount.
     let mut wrong = claims.clone();
     wrong.amount = amount + Amount::from_sat(1);
-    let err = verify_bond_proof(&wrong.sign(&owner)?, &policy, &view).unwrap_err();
+    let err = verify_bond_proof(&wrong.sign(&owner)?, &policy, &view).expect_err("must be refused");
     assert!(
         matches!(err, ProofError::AmountMismatch { claimed, on_chain, .. }
         if on_chain == amount && claimed == amount + Amount::from_sat(1)),
@@ -109,13 +109,14 @@ async fn bond_is_created_confirmed_and_verified_from_its_proof() -> Result<()> {
     // A different key claiming the same output.
     let mut stolen = claims.clone();
     stolen.owner = thief.x_only_public_key().0;
-    let err = verify_bond_proof(&stolen.sign(&thief)?, &policy, &view).unwrap_err();
+    let err =
+        verify_bond_proof(&stolen.sign(&thief)?, &policy, &view).expect_err("must be refused");
     assert!(matches!(err, ProofError::ScriptMismatch { .. }), "{err}");
     println!("different key: {err}");
 
     // The same bond under another federation.
     let other_policy = BondPolicy::new(federation(&keys("other", 4), 3), 100, 10, 1, Amount::ZERO)?;
-    let err = verify_bond_proof(&proof, &other_policy, &view).unwrap_err();
+    let err = verify_bond_proof(&proof, &other_policy, &view).expect_err("must be refused");
     assert!(matches!(err, ProofError::ScriptMismatch { .. }), "{err}");
 
     // A tampered signature, and claims changed after signing.
@@ -123,14 +124,14 @@ async fn bond_is_created_confirmed_and_verified_from_its_proof() -> Result<()> {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     let err = match BondProof::decode(&bytes) {
-        Ok(p) => verify_bond_proof(&p, &policy, &view).unwrap_err(),
+        Ok(p) => verify_bond_proof(&p, &policy, &view).expect_err("must be refused"),
         Err(e) => panic!("a flipped signature bit still decodes, got {e}"),
     };
     assert!(matches!(err, ProofError::BadSignature { .. }), "{err}");
     println!("tampered signature: {err}");
     let mut retargeted = proof.clone();
     retargeted.claims.registration_key = thief.x_only_public_key().0;
-    let err = verify_bond_proof(&retargeted, &policy, &view).unwrap_err();
+    let err = verify_bond_proof(&retargeted, &policy, &view).expect_err("must be refused");
     assert!(matches!(err, ProofError::BadSignature { .. }), "{err}");
 
     // Not confirmed yet.
@@ -142,7 +143,7 @@ async fn bond_is_created_confirmed_and_verified_from_its_proof() -> Result<()> {
         &policy,
         &chain.view(&[pending.outpoint]).await?,
     )
-    .unwrap_err();
+    .expect_err("must be refused");
     assert!(
         matches!(
             err,
@@ -163,10 +164,12 @@ async fn bond_is_created_confirmed_and_verified_from_its_proof() -> Result<()> {
     assert_accepted(&v, &tx, amount);
     measure("cooperative exit (3-of-4 leaf, to owner)", &tx, amount, &v);
     chain.send(&tx).await?;
-    let err = verify_bond_proof(&proof, &policy, &chain.view(&[utxo.outpoint]).await?).unwrap_err();
+    let err = verify_bond_proof(&proof, &policy, &chain.view(&[utxo.outpoint]).await?)
+        .expect_err("must be refused");
     assert!(matches!(err, ProofError::NotFound { .. }), "{err}");
     chain.mine(1).await?;
-    let err = verify_bond_proof(&proof, &policy, &chain.view(&[utxo.outpoint]).await?).unwrap_err();
+    let err = verify_bond_proof(&proof, &policy, &chain.view(&[utxo.outpoint]).await?)
+        .expect_err("must be refused");
     assert!(matches!(err, ProofError::NotFound { .. }), "{err}");
     println!("spent outpoint: {err}");
     Ok(())

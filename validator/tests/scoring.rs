@@ -123,7 +123,8 @@ async fn honest_outscores_slow_cheap_and_random_and_offline_decays() -> Result<(
         miners.iter().map(|m| m.url.clone()).collect(),
         net.dir().join("validator"),
     );
-    cfg.chat_max_tokens = 12;
+    // Long enough answers that the coarser model is caught on most prompts (docs/scoring.md).
+    cfg.chat_max_tokens = 24;
     cfg.scoring = ScoringParams {
         alpha: 0.5,
         target_latency: Duration::from_millis(1000),
@@ -132,11 +133,11 @@ async fn honest_outscores_slow_cheap_and_random_and_offline_decays() -> Result<(
     let validator = Validator::new(cfg, Arc::clone(&validator_node), &backends).expect("validator");
     let balance_before = validator_node.balances().lightning_sats;
 
-    for _ in 0..3 {
+    for _ in 0..4 {
         validator.challenge_round().await;
     }
     let s = validator.scores();
-    println!("scores after 3 rounds: {s:#?}");
+    println!("scores after 4 rounds: {s:#?}");
     assert!(s[&url("honest")] > s[&url("slow")], "honest > slow: {s:?}");
     assert!(
         s[&url("slow")] > s[&url("cheap")],

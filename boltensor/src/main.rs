@@ -268,6 +268,23 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
             };
             devnet::up(cfg, ctrl_c, |report| {
                 println!("{}", report.render());
+                let proxy = report
+                    .nodes
+                    .iter()
+                    .find(|n| n.role == boltensor_protocol::Role::Client)
+                    .and_then(|n| n.api_url.clone());
+                if let Some(proxy) = proxy {
+                    println!("Pay a miner per request through client-1's proxy (any OpenAI SDK, any API key):");
+                    println!(
+                        "  curl -s {proxy}/chat/completions -H 'content-type: application/json' -D - \\\n    \
+                         -d '{{\"model\":\"smollm2-135m-instruct\",\"messages\":[{{\"role\":\"user\",\"content\":\"What is the capital of France?\"}}],\"max_tokens\":16}}'"
+                    );
+                    println!(
+                        "  python3 -c \"from openai import OpenAI; c = OpenAI(base_url='{proxy}', api_key='x'); \
+                         print(c.chat.completions.create(model='smollm2-135m-instruct', messages=[{{'role': 'user', 'content': 'Hi'}}], max_tokens=16).choices[0].message.content)\""
+                    );
+                    println!("  boltensor client chat 'What is the capital of France?' --proxy {proxy}");
+                }
                 println!(
                     "devnet ready. `boltensor devnet status` shows this again; Ctrl-C stops it."
                 );

@@ -236,6 +236,16 @@ async fn bad_requests_get_clear_errors_and_move_no_funds() -> Result<(), TestEnv
         .expect("http");
         assert_eq!(r.status(), 400);
 
+        // An OpenAI SDK's bearer key is no payment: a 402 challenge, not an error.
+        let r = http
+            .post(url("/v1/embeddings"))
+            .header("authorization", "Bearer sk-anything")
+            .body(embed_body("hello"))
+            .send()
+            .await
+            .expect("http");
+        assert_eq!(r.status(), 402);
+
         // A challenge, then a tampered token: 401.
         let body = embed_body("hello");
         let r = post("/v1/embeddings", body.clone()).await.expect("http");

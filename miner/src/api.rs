@@ -357,7 +357,12 @@ impl Miner {
             return self.serve_free(job, spec).await;
         }
         let digest = l402::request_digest("POST", path, &body);
-        match headers.get(header::AUTHORIZATION) {
+        // Another scheme (an OpenAI SDK's `Bearer` key, say) is no payment: answer with the challenge.
+        let l402_auth = headers.get(header::AUTHORIZATION).filter(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.starts_with("L402 ") || s.starts_with("LSAT "))
+        });
+        match l402_auth {
             None => self.challenge(&headers, spec, price, digest),
             Some(auth) => {
                 let auth = auth

@@ -383,7 +383,7 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// `N` random bytes from the OS.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     use std::io::Read;
     let mut out = [0u8; N];
     std::fs::File::open("/dev/urandom")

@@ -242,7 +242,8 @@ impl Validator {
     }
 
     fn next(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) ^ u64::from_le_bytes(boltensor_miner_random())
+        self.seq.fetch_add(1, Ordering::Relaxed)
+            ^ u64::from_le_bytes(boltensor_miner::random_bytes())
     }
 
     /// One round: an embedding and a chat challenge to every miner, each paid, checked and scored.
@@ -481,13 +482,6 @@ impl Validator {
             }
         }
     }
-}
-
-fn boltensor_miner_random() -> [u8; 8] {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    b
 }
 
 /// What `boltensor validator weights` shows: read from a validator's store (it may be running).

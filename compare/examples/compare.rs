@@ -1,0 +1,15 @@
+//! `cargo run --release -p boltensor-compare --example compare -- [OUT_DIR] [SEED]`: the
+//! comparison without building the whole `boltensor` binary.
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let out = args.next().unwrap_or_else(|| "target/bench-compare".into());
+    let mut config = boltensor_compare::Config::default();
+    if let Some(seed) = args.next().and_then(|s| s.parse().ok()) {
+        config.seed = seed;
+    }
+    let report = boltensor_compare::run(&config);
+    boltensor_compare::report::write(&report, std::path::Path::new(&out))?;
+    print!("{}", boltensor_compare::report::markdown(&report, "img"));
+    Ok(())
+}

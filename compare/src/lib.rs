@@ -1,0 +1,413 @@
+//! `boltensor bench compare`: the Lightning design and the token design side by side on one
+//! simulated workload (issue 6, "The comparison"). Both designs run the same Yuma epoch — the
+//! bit-faithful port of subtensor in `boltensor_protocol::yuma` — on the same validators' weights;
+//! they differ in what stake is, where the money comes from and how it reaches miners.
+//!
+//! # Layout
+//! - [`world`]: the shared workload — miners (hidden quality, cost), validators (stake, roles),
+//!   demand over time, entrants, every validator's scores.
+//! - [`metagraph`]: uids, weights, permits and bonds around `yuma::epoch`; routing by incentive.
+//! - [`token`]: subtensor's emission, subnet pool, registration burn.
+//! - [`lightning`]: per-request hold-invoice payments, forwarding fees, the epoch pool, bonds.
+//! - [`ledger`]: who got what, and the metrics.
+//! - [`report`]: JSON, Markdown and SVG plots.
+
+pub mod ledger;
+pub mod lightning;
+pub mod metagraph;
+pub mod report;
+pub mod svg;
+pub mod token;
+pub mod world;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use ledger::DesignMetrics;
+use world::{ValidatorRole, World, EPOCH_SECS};
+
+/// Figures measured on this machine by `boltensor bench paid` (docs/paid-requests.md, "Measured").
+pub mod measured {
+    /// Bare 2-hop Lightning payment, client → coordinator → miner, p50 ms.
+    pub const PAYMENT_P50_MS: f64 = 250.0;
+    /// Its p99.
+    pub const PAYMENT_P99_MS: f64 = 448.0;
+    /// Paid minus unpaid embedding request, p50 ms (246 − 11).
+    pub const PAID_OVERHEAD_EMBEDDING_P50_MS: f64 = 235.0;
+    /// Paid minus unpaid 16-token chat, p50 ms (344 − 288): the model runs while the HTLC travels.
+    pub const PAID_OVERHEAD_CHAT_P50_MS: f64 = 56.0;
+    /// Result ready → payment settled at the miner, p50 ms.
+    pub const SETTLE_P50_MS: f64 = 73.0;
+    /// Its p99.
+    pub const SETTLE_P99_MS: f64 = 173.0;
+    /// Settled paid requests per second on one miner at 32 concurrent clients.
+    pub const SETTLED_RPS_ONE_MINER: f64 = 35.6;
+}
+
+/// The run's parameters. Defaults are documented in docs/benchmark.md with their sources.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// RNG seed: the same seed gives the same report.
+    pub seed: u64,
+    /// Epochs (one tempo: 360 blocks × 12 s = 72 min each).
+    pub epochs: usize,
+    /// Miner slots.
+    pub miners: usize,
+    /// Validators.
+    pub validators: usize,
+    /// Validators in the colluding group.
+    pub colluders: usize,
+    /// The colluding group's share of validator stake.
+    pub collusion_stake: f64,
+    /// Whether the colluding validators collude (false: same stake, honest weights).
+    pub collude: bool,
+    /// Epochs at the start without any client (a new subnet).
+    pub zero_demand_epochs: usize,
+    /// Client requests per second at full demand (network-wide, before the day cycle).
+    pub demand_rps: f64,
+    /// A new miner arrives every this many epochs (0: none).
+    pub entry_interval: usize,
+    /// Challenge rounds per validator per epoch (one paid request per miner each).
+    pub rounds_per_epoch: u32,
+    /// Requests per second one miner settles (measured: 35.6 at 32 clients).
+    pub miner_capacity_rps: f64,
+    /// Price per request, sats (both designs: what a client pays for an answer).
+    pub price_sats: f64,
+    /// Coordinator's forwarding fee per paid request, msat (LDK's default base fee, 1 sat).
+    pub forwarding_fee_msat: u64,
+    /// Share of forwarding fees that funds the epoch pool (a governed parameter).
+    pub pool_share: f64,
+    /// Validator bonds, total, sats.
+    pub validator_bond_sats: f64,
+    /// A new miner's bond, sats.
+    pub miner_bond_sats: f64,
+    /// Bond timelock, blocks.
+    pub bond_lock_blocks: u64,
+    /// On-chain fees to create and withdraw a bond, sats (docs/contracts.md, measured at 2 sat/vB).
+    pub bond_chain_fees_sats: f64,
+    /// Yearly cost of capital for bonded sats.
+    pub capital_cost_per_year: f64,
+    /// Sats per TAO (assumed constant over the run).
+    pub sats_per_tao: f64,
+    /// Alpha emitted per block (subtensor's block emission for a young subnet's alpha issuance).
+    pub alpha_per_block: f64,
+    /// TAO injected into the subnet pool per block (the subnet's share of TAO emission).
+    pub tao_in_per_block: f64,
+    /// Pool TAO reserve at the start.
+    pub pool_tao: f64,
+    /// Alpha price at the start, TAO.
+    pub alpha_price: f64,
+    /// Validators' alpha stake at the start, valued in TAO.
+    pub validator_stake_tao: f64,
+    /// Share of the token design's client revenue used to buy back (and burn) alpha.
+    pub token_buyback_share: f64,
+    /// Stake shares for the collusion sweep (empty: none).
+    pub collusion_sweep: Vec<f64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 6,
+            epochs: 120,
+            miners: 32,
+            validators: 8,
+            colluders: 2,
+            collusion_stake: 0.25,
+            collude: true,
+            zero_demand_epochs: 20,
+            demand_rps: 4.0,
+            entry_interval: 6,
+            rounds_per_epoch: 4,
+            miner_capacity_rps: measured::SETTLED_RPS_ONE_MINER,
+            price_sats: 10.0,
+            forwarding_fee_msat: 1000,
+            pool_share: 0.5,
+            validator_bond_sats: 1e9,
+            miner_bond_sats: 1_000_000.0,
+            bond_lock_blocks: 2016,
+            bond_chain_fees_sats: 600.0,
+            capital_cost_per_year: 0.05,
+            sats_per_tao: 400_000.0,
+            alpha_per_block: 1.0,
+            tao_in_per_block: 0.004,
+            pool_tao: 20_000.0,
+            alpha_price: 0.01,
+            validator_stake_tao: 5_000.0,
+            token_buyback_share: 1.0,
+            collusion_sweep: vec![0.1, 0.2, 0.3, 0.4, 0.45, 0.55, 0.6, 0.7],
+        }
+    }
+}
+
+/// Time from work done to the miner holding spendable value, value-weighted, seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spendable {
+    /// Median.
+    pub p50_s: f64,
+    /// 90th percentile.
+    pub p90_s: f64,
+    /// 99th percentile.
+    pub p99_s: f64,
+}
+
+/// A gain above this counts as collusion paying (1 %).
+pub const COLLUSION_PAYS: f64 = 1.01;
+
+/// One point of the collusion sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollusionPoint {
+    /// The group's stake share.
+    pub stake: f64,
+    /// Token: the group's take (validators' income + its miner's) colluding / acting honestly.
+    pub token_gain: f64,
+    /// Lightning: the same.
+    pub lightning_gain: f64,
+    /// Token: the colluders' miner's share of miner income when colluding.
+    pub token_miner_share: f64,
+    /// Lightning: the same.
+    pub lightning_miner_share: f64,
+}
+
+/// Everything one run produces.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The parameters.
+    pub config: Config,
+    /// Validator roles and stake shares.
+    pub validators: Vec<(ValidatorRole, f64)>,
+    /// Token design metrics.
+    pub token: DesignMetrics,
+    /// Lightning design metrics.
+    pub lightning: DesignMetrics,
+    /// Token accounts.
+    pub token_accounts: token::TokenAccounts,
+    /// Lightning accounts.
+    pub lightning_accounts: lightning::LightningAccounts,
+    /// Time to spendable value, token.
+    pub token_spendable: Spendable,
+    /// Time to spendable value, Lightning.
+    pub lightning_spendable: Spendable,
+    /// Routing fees on client requests / client spend (Lightning).
+    pub lightning_fee_share_of_client_spend: f64,
+    /// Latency a paid request adds, ms (Lightning; the token design adds none per request).
+    pub lightning_latency_overhead_ms: (f64, f64),
+    /// Collusion sweep.
+    pub collusion: Vec<CollusionPoint>,
+    /// Per-epoch series for plots.
+    pub series: Series,
+}
+
+/// Per-epoch series.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    /// Client requests per second.
+    pub demand_rps: Vec<f64>,
+    /// Miner income per epoch, token, sats.
+    pub token_miner_income: Vec<f64>,
+    /// Miner income per epoch, Lightning, sats.
+    pub lightning_miner_income: Vec<f64>,
+    /// Bad miner's income per epoch, token.
+    pub token_bad_miner: Vec<f64>,
+    /// Bad miner's income per epoch, Lightning.
+    pub lightning_bad_miner: Vec<f64>,
+    /// Alpha price, TAO.
+    pub alpha_price: Vec<f64>,
+    /// Registration burn, TAO.
+    pub burn: Vec<f64>,
+    /// Per miner present from the start: (true mean quality, token income, Lightning income), sats.
+    pub quality_income: Vec<(f64, f64, f64)>,
+}
+
+struct Both {
+    world: World,
+    token: ledger::Ledger,
+    token_acc: token::TokenAccounts,
+    token_series: token::TokenSeries,
+    ln: ledger::Ledger,
+    ln_acc: lightning::LightningAccounts,
+}
+
+fn run_both(config: &Config) -> Both {
+    let mut world = World::new(config);
+    if !config.collude {
+        for r in world.roles.iter_mut() {
+            if *r == ValidatorRole::Colluder {
+                *r = ValidatorRole::Honest;
+            }
+        }
+    }
+    let (token, token_acc, token_series) = token::run(config, &world);
+    let (ln, ln_acc, _) = lightning::run(config, &world);
+    Both {
+        world,
+        token,
+        token_acc,
+        token_series,
+        ln,
+        ln_acc,
+    }
+}
+
+/// The colluding group's take: its validators' income plus its miner's.
+fn group_take(world: &World, colluders: &[usize], l: &ledger::Ledger) -> f64 {
+    // Gross: the group pays the same challenges whether it colludes or not.
+    let v: f64 = colluders
+        .iter()
+        .map(|&v| l.validator_income[v].iter().sum::<f64>())
+        .sum();
+    let m: f64 = world
+        .agents
+        .iter()
+        .filter(|a| a.kind == world::AgentKind::Colluders)
+        .map(|a| l.agents[a.id].income.iter().sum::<f64>())
+        .sum();
+    v + m
+}
+
+fn spendable(samples: &mut [f64]) -> Spendable {
+    samples.sort_by(f64::total_cmp);
+    let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    Spendable {
+        p50_s: q(0.5),
+        p90_s: q(0.9),
+        p99_s: q(0.99),
+    }
+}
+
+/// Runs the comparison.
+pub fn run(config: &Config) -> Report {
+    let both = run_both(config);
+    let world = &both.world;
+    let mut token = both.token.metrics(world, config.zero_demand_epochs);
+    let mut lightning = both.ln.metrics(world, config.zero_demand_epochs);
+    // What clients add to miners' income: the same run without any client.
+    let idle = run_both(&Config {
+        demand_rps: 0.0,
+        collusion_sweep: Vec::new(),
+        ..config.clone()
+    });
+    token.client_to_miners_share = ledger::ratio(
+        token.miner_income_sats - idle.token.miner_income_total(),
+        token.client_spend_sats,
+    );
+    lightning.client_to_miners_share = ledger::ratio(
+        lightning.miner_income_sats - idle.ln.miner_income_total(),
+        lightning.client_spend_sats,
+    );
+    let lightning_fee_share_of_client_spend = ledger::ratio(
+        lightning.delivered_requests as f64 * config.forwarding_fee_msat as f64 / 1000.0,
+        lightning.client_spend_sats,
+    );
+
+    // Time to spendable value, weighted by value: token income arrives at the epoch's end (work is
+    // spread evenly over the epoch) and is sold in the next block; Lightning per-request income
+    // settles in the measured settle time, pool income at the epoch's end plus one payment.
+    let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
+    let sigma = (measured::SETTLE_P99_MS / measured::SETTLE_P50_MS).ln() / 2.326;
+    let n = 20_000;
+    let mut tok = Vec::with_capacity(n);
+    let mut ln = Vec::with_capacity(n);
+    for _ in 0..n {
+        let wait = rng.gen_range(0.0..EPOCH_SECS);
+        tok.push(wait + world::BLOCK_SECS);
+        if rng.gen_range(0.0..1.0) < lightning.miner_income_from_requests_share {
+            ln.push(measured::SETTLE_P50_MS / 1000.0 * (sigma * world::normal(&mut rng)).exp());
+        } else {
+            ln.push(wait + measured::PAYMENT_P50_MS / 1000.0);
+        }
+    }
+
+    // Collusion sweep: the same world with the group at each stake share, colluding vs honest.
+    let colluders: Vec<usize> = world
+        .roles
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r == ValidatorRole::Colluder)
+        .map(|(v, _)| v)
+        .collect();
+    let collusion = config
+        .collusion_sweep
+        .iter()
+        .map(|&x| {
+            let mut c = config.clone();
+            c.collusion_stake = x;
+            c.epochs = config.epochs.min(60);
+            c.zero_demand_epochs = config.zero_demand_epochs.min(c.epochs / 3);
+            c.collusion_sweep = Vec::new();
+            c.collude = true;
+            let bad = run_both(&c);
+            c.collude = false;
+            let good = run_both(&c);
+            let tm = bad.token.metrics(&bad.world, c.zero_demand_epochs);
+            let lm = bad.ln.metrics(&bad.world, c.zero_demand_epochs);
+            CollusionPoint {
+                stake: x,
+                token_gain: ledger::ratio(
+                    group_take(&bad.world, &colluders, &bad.token),
+                    group_take(&good.world, &colluders, &good.token),
+                ),
+                lightning_gain: ledger::ratio(
+                    group_take(&bad.world, &colluders, &bad.ln),
+                    group_take(&good.world, &colluders, &good.ln),
+                ),
+                token_miner_share: tm.colluder_miner_income_share,
+                lightning_miner_share: lm.colluder_miner_income_share,
+            }
+        })
+        .collect();
+
+    let bad_id = world
+        .agents
+        .iter()
+        .find(|a| a.kind == world::AgentKind::Bad)
+        .map(|a| a.id)
+        .unwrap_or(0);
+    let quality_income = world
+        .agents
+        .iter()
+        .filter(|a| a.arrives == 0)
+        .map(|a| {
+            let q = (0..config.epochs).map(|e| a.quality_at(e)).sum::<f64>()
+                / config.epochs.max(1) as f64;
+            (
+                q,
+                both.token.agents[a.id].income.iter().sum(),
+                both.ln.agents[a.id].income.iter().sum(),
+            )
+        })
+        .collect();
+    Report {
+        config: config.clone(),
+        validators: world
+            .roles
+            .iter()
+            .copied()
+            .zip(world.stake_share.iter().copied())
+            .collect(),
+        series: Series {
+            demand_rps: world.demand_rps.clone(),
+            token_miner_income: both.token.miner_income_by_epoch(),
+            lightning_miner_income: both.ln.miner_income_by_epoch(),
+            token_bad_miner: both.token.agents[bad_id].income.clone(),
+            lightning_bad_miner: both.ln.agents[bad_id].income.clone(),
+            alpha_price: both.token_series.price.clone(),
+            burn: both.token_series.burn.clone(),
+            quality_income,
+        },
+        token,
+        lightning,
+        token_accounts: both.token_acc,
+        lightning_accounts: both.ln_acc,
+        token_spendable: spendable(&mut tok),
+        lightning_spendable: spendable(&mut ln),
+        lightning_fee_share_of_client_spend,
+        lightning_latency_overhead_ms: (
+            measured::PAID_OVERHEAD_EMBEDDING_P50_MS,
+            measured::PAID_OVERHEAD_CHAT_P50_MS,
+        ),
+        collusion,
+    }
+}

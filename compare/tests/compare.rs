@@ -1,0 +1,129 @@
+//! The claims docs/benchmark.md makes, asserted on the simulation's output (never on timing).
+
+use boltensor_compare::{run, Config, Report, COLLUSION_PAYS};
+
+fn small() -> Config {
+    Config {
+        epochs: 60,
+        zero_demand_epochs: 10,
+        collusion_sweep: vec![0.2, 0.4, 0.6],
+        ..Config::default()
+    }
+}
+
+fn report() -> Report {
+    run(&small())
+}
+
+#[test]
+fn same_seed_same_report_other_seed_other_report() {
+    let a = serde_json::to_string(&report()).expect("json");
+    let b = serde_json::to_string(&report()).expect("json");
+    assert_eq!(a, b);
+    let c = serde_json::to_string(&run(&Config { seed: 7, ..small() })).expect("json");
+    assert_ne!(a, c);
+}
+
+#[test]
+fn lightning_every_client_sat_ends_at_a_miner_a_fee_the_pool_or_a_refund() {
+    let r = report();
+    let a = &r.lightning_accounts;
+    assert_eq!(
+        a.client_held_msat,
+        a.client_settled_msat + a.client_refunded_msat
+    );
+    assert_eq!(
+        a.client_settled_msat + a.challenge_settled_msat,
+        a.miners_per_request_msat + a.coordinator_fees_msat + a.pool_in_msat
+    );
+    assert_eq!(
+        a.pool_in_msat,
+        a.pool_to_miners_msat + a.pool_to_validators_msat + a.pool_left_msat
+    );
+    assert!(a.client_refunded_msat > 0, "failed requests are refunded");
+    assert_eq!(
+        (r.lightning.client_spend_sats * 1000.0).round() as u64,
+        a.client_settled_msat
+    );
+}
+
+#[test]
+fn token_emission_and_pool_are_accounted() {
+    let r = report();
+    let a = &r.token_accounts;
+    let paid = a.alpha_to_owner + a.alpha_to_miners + a.alpha_to_validators + a.alpha_unallocated;
+    assert!((a.alpha_minted - paid).abs() < 1e-6 * a.alpha_minted);
+    assert!(
+        a.alpha_unallocated.abs() < 1e-3 * a.alpha_minted,
+        "{}",
+        a.alpha_unallocated
+    );
+    // 60 epochs of 360 blocks of 1 alpha: 18 % to the owner.
+    assert!((a.alpha_minted - 60.0 * 360.0).abs() < 1e-6);
+    assert!((a.alpha_to_owner / a.alpha_minted - 11_796.0 / 65_535.0).abs() < 1e-9);
+    let tao = a.pool_tao_start + a.tao_injected + a.tao_burned_for_registration + a.tao_buybacks
+        - a.tao_sold_out;
+    assert!((tao - a.pool_tao_end).abs() < 1e-6 * a.pool_tao_end);
+}
+
+#[test]
+fn bad_miner_earns_less_than_honest_ones_in_both_designs() {
+    let r = report();
+    for m in [&r.token, &r.lightning] {
+        assert!(m.bad_miner_income_vs_honest_after_switch < 0.2, "{m:?}");
+        assert!(
+            m.epochs_to_punish_bad_miner.is_some_and(|e| e <= 2),
+            "{m:?}"
+        );
+        assert!(m.quality_income_spearman > 0.5, "{m:?}");
+    }
+}
+
+#[test]
+fn weight_copier_earns_no_more_per_stake_than_honest_validators() {
+    let r = report();
+    for m in [&r.token, &r.lightning] {
+        assert!(m.copier_per_stake_vs_honest < 1.0, "{m:?}");
+        assert!(m.copier_per_stake_vs_honest > 0.5, "{m:?}");
+    }
+    // In the Lightning design honest validators pay for challenges; the copier does not.
+    assert!(r.lightning.copier_net_per_pct_stake_sats > r.lightning.honest_net_per_pct_stake_sats);
+}
+
+#[test]
+fn collusion_pays_only_with_a_stake_majority() {
+    let r = report();
+    for p in &r.collusion {
+        let pays = [p.token_gain, p.lightning_gain].map(|g| g > COLLUSION_PAYS);
+        if p.stake < 0.5 {
+            assert_eq!(pays, [false, false], "{p:?}");
+        } else {
+            assert_eq!(pays, [true, true], "{p:?}");
+        }
+    }
+}
+
+#[test]
+fn money_flows_as_each_design_says() {
+    let r = report();
+    // Lightning: clients' sats reach miners, less the routing fee; the token design pays miners
+    // by emission whether or not anyone pays, and clients' money barely reaches them.
+    assert!(
+        r.lightning.client_to_miners_share > 0.85,
+        "{}",
+        r.lightning.client_to_miners_share
+    );
+    assert!(
+        r.token.client_to_miners_share < 0.1,
+        "{}",
+        r.token.client_to_miners_share
+    );
+    assert!(
+        r.token.miner_income_zero_demand_sats > 10.0 * r.lightning.miner_income_zero_demand_sats
+    );
+    assert!(r.lightning_spendable.p50_s < 1.0);
+    assert!(r.token_spendable.p50_s > 600.0);
+    assert!(r.token.emission_value_sats > 0.0 && r.lightning.emission_value_sats == 0.0);
+    assert!(r.token.entry_returned_mean_sats == 0.0 && r.lightning.entry_returned_mean_sats > 0.0);
+    assert!(r.token.income_cv_median < r.lightning.income_cv_median);
+}

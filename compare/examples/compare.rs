@@ -1,4 +1,4 @@
-//! `cargo run --release -p boltensor-compare --example compare -- [OUT_DIR] [SEED]`: the
+//! `cargo run --release -p boltensor-compare --example compare -- [OUT_DIR] [SEED] [DOCS_MD]`: the
 //! comparison without building the whole `boltensor` binary.
 
 fn main() -> std::io::Result<()> {
@@ -10,6 +10,9 @@ fn main() -> std::io::Result<()> {
     }
     let report = boltensor_compare::run(&config);
     boltensor_compare::report::write(&report, std::path::Path::new(&out))?;
+    if let Some(docs) = args.next() {
+        boltensor_compare::report::write_docs(&report, std::path::Path::new(&docs))?;
+    }
     print!("{}", boltensor_compare::report::markdown(&report, "img"));
     Ok(())
 }

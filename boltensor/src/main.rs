@@ -77,8 +77,35 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The Lightning design vs the token design.
-    Compare(NotYetArgs),
+    /// The Lightning design vs the token design on one simulated workload: JSON, Markdown and
+    /// SVG plots (docs/benchmark.md).
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// RNG seed: the same seed gives the same report.
+    #[arg(long, default_value_t = boltensor_compare::Config::default().seed)]
+    seed: u64,
+    /// Epochs of 360 blocks × 12 s.
+    #[arg(long, default_value_t = boltensor_compare::Config::default().epochs)]
+    epochs: usize,
+    /// Miner slots.
+    #[arg(long, default_value_t = boltensor_compare::Config::default().miners)]
+    miners: usize,
+    /// Validators (the second copies weights, the last two collude).
+    #[arg(long, default_value_t = boltensor_compare::Config::default().validators)]
+    validators: usize,
+    /// The colluding group's share of validator stake.
+    #[arg(long, default_value_t = boltensor_compare::Config::default().collusion_stake)]
+    collusion_stake: f64,
+    /// Where to write report.json, summary.md and img/*.svg.
+    #[arg(long, default_value = "target/bench-compare")]
+    out: PathBuf,
+    /// Also regenerate the results section of this Markdown file and its img/ plots
+    /// (`--docs docs/benchmark.md`).
+    #[arg(long)]
+    docs: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,8 +225,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validator(cmd) => roles::validator(cmd).await,
         Command::Client(cmd) => roles::client(cmd).await,
         Command::Bond(_) => not_yet("bond", boltensor_contracts::NOT_YET),
-        Command::Bench(BenchCommand::Compare(_)) => {
-            not_yet("bench compare", boltensor_bench::NOT_YET)
+        Command::Bench(BenchCommand::Compare(args)) => {
+            let config = boltensor_compare::Config {
+                seed: args.seed,
+                epochs: args.epochs,
+                miners: args.miners,
+                validators: args.validators,
+                collusion_stake: args.collusion_stake,
+                ..boltensor_compare::Config::default()
+            };
+            let report = boltensor_compare::run(&config);
+            boltensor_compare::report::write(&report, &args.out)
+                .with_context(|| format!("writing {}", args.out.display()))?;
+            if let Some(docs) = &args.docs {
+                boltensor_compare::report::write_docs(&report, docs)
+                    .with_context(|| format!("writing {}", docs.display()))?;
+            }
+            print!("{}", boltensor_compare::report::markdown(&report, "img"));
+            eprintln!(
+                "wrote {}/report.json, summary.md, img/*.svg",
+                args.out.display()
+            );
+            Ok(())
         }
         Command::Bench(BenchCommand::Paid {
             requests,

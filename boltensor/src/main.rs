@@ -1,5 +1,6 @@
 //! `boltensor`: parse arguments, set up tracing, call the role's `run`. Nothing else lives here.
 
+mod bond;
 mod roles;
 
 use std::path::PathBuf;
@@ -31,8 +32,9 @@ enum Command {
     /// Pay per inference: local OpenAI-compatible proxy and one-shot commands.
     #[command(subcommand)]
     Client(roles::ClientCommand),
-    /// Create, prove, withdraw or slash bonds (Bitcoin Script contracts).
-    Bond(NotYetArgs),
+    /// Create, show, prove, verify, withdraw or slash bonds (Bitcoin Script contracts on your bitcoind).
+    #[command(subcommand)]
+    Bond(bond::BondCommand),
     /// Benchmarks: paid inference, and Lightning design vs token design.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -224,7 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Miner(cmd) => roles::miner(cmd).await,
         Command::Validator(cmd) => roles::validator(cmd).await,
         Command::Client(cmd) => roles::client(cmd).await,
-        Command::Bond(_) => not_yet("bond", boltensor_contracts::NOT_YET),
+        Command::Bond(cmd) => bond::run(cmd).await,
         Command::Bench(BenchCommand::Compare(args)) => {
             let config = boltensor_compare::Config {
                 seed: args.seed,

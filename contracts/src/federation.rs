@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::secp256k1::XOnlyPublicKey;
+use serde::{Deserialize, Serialize};
 
 /// The most keys `multi_a` takes in one tapscript (Bitcoin Core's `MAX_PUBKEYS_PER_MULTI_A`).
 pub const MAX_FEDERATION_KEYS: usize = 999;
@@ -36,6 +37,28 @@ pub enum FederationError {
         /// [`MAX_FEDERATION_KEYS`].
         max: usize,
     },
+}
+
+/// The federation file every member and bond owner shares: `{"threshold": k, "keys": ["<x-only hex>", …]}`
+/// (keys in any order; [`Federation::from_json`] sorts them and refuses duplicates).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationFile {
+    /// k: signatures needed to slash a bond or pay from the treasury.
+    pub threshold: usize,
+    /// The members' x-only public keys (32 bytes, hex).
+    pub keys: Vec<XOnlyPublicKey>,
+}
+
+/// Why a federation file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FederationFileError {
+    /// Not JSON of the right shape (serde's message names the field and line).
+    #[error("not a federation file ({{\"threshold\": k, \"keys\": [\"<x-only hex>\", …]}}): {0}")]
+    Json(String),
+    /// Valid JSON, but not a valid federation.
+    #[error(transparent)]
+    Invalid(#[from] FederationError),
 }
 
 /// The federation's k-of-n: its x-only keys, sorted (so every member derives the same scripts whatever
@@ -72,6 +95,26 @@ impl Federation {
             return Err(FederationError::DuplicateKey(w[0]));
         }
         Ok(Federation { keys, threshold })
+    }
+
+    /// Parses a [`FederationFile`].
+    pub fn from_json(text: &str) -> Result<Self, FederationFileError> {
+        let f: FederationFile =
+            serde_json::from_str(text).map_err(|e| FederationFileError::Json(e.to_string()))?;
+        Ok(Federation::new(f.keys, f.threshold)?)
+    }
+
+    /// This federation as a [`FederationFile`].
+    pub fn to_file(&self) -> FederationFile {
+        FederationFile {
+            threshold: self.threshold,
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// This federation as [`FederationFile`] JSON (pretty-printed).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.to_file()).expect("keys and a number always serialize")
     }
 
     /// The Byzantine-tolerant threshold for `keys`: n − ⌊(n−1)/3⌋ (3 of 4, 5 of 7, …), the same quorum
@@ -164,6 +207,21 @@ mod tests {
             "order-independent"
         );
         assert!(xs.iter().all(|k| f.contains(k)));
+    }
+
+    #[test]
+    fn federation_file_round_trips_and_refuses_bad_input() {
+        let xs: Vec<_> = test_keys(3)
+            .iter()
+            .map(|k| k.x_only_public_key().0)
+            .collect();
+        let f = Federation::new(xs.clone(), 2).expect("valid");
+        assert_eq!(Federation::from_json(&f.to_json()).expect("parses"), f);
+        let e = Federation::from_json(r#"{"threshold": 2, "keys": ["zz"]}"#).expect_err("bad hex");
+        assert!(matches!(e, FederationFileError::Json(_)), "{e}");
+        let json = format!(r#"{{"threshold": 4, "keys": ["{}", "{}"]}}"#, xs[0], xs[1]);
+        let e = Federation::from_json(&json).expect_err("k > n");
+        assert!(matches!(e, FederationFileError::Invalid(_)), "{e}");
     }
 
     #[test]

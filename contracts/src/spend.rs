@@ -282,7 +282,7 @@ fn check_script(utxo: &Utxo, expected: &ScriptBuf) -> Result<(), SpendError> {
     Ok(())
 }
 
-fn unsigned_tx(inputs: Vec<(OutPoint, Sequence)>, outputs: Vec<TxOut>) -> Transaction {
+pub(crate) fn unsigned_tx(inputs: Vec<(OutPoint, Sequence)>, outputs: Vec<TxOut>) -> Transaction {
     Transaction {
         version: Version::TWO,
         lock_time: absolute::LockTime::ZERO,
@@ -300,7 +300,11 @@ fn unsigned_tx(inputs: Vec<(OutPoint, Sequence)>, outputs: Vec<TxOut>) -> Transa
 }
 
 /// The fee for `tx` once its inputs carry `witness` weight units of witness (+2 for the segwit marker).
-fn fee(tx: &Transaction, witness: usize, fee_rate: FeeRate) -> Result<Amount, SpendError> {
+pub(crate) fn fee(
+    tx: &Transaction,
+    witness: usize,
+    fee_rate: FeeRate,
+) -> Result<Amount, SpendError> {
     let weight = tx.weight().to_wu() + 2 + witness as u64;
     fee_rate
         .fee_vb(weight.div_ceil(4))

@@ -391,6 +391,15 @@ impl LnNode {
             .map_err(LnError::node("new on-chain address"))
     }
 
+    /// Pays `amount_sats` from the node's on-chain wallet to `address` (e.g. a bond's address) at
+    /// ldk-node's estimated fee rate, keeping the anchor-channel reserve; returns the broadcast txid.
+    pub fn send_to_address(&self, address: &Address, amount_sats: u64) -> Result<Txid, LnError> {
+        self.inner
+            .onchain_payment()
+            .send_to_address(address, amount_sats, None)
+            .map_err(LnError::node("on-chain send"))
+    }
+
     /// Syncs the on-chain and Lightning wallets with the chain source now (they also sync on a timer).
     pub fn sync(&self) -> Result<(), LnError> {
         self.inner

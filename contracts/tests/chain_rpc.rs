@@ -142,3 +142,66 @@ async fn key_wallet_funds_a_bond_that_verifies_over_rpc() -> Result<()> {
     bitcoind.stop().await;
     Ok(())
 }
+
+/// The other funding path: a running role's ldk-node pays the bond address from its on-chain wallet.
+#[tokio::test(flavor = "multi_thread")]
+async fn ldk_node_wallet_funds_a_bond() -> Result<()> {
+    let net = boltensor_testenv::TestNet::start().await?;
+    let rpc = match net.bitcoind.chain_source() {
+        boltensor_ln::ChainSource::BitcoindRpc {
+            host,
+            port,
+            user,
+            password,
+        } => BitcoindRpc::new(
+            format!("http://{host}:{port}"),
+            RpcAuth::UserPass { user, password },
+        ),
+        other => anyhow::bail!("unexpected chain source {other:?}"),
+    };
+    let node = net.node("bond-owner").await?;
+    net.fund(&[&node], 1).await?;
+
+    let owner = key("owner");
+    let fed = federation(&keys("fed", 4), 3);
+    let bond = Bond::new(owner.x_only_public_key().0, fed.clone(), 50)?;
+    let amount = Amount::from_sat(750_000);
+    let txid = node.send_to_address(&bond.address(Network::Regtest), amount.to_sat())?;
+    net.bitcoind
+        .wait_for_tx(txid, std::time::Duration::from_secs(30))
+        .await?;
+    let tx: serde_json::Value = net
+        .bitcoind
+        .rpc()
+        .call("getrawtransaction", json!([txid.to_string(), true]))
+        .await?;
+    let spk = bond.script_pubkey().to_hex_string();
+    let vout = tx["vout"]
+        .as_array()
+        .context("vout")?
+        .iter()
+        .position(|o| o["scriptPubKey"]["hex"].as_str() == Some(spk.as_str()))
+        .context("no output pays the bond")? as u32;
+    println!(
+        "MEASURED ldk-node funding: vsize {} vB, {} output(s)",
+        tx["vsize"],
+        tx["vout"].as_array().map_or(0, Vec::len)
+    );
+    net.bitcoind.mine(1).await?;
+
+    let proof = BondClaims {
+        outpoint: OutPoint { txid, vout },
+        amount,
+        timelock: 50,
+        owner: owner.x_only_public_key().0,
+        role: Role::Coordinator,
+        node_id: node.node_id(),
+        registration_key: key("reg").x_only_public_key().0,
+    }
+    .sign(&owner)?;
+    let policy = BondPolicy::new(fed, 20, 5, 1, Amount::ZERO)?;
+    let v = rpc.verify_bond_proof(&proof, &policy).await?;
+    assert_eq!((v.stake, v.confirmations), (amount, 1));
+    node.stop().await;
+    Ok(())
+}

@@ -523,14 +523,13 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
         a.amount,
         wallet.address()
     );
-    let funding = wallet
-        .fund(
-            &rpc,
-            bond.script_pubkey(),
-            Amount::from_sat(a.amount),
-            fee_rate(a.fee_rate)?,
-        )
-        .await?;
+    let utxos = wallet.utxos(&rpc).await?;
+    let funding = wallet.build(
+        &utxos,
+        bond.script_pubkey(),
+        Amount::from_sat(a.amount),
+        fee_rate(a.fee_rate)?,
+    )?;
     let file = BondFile {
         network,
         outpoint: funding.outpoint,
@@ -541,8 +540,13 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
         address: bond.address(network).to_string(),
         descriptor: bond.descriptor().to_string(),
     };
+    // The bond file first: a bond broadcast without it would be hard to find again.
     std::fs::write(&a.out, serde_json::to_string_pretty(&file)? + "\n")
         .with_context(|| format!("writing {}", a.out.display()))?;
+    if let Err(e) = rpc.broadcast(&funding.tx).await {
+        let _ = std::fs::remove_file(&a.out);
+        return Err(e).context("bitcoind refused the funding transaction");
+    }
     println!("bond {} broadcast", funding.outpoint);
     println!("  txid:    {}", funding.outpoint.txid);
     println!("  address: {}", file.address);

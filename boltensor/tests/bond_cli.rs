@@ -388,17 +388,60 @@ async fn bond_life_cycle_through_the_cli() -> Result<()> {
     assert!(err.contains("no unspent output"), "{err}");
 
     // Slash a second bond: fed1 signs and saves the PSBT, a stranger is refused, fed3 completes it.
+    let out = env.bond(
+        &[
+            "create",
+            "--owner-key",
+            &env.p("owner"),
+            "--federation",
+            &fed,
+            "--amount",
+            "100000000000",
+            "--timelock",
+            "10",
+            "--out",
+            &env.p("too-big.json"),
+        ],
+        true,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("send coins to it first"),
+        "{err}"
+    );
+    assert!(
+        !env.path("too-big.json").exists(),
+        "no bond file for a bond never made"
+    );
     create("bond2.json", "500000")?;
     let bond2 = bond_outpoint(&env.path("bond2.json"))?;
     env.confirm(bond2.txid).await?;
+    let proof2 = env.ok(
+        &[
+            "prove",
+            "--bond",
+            &env.p("bond2.json"),
+            "--owner-key",
+            &env.p("owner"),
+            "--role",
+            "miner",
+            "--node-id",
+            &node_id,
+            "--registration-key",
+            &pubkeys[4],
+            "--json",
+        ],
+        false,
+    )?;
+    std::fs::write(env.path("proof2.json"), proof2)?;
     let psbt = env.p("slash.psbt");
     let out = env.ok(
         &[
             "slash",
             "--federation",
             &fed,
-            "--bond",
-            &env.p("bond2.json"),
+            "--proof",
+            &format!("@{}", env.p("proof2.json")),
             "--sign-with",
             &env.p("fed1"),
             "--psbt-out",
@@ -474,6 +517,5 @@ async fn bond_life_cycle_through_the_cli() -> Result<()> {
         "MEASURED bond CLI life cycle: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    env.bitcoind.stop().await;
     Ok(())
 }

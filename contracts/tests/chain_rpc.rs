@@ -139,7 +139,6 @@ async fn key_wallet_funds_a_bond_that_verifies_over_rpc() -> Result<()> {
         matches!(e, VerifyError::Proof(ProofError::NotFound { .. })),
         "{e}"
     );
-    bitcoind.stop().await;
     Ok(())
 }
 

@@ -338,6 +338,35 @@ async fn bond_life_cycle_through_the_cli() -> Result<()> {
         false,
         "cannot reach bitcoind",
     );
+    // A cookie file (user:password) instead of flags; a missing one is named.
+    std::fs::write(env.path("cookie"), format!("{USER}:{PASS}"))?;
+    let cookie = env.p("cookie");
+    let show = env.ok(
+        &[
+            "show",
+            "--bond",
+            &env.p("bond1.json"),
+            "--rpc-url",
+            &url,
+            "--rpc-cookie",
+            &cookie,
+        ],
+        false,
+    )?;
+    assert!(show.contains("1 confirmation(s)"), "{show}");
+    env.fails(
+        &[
+            "show",
+            "--bond",
+            &env.p("bond1.json"),
+            "--rpc-url",
+            &url,
+            "--rpc-cookie",
+            &env.p("nope"),
+        ],
+        false,
+        "cannot use RPC cookie file",
+    );
 
     // Withdraw: refused before T with how many blocks are left, a mainnet address refused, then after T.
     let withdraw = |extra: &[&str]| {

@@ -306,7 +306,7 @@ fn parse_network(s: &str) -> Result<Network, String> {
 }
 
 impl ChainArgs {
-    async fn connect(&self) -> anyhow::Result<BitcoindRpc> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<BitcoindRpc> {
         let url = self.rpc_url.clone().unwrap_or_else(|| {
             format!(
                 "http://127.0.0.1:{}",

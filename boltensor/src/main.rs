@@ -1,6 +1,7 @@
 //! `boltensor`: parse arguments, set up tracing, call the role's `run`. Nothing else lives here.
 
 mod bond;
+mod federation;
 mod roles;
 
 use std::path::PathBuf;
@@ -22,7 +23,11 @@ enum Command {
     #[command(subcommand)]
     Devnet(DevnetCommand),
     /// Run a coordinator (federation member): consensus, registry, epochs, routing, payouts.
-    Coordinator(NotYetArgs),
+    #[command(subcommand)]
+    Coordinator(federation::CoordinatorCommand),
+    /// Audit the federation: recompute a signed epoch result and check its signatures.
+    #[command(subcommand)]
+    Epoch(federation::EpochCommand),
     /// Run a miner: serve inference behind an OpenAI-compatible API, paid per request.
     #[command(subcommand)]
     Miner(roles::MinerCommand),
@@ -47,12 +52,6 @@ struct YumaArgs {
     /// The scenario: parameters, stake, permits and one weight matrix per epoch (docs/yuma.md).
     #[arg(long)]
     input: PathBuf,
-}
-
-#[derive(Debug, Args)]
-struct NotYetArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,7 +221,8 @@ fn real_main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devnet(cmd) => devnet(cmd).await,
-        Command::Coordinator(_) => not_yet("coordinator", boltensor_coordinator::NOT_YET),
+        Command::Coordinator(cmd) => federation::coordinator(cmd).await,
+        Command::Epoch(cmd) => federation::epoch(cmd).await,
         Command::Miner(cmd) => roles::miner(cmd).await,
         Command::Validator(cmd) => roles::validator(cmd).await,
         Command::Client(cmd) => roles::client(cmd).await,
@@ -284,10 +284,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn not_yet(command: &str, message: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`boltensor {command}` is {message}")
 }
 
 async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {

@@ -1,6 +1,220 @@
-//! The coordinator: federation consensus, registry, Yuma epochs on bonded stake, routing, payouts, dashboard.
+//! The coordinator: one member of the federation that keeps the registry, orders validators' signed
+//! weights with aleph-bft (Byzantine-tolerant, n ≥ 3f + 1), runs the Yuma epoch on bonded-BTC stake,
+//! publishes recomputable signed results, routes clients to miners by score and pays epoch pools.
 //!
-//! Not built yet: this crate marks the room the design gives it (issue 8). See docs/ARCHITECTURE.md.
+//! Layout: [`config`] (federation and member files), [`keychain`] (aleph-bft's signatures),
+//! [`net`] (authenticated peer links), [`items`] (what is ordered), [`state`] (the deterministic
+//! transition function and the epoch), [`store`] (redb ledger), [`engine`] (sessions), [`api`] (HTTP).
 
-/// What the `boltensor` binary prints for this crate's commands until they are built.
-pub const NOT_YET: &str = "not yet: see issue 8 in the issue tracker and docs/ARCHITECTURE.md";
+pub mod api;
+pub mod chain;
+pub mod config;
+pub mod engine;
+pub mod items;
+pub mod keychain;
+pub mod net;
+pub mod params;
+pub mod state;
+pub mod store;
+
+pub use config::{CoordinatorConfig, FederationConfig};
+pub use engine::Engine;
+pub use items::ConsensusItem;
+pub use state::{EpochResult, State};
+
+/// Errors starting or running a coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration problem.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The ledger.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// IO.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The consensus engine stopped.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+}
+
+/// How to run a coordinator beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// This member's bitcoind, for bond attestations (none: this member attests nothing).
+    pub rpc: Option<boltensor_contracts::BitcoindRpc>,
+    /// How often to check bonds against the chain (default 2 s).
+    pub bond_check_every: Option<std::time::Duration>,
+}
+
+/// A running coordinator: consensus engine, API server and chain watcher. Stops when dropped.
+#[derive(Debug)]
+pub struct Running {
+    /// The engine.
+    pub engine: std::sync::Arc<Engine>,
+    /// Where the API listens.
+    pub api: std::net::SocketAddr,
+    engine_task: tokio::task::JoinHandle<Result<(), engine::EngineError>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until the engine stops (it only stops on an error) and returns that error.
+    pub async fn wait(&mut self) -> Error {
+        match (&mut self.engine_task).await {
+            Ok(Err(e)) => Error::Engine(e),
+            Ok(Ok(())) => Error::Engine(engine::EngineError::AlephStopped(0)),
+            Err(e) => Error::Io {
+                what: "the consensus task".into(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        }
+    }
+
+    /// Stops everything.
+    pub fn stop(&self) {
+        self.engine_task.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts a coordinator: opens its ledger, links to its peers, serves its API, runs consensus.
+pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Error> {
+    let api_addr = cfg.federation.members[cfg.index].api;
+    let token = admin_token(&cfg.data_dir)?;
+    let engine = Engine::new(cfg).await?;
+    let listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .map_err(|e| Error::Io {
+            what: format!("API listen on {api_addr}"),
+            source: e,
+        })?;
+    let api = listener.local_addr().map_err(|e| Error::Io {
+        what: "API address".into(),
+        source: e,
+    })?;
+    let router = api::router(engine.clone(), token);
+    let mut tasks = vec![tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    })];
+    if let Some(rpc) = opts.rpc {
+        let every = opts
+            .bond_check_every
+            .unwrap_or(std::time::Duration::from_secs(2));
+        tasks.push(tokio::spawn(chain::watch_bonds(engine.clone(), rpc, every)));
+    }
+    let engine_task = tokio::spawn(engine.clone().run());
+    Ok(Running {
+        engine,
+        api,
+        engine_task,
+        tasks,
+    })
+}
+
+/// The admin bearer token in `data_dir/admin.token` (0600), created on first start.
+pub fn admin_token(data_dir: &std::path::Path) -> Result<String, Error> {
+    let path = data_dir.join("admin.token");
+    let io = |source| Error::Io {
+        what: format!("admin token {}", path.display()),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let mut raw = [0u8; 24];
+    net::fill_random(&mut raw);
+    let token = hex::encode(raw);
+    config::write_secret(&path, &token).map_err(io)?;
+    Ok(token)
+}
+
+/// Why a published epoch fails an independent check.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The result does not follow from its inputs.
+    #[error("recomputation failed: {0}")]
+    Recompute(#[from] state::RecomputeError),
+    /// The result is for another federation.
+    #[error("the result names federation {found}, the config is federation {expected}")]
+    WrongFederation {
+        /// In the config.
+        expected: String,
+        /// In the result.
+        found: String,
+    },
+    /// Too few members signed it.
+    #[error("{valid} valid member signatures, {needed} needed")]
+    TooFewSignatures {
+        /// Valid signatures found.
+        valid: usize,
+        /// The threshold.
+        needed: usize,
+    },
+}
+
+/// Checks a signed epoch independently: recomputes Yuma and the payouts from the published inputs
+/// (every weight vector's signature included), and checks that a threshold of the federation's members
+/// signed the session header that commits to this result. Returns the number of valid signatures.
+pub fn verify_epoch(
+    signed: &store::SignedEpoch,
+    federation: &FederationConfig,
+) -> Result<usize, VerifyError> {
+    let expected = hex::encode(federation.id());
+    if signed.result.inputs.federation != expected {
+        return Err(VerifyError::WrongFederation {
+            expected,
+            found: signed.result.inputs.federation.clone(),
+        });
+    }
+    signed.result.recompute()?;
+    let items_digest = hex::decode(&signed.items_digest)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .unwrap_or([0; 32]);
+    let header = engine::session_header(
+        &federation.id(),
+        signed.session,
+        &items_digest,
+        Some(signed.result.digest()),
+    );
+    let keys = federation.keys();
+    let valid = signed
+        .signatures
+        .iter()
+        .filter(|(m, s)| {
+            let Some(key) = keys.get(**m) else {
+                return false;
+            };
+            let Some(sig) = hex::decode(s)
+                .ok()
+                .and_then(|b| bitcoin::secp256k1::schnorr::Signature::from_slice(&b).ok())
+            else {
+                return false;
+            };
+            keychain::verify_tagged(&federation.id(), &header, &sig, key)
+        })
+        .count();
+    if valid < federation.threshold() {
+        return Err(VerifyError::TooFewSignatures {
+            valid,
+            needed: federation.threshold(),
+        });
+    }
+    Ok(valid)
+}

@@ -1,0 +1,196 @@
+//! `boltensor coordinator …` and `boltensor epoch verify`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use boltensor_coordinator::config::{local_federation, write_member_dir, ConsensusTiming};
+use boltensor_coordinator::params::Params;
+use boltensor_coordinator::store::SignedEpoch;
+use boltensor_coordinator::{CoordinatorConfig, FederationConfig, Options};
+use clap::{Args, Subcommand};
+
+use crate::bond::ChainArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum CoordinatorCommand {
+    /// Write the configuration of an N-member federation on this machine (loopback addresses, keys
+    /// derived from --seed): one directory per member with federation.json, identity.json and a 0600
+    /// secret.key. A real federation writes the same files from keys and addresses exchanged out of band.
+    Init(InitArgs),
+    /// Run one member: consensus with its peers, the registry, epochs, the public API.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Members (at least 4: Byzantine tolerance needs n ≥ 3f + 1).
+    #[arg(long, default_value_t = 4)]
+    members: usize,
+    /// Where to write member-0 … member-(N−1).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Member i listens for peers on base + 2i and serves its API on base + 2i + 1.
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+    /// Seed the keys derive from (keep it secret outside a devnet).
+    #[arg(long, default_value = "boltensor-devnet")]
+    seed: String,
+    /// Consensus sessions per epoch.
+    #[arg(long, default_value_t = 3)]
+    epoch_sessions: u64,
+    /// Rounds per session.
+    #[arg(long, default_value_t = 20)]
+    rounds_per_session: u16,
+    /// Milliseconds between a member's units.
+    #[arg(long, default_value_t = 100)]
+    round_delay_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The member's directory (federation.json, identity.json, secret.key; the ledger goes here too).
+    #[arg(long)]
+    dir: PathBuf,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EpochCommand {
+    /// Fetch a signed epoch result from a coordinator and check it independently: recompute Yuma and
+    /// the payouts from the published inputs (every validator's signed weights) and check that a
+    /// threshold of the federation's members signed it.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A coordinator's API, e.g. http://127.0.0.1:7101.
+    #[arg(long)]
+    from: String,
+    /// The epoch [default: the latest signed one].
+    #[arg(long)]
+    epoch: Option<u64>,
+    /// The federation config to check signatures against [default: fetched from --from; pin your own
+    /// copy to not trust the server for the member keys].
+    #[arg(long)]
+    federation: Option<PathBuf>,
+}
+
+pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
+    match cmd {
+        CoordinatorCommand::Init(a) => {
+            let params = Params {
+                epoch_sessions: a.epoch_sessions,
+                ..Params::default()
+            };
+            let timing = ConsensusTiming {
+                rounds_per_session: a.rounds_per_session,
+                round_delay_ms: a.round_delay_ms,
+            };
+            let (fed, keys) =
+                local_federation(a.seed.as_bytes(), a.members, a.base_port, timing, params);
+            fed.validate()?;
+            for (i, kp) in keys.iter().enumerate() {
+                let dir = a.dir.join(format!("member-{i}"));
+                write_member_dir(&dir, &fed, i, kp)?;
+                println!(
+                    "member {i}: {} (p2p {}, api http://{})",
+                    dir.display(),
+                    fed.members[i].p2p,
+                    fed.members[i].api
+                );
+            }
+            println!(
+                "federation {} — {} members, {} signatures make a result final",
+                hex::encode(fed.id()),
+                fed.n(),
+                fed.threshold()
+            );
+            Ok(())
+        }
+        CoordinatorCommand::Run(a) => {
+            let cfg = CoordinatorConfig::load(&a.dir)?;
+            let rpc = a
+                .chain
+                .connect()
+                .await
+                .context("the coordinator checks bonds on its own bitcoind")?;
+            let index = cfg.index;
+            let mut running = boltensor_coordinator::start(
+                cfg,
+                Options {
+                    rpc: Some(rpc),
+                    bond_check_every: None,
+                },
+            )
+            .await?;
+            println!(
+                "coordinator member {index}: API http://{} (admin token in {})",
+                running.api,
+                a.dir.join("admin.token").display()
+            );
+            tokio::select! {
+                e = running.wait() => Err(e.into()),
+                _ = tokio::signal::ctrl_c() => {
+                    running.stop();
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+pub async fn epoch(cmd: EpochCommand) -> anyhow::Result<()> {
+    let EpochCommand::Verify(a) = cmd;
+    let base = a.from.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let federation: FederationConfig = match &a.federation {
+        Some(path) => FederationConfig::load(path)?,
+        None => http
+            .get(format!("{base}/v1/federation"))
+            .send()
+            .await
+            .with_context(|| format!("fetching {base}/v1/federation"))?
+            .error_for_status()?
+            .json()
+            .await
+            .context("the federation config does not parse")?,
+    };
+    let which = a.epoch.map_or("latest".to_string(), |e| e.to_string());
+    let resp = http
+        .get(format!("{base}/v1/epochs/{which}"))
+        .send()
+        .await
+        .with_context(|| format!("fetching {base}/v1/epochs/{which}"))?;
+    if !resp.status().is_success() {
+        bail!(
+            "{base}/v1/epochs/{which}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
+    }
+    let signed: SignedEpoch = resp.json().await.context("the epoch does not parse")?;
+    let valid = boltensor_coordinator::verify_epoch(&signed, &federation)
+        .with_context(|| format!("epoch {} REFUSED", signed.result.inputs.epoch))?;
+    let r = &signed.result;
+    println!(
+        "OK: epoch {} recomputed from {} signed weight vectors over {} registrants; {valid} of {} members signed (threshold {})",
+        r.inputs.epoch,
+        r.inputs.weights.len(),
+        r.inputs.neurons.iter().flatten().count(),
+        federation.n(),
+        federation.threshold()
+    );
+    let total: u64 = r.payouts.iter().map(|p| p.msat).sum();
+    println!(
+        "payouts: {} msat to {} payees (payer: member {})",
+        total,
+        r.payouts.len(),
+        r.payer
+    );
+    for p in &r.payouts {
+        println!("  uid {:>3}  {:>12} msat  {}", p.uid, p.msat, p.node_id);
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! The coordinator's public HTTP API.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/status` | member, session, epoch, parameters |
+//! | `GET /v1/federation` | the public federation config (members' keys and addresses) |
+//! | `POST /v1/items` | submit a consensus item (registration, weights, …): 202, or 400 with the reason |
+//! | `POST /v1/weights` | submit a validator's signed weights (same as an item of type `weights`) |
+//! | `GET /v1/sessions/{n}` | a signed session (peers catch up from it) |
+//! | `GET /v1/epochs/{n}`, `/v1/epochs/latest` | a signed epoch result with every input |
+//! | `GET /v1/miners?model=` | miners ranked by the last signed epoch's incentive |
+//! | `GET /v1/registry` | every registrant with its stake |
+//! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
+//! | `GET /metrics` | Prometheus text |
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use boltensor_protocol::weights::SignedWeights;
+use boltensor_protocol::Role;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::engine::Engine;
+use crate::items::{ConsensusItem, ParamVote, MAX_ITEM_BYTES};
+
+/// Shared by the handlers.
+#[derive(Debug)]
+pub struct ApiState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The admin bearer token.
+    pub admin_token: String,
+    submitted: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// The router.
+pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
+    let state = Arc::new(ApiState {
+        engine,
+        admin_token,
+        submitted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/federation", get(federation))
+        .route("/v1/items", post(submit_item))
+        .route("/v1/weights", post(submit_weights))
+        .route("/v1/sessions/{n}", get(session))
+        .route("/v1/epochs/{n}", get(epoch))
+        .route("/v1/miners", get(miners))
+        .route("/v1/registry", get(registry))
+        .route("/v1/admin/vote", post(vote))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_ITEM_BYTES))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": { "message": msg.into() } }))).into_response()
+}
+
+async fn status(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let st = s.engine.state();
+    let cfg = s.engine.config();
+    let last = s.engine.store().latest_epoch().ok().flatten();
+    Json(json!({
+        "federation": hex::encode(cfg.federation.id()),
+        "member": cfg.index,
+        "members": cfg.federation.n(),
+        "threshold": cfg.federation.threshold(),
+        "session": st.session,
+        "epoch": st.epoch,
+        "last_signed_epoch": last.map(|e| e.result.inputs.epoch),
+        "params": st.params,
+        "pending_params": st.pending_params,
+        "registered": st.uids.iter().flatten().count(),
+    }))
+}
+
+async fn federation(State(s): State<Arc<ApiState>>) -> Json<crate::FederationConfig> {
+    Json(s.engine.config().federation.clone())
+}
+
+fn accept(s: &ApiState, item: ConsensusItem) -> Response {
+    let kind = item.kind();
+    match s.engine.submit(item) {
+        Ok(()) => {
+            s.submitted.fetch_add(1, Ordering::Relaxed);
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "status": "queued", "type": kind })),
+            )
+                .into_response()
+        }
+        Err(reason) => {
+            s.refused.fetch_add(1, Ordering::Relaxed);
+            error(StatusCode::BAD_REQUEST, format!("{kind} refused: {reason}"))
+        }
+    }
+}
+
+fn body_error(e: BytesRejection) -> Response {
+    error(e.status(), e.body_text())
+}
+
+async fn submit_item(
+    State(s): State<Arc<ApiState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    match ConsensusItem::decode(&body) {
+        Ok(ConsensusItem::Attest(_) | ConsensusItem::Vote(_) | ConsensusItem::Receipt(_)) => error(
+            StatusCode::FORBIDDEN,
+            "attestations, votes and receipts come from members only",
+        ),
+        Ok(item) => accept(&s, item),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            format!("not a consensus item: {e}"),
+        ),
+    }
+}
+
+async fn submit_weights(
+    State(s): State<Arc<ApiState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    match serde_json::from_slice::<SignedWeights>(&body) {
+        Ok(sw) => accept(&s, ConsensusItem::Weights(sw)),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            format!("not a signed weight vector: {e}"),
+        ),
+    }
+}
+
+async fn session(State(s): State<Arc<ApiState>>, Path(n): Path<u64>) -> Response {
+    match s.engine.store().session(n) {
+        Ok(Some(signed)) => Json(signed).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("session {n} is not finished"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn epoch(State(s): State<Arc<ApiState>>, Path(n): Path<String>) -> Response {
+    let found = if n == "latest" {
+        s.engine.store().latest_epoch()
+    } else {
+        match n.parse::<u64>() {
+            Ok(n) => s.engine.store().epoch(n),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "an epoch is a number or \"latest\"",
+                )
+            }
+        }
+    };
+    match found {
+        Ok(Some(e)) => Json(e).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no signed epoch {n} yet")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MinerQuery {
+    model: Option<String>,
+}
+
+async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> Response {
+    let st = s.engine.state();
+    let last = s.engine.store().latest_epoch().ok().flatten();
+    let mut out: Vec<_> = st
+        .uids
+        .iter()
+        .enumerate()
+        .filter_map(|(uid, n)| n.as_ref().map(|n| (uid, n)))
+        .filter(|(_, n)| n.registration.role == Role::Miner)
+        .filter(|(_, n)| {
+            q.model
+                .as_ref()
+                .is_none_or(|m| n.registration.models.iter().any(|x| x == m))
+        })
+        .map(|(uid, n)| {
+            let (incentive, consensus) = last
+                .as_ref()
+                .and_then(|e| {
+                    let nn = e.result.inputs.neurons.get(uid)?.as_ref()?;
+                    (nn.key == n.registration.key).then(|| {
+                        (
+                            e.result.output.incentive[uid],
+                            e.result.output.consensus[uid],
+                        )
+                    })
+                })
+                .unwrap_or((0, 0));
+            json!({
+                "uid": uid,
+                "node_id": n.registration.node_id,
+                "api": n.registration.api,
+                "models": n.registration.models,
+                "incentive": incentive,
+                "consensus": consensus,
+                "score": incentive as f64 / u16::MAX as f64,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b["incentive"]
+            .as_u64()
+            .cmp(&a["incentive"].as_u64())
+            .then(a["uid"].as_u64().cmp(&b["uid"].as_u64()))
+    });
+    Json(json!({ "epoch": last.map(|e| e.result.inputs.epoch), "miners": out })).into_response()
+}
+
+async fn registry(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let st = s.engine.state();
+    let f = st.max_faulty();
+    let list: Vec<_> = st
+        .uids
+        .iter()
+        .enumerate()
+        .filter_map(|(uid, n)| {
+            n.as_ref().map(|n| {
+                json!({
+                    "uid": uid,
+                    "role": n.registration.role,
+                    "key": n.registration.key,
+                    "node_id": n.registration.node_id,
+                    "api": n.registration.api,
+                    "models": n.registration.models,
+                    "bond": n.bond,
+                    "attested": n.attested_ok.len(),
+                    "attested_gone": n.attested_gone.len(),
+                    "stake_sat": n.stake_sat(f),
+                    "registered_epoch": n.registered_epoch,
+                })
+            })
+        })
+        .collect();
+    Json(json!({ "epoch": st.epoch, "registry": list }))
+}
+
+async fn vote(
+    State(s): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| !s.admin_token.is_empty() && t.trim() == s.admin_token);
+    if !authorised {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "admin endpoint: send Authorization: Bearer <contents of admin.token>",
+        );
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let v: ParamVote = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a vote: {e}")),
+    };
+    let st = s.engine.state();
+    let base = st.pending_params.as_ref().unwrap_or(&st.params);
+    if let Err(e) = base.with(&v.name, v.value) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    s.engine.propose(ConsensusItem::Vote(v));
+    (StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response()
+}
+
+async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
+    let st = s.engine.state();
+    let body = format!(
+        "# TYPE boltensor_coordinator_session gauge\nboltensor_coordinator_session {}\n\
+         # TYPE boltensor_coordinator_epoch gauge\nboltensor_coordinator_epoch {}\n\
+         # TYPE boltensor_coordinator_registered gauge\nboltensor_coordinator_registered {}\n\
+         # TYPE boltensor_coordinator_items_submitted_total counter\nboltensor_coordinator_items_submitted_total {}\n\
+         # TYPE boltensor_coordinator_items_refused_total counter\nboltensor_coordinator_items_refused_total {}\n",
+        st.session,
+        st.epoch,
+        st.uids.iter().flatten().count(),
+        s.submitted.load(Ordering::Relaxed),
+        s.refused.load(Ordering::Relaxed),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}

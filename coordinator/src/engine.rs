@@ -1,0 +1,707 @@
+//! The consensus engine, after Fedimint's: sessions of aleph-bft. In each session the members order
+//! batches of items for a fixed number of rounds; every member applies the ordered items to its state
+//! (one redb transaction each); then each signs the session header — the items' digest and, when the
+//! session ends an epoch, the epoch result's digest — and submits that signature through the same
+//! session; n − f valid signatures finish it. A member that fell behind fetches signed sessions from
+//! its peers' APIs, re-applies their items and checks the signatures against its own recomputation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aleph_bft::{NetworkData, NodeIndex, OrderedUnit, Recipient, Terminator};
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use parity_scale_codec::{Decode, Encode};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::config::CoordinatorConfig;
+use crate::items::{ConsensusItem, MAX_ITEM_BYTES};
+use crate::keychain::{Keychain, Sha256Hasher, Sig};
+use crate::net::{Inbound, P2p};
+use crate::state::State;
+use crate::store::{AcceptedItem, SignedEpoch, SignedSession, Store, StoreError};
+
+/// The largest batch a member puts in one unit.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Rounds of exponential slow-down after the session's rounds, while signatures are collected.
+const SLOWDOWN_ROUNDS: u16 = 1000;
+
+/// What a unit carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum UnitData {
+    /// A JSON array of encoded items.
+    Batch(Vec<u8>),
+    /// The creator's signature over the session header.
+    Signature(Sig),
+}
+
+type Data = NetworkData<Sha256Hasher, UnitData, Sig, aleph_bft::NodeMap<Sig>>;
+
+/// What the engine reports to the API and dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A session finished.
+    Session(u64),
+    /// An epoch closed with a signed result.
+    Epoch(u64),
+}
+
+/// Errors that stop the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// This member's recomputation disagrees with a threshold of its peers: it must not go on.
+    #[error("consensus failure in session {session}: {reason}")]
+    ConsensusFailure {
+        /// The session.
+        session: u64,
+        /// What disagreed.
+        reason: String,
+    },
+    /// aleph-bft stopped unexpectedly.
+    #[error("aleph-bft session {0} ended before it was complete")]
+    AlephStopped(u64),
+}
+
+/// One coordinator's consensus engine.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: CoordinatorConfig,
+    keychain: Keychain,
+    p2p: Arc<P2p>,
+    store: Arc<Store>,
+    state: Mutex<State>,
+    mempool_tx: mpsc::UnboundedSender<ConsensusItem>,
+    mempool_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ConsensusItem>>>,
+    future_frames: Arc<Mutex<Vec<Inbound>>>,
+    events: broadcast::Sender<Event>,
+    http: reqwest::Client,
+}
+
+impl Engine {
+    /// Opens the ledger and links to the peers.
+    pub async fn new(cfg: CoordinatorConfig) -> Result<Arc<Engine>, crate::Error> {
+        let fed = &cfg.federation;
+        let keychain = Keychain::new(
+            cfg.index,
+            fed.keys(),
+            cfg.keypair,
+            fed.id(),
+            fed.threshold(),
+        );
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| crate::Error::Io {
+            what: format!("creating {}", cfg.data_dir.display()),
+            source: e,
+        })?;
+        let store = Arc::new(Store::open(&cfg.data_dir.join("ledger.redb"))?);
+        let state = match store.state()? {
+            Some(s) => s,
+            None => {
+                let s = State::genesis(fed.params.clone(), fed.n());
+                store.put_state(&s)?;
+                s
+            }
+        };
+        let listen = fed.members[cfg.index].p2p;
+        let peers = fed.members.iter().map(|m| m.p2p).collect();
+        let p2p = P2p::start(listen, peers, keychain.clone(), fed.id())
+            .await
+            .map_err(|e| crate::Error::Io {
+                what: format!("p2p listen on {listen}"),
+                source: e,
+            })?;
+        let (mempool_tx, mempool_rx) = mpsc::unbounded_channel();
+        Ok(Arc::new(Engine {
+            cfg,
+            keychain,
+            p2p,
+            store,
+            state: Mutex::new(state),
+            mempool_tx,
+            mempool_rx: Arc::new(tokio::sync::Mutex::new(mempool_rx)),
+            future_frames: Arc::new(Mutex::new(Vec::new())),
+            events: broadcast::channel(256).0,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("a reqwest client builds"),
+        }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.cfg
+    }
+
+    /// The ledger.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> State {
+        self.state.lock().expect("not poisoned").clone()
+    }
+
+    /// Session and epoch events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Checks `item` against the current state and queues it for ordering. The check is advisory (the
+    /// state may change before the item is ordered); the ordered item is checked again by everyone.
+    pub fn submit(&self, item: ConsensusItem) -> Result<(), String> {
+        let encoded = item.encode();
+        if encoded.len() > MAX_ITEM_BYTES {
+            return Err(format!("item of {} bytes is too large", encoded.len()));
+        }
+        let mut scratch = self.state();
+        scratch.apply(&item, self.cfg.index)?;
+        self.propose(item);
+        Ok(())
+    }
+
+    /// Queues an item without checking it (the member's own attestations, votes and receipts).
+    pub fn propose(&self, item: ConsensusItem) {
+        let _ = self.mempool_tx.send(item);
+    }
+
+    /// Runs sessions until an error.
+    pub async fn run(self: Arc<Self>) -> Result<(), EngineError> {
+        loop {
+            let session = self.state.lock().expect("not poisoned").session;
+            self.run_session(session).await?;
+        }
+    }
+
+    fn header(&self, session: u64, items_digest: &[u8; 32], epoch: Option<[u8; 32]>) -> [u8; 32] {
+        session_header(&self.cfg.federation.id(), session, items_digest, epoch)
+    }
+
+    async fn run_session(self: &Arc<Self>, session: u64) -> Result<(), EngineError> {
+        let fed = &self.cfg.federation;
+        let rounds = fed.timing.rounds_per_session;
+        let round_delay = fed.timing.round_delay_ms as f64;
+        let mut delay = aleph_bft::default_delay_config();
+        delay.unit_creation_delay = Arc::new(move |round| {
+            let factor = 1.05f64.powf(round.saturating_sub(rounds as usize) as f64);
+            Duration::from_millis((round_delay * factor).min(3_600_000.0) as u64)
+        });
+        delay.unit_rebroadcast_interval_min = Duration::from_millis(1000);
+        delay.unit_rebroadcast_interval_max = Duration::from_millis(2000);
+        delay.parent_request_delay = Arc::new(|_| Duration::from_millis(500));
+        delay.newest_request_delay = Arc::new(|_| Duration::from_millis(1000));
+        let config = aleph_bft::create_config(
+            aleph_bft::NodeCount(fed.n()),
+            NodeIndex(self.cfg.index),
+            session,
+            rounds + SLOWDOWN_ROUNDS,
+            delay,
+            Duration::ZERO,
+        )
+        .map_err(|_| EngineError::AlephStopped(session))?;
+
+        let (unit_tx, mut unit_rx) = mpsc::unbounded_channel();
+        let (sig_tx, sig_rx) = watch::channel(None);
+        let (exit_tx, exit_rx) = futures::channel::oneshot::channel();
+        let backup = self.store.backup(session)?;
+        // Items this member put into units; those whose unit is not processed in this session (ordered
+        // after the session's last round, or never) go back to the mempool when the session ends.
+        let taken: Arc<Mutex<Vec<ConsensusItem>>> = Arc::new(Mutex::new(Vec::new()));
+        let io = aleph_bft::LocalIO::new_with_unit_finalization_handler(
+            Provider {
+                mempool: self.mempool_rx.clone(),
+                signature: sig_rx,
+                leftover: None,
+                taken: taken.clone(),
+            },
+            Finalizer { tx: unit_tx },
+            BackupWriter {
+                store: self.store.clone(),
+                session,
+                buf: Vec::new(),
+            },
+            futures::io::Cursor::new(backup),
+        );
+        let network = SessionNetwork {
+            p2p: self.p2p.clone(),
+            session,
+            future: self.future_frames.clone(),
+            pending: std::collections::VecDeque::new(),
+        };
+        let aleph = tokio::spawn(aleph_bft::run_session(
+            config,
+            io,
+            network,
+            self.keychain.clone(),
+            Spawner,
+            Terminator::create_root(exit_rx, "session"),
+        ));
+        let requeue = {
+            let taken = taken.clone();
+            let mempool = self.mempool_tx.clone();
+            move || {
+                for item in taken.lock().expect("not poisoned").drain(..) {
+                    let _ = mempool.send(item);
+                }
+            }
+        };
+        let stop = move |exit_tx: futures::channel::oneshot::Sender<()>| async move {
+            let _ = exit_tx.send(());
+            let _ = aleph.await;
+            requeue();
+        };
+
+        // Items accepted before a crash in this session: aleph-bft replays them from its backup.
+        let replay = self.store.accepted()?;
+        let mut index = 0u64;
+        let mut fetch = tokio::time::interval(Duration::from_secs(2));
+        fetch.tick().await;
+
+        // 1. Order and apply items for `rounds` rounds.
+        loop {
+            tokio::select! {
+                unit = unit_rx.recv() => {
+                    let Some((creator, round, data)) = unit else {
+                        return Err(EngineError::AlephStopped(session));
+                    };
+                    if round >= rounds {
+                        break;
+                    }
+                    if let Some(UnitData::Batch(bytes)) = data {
+                        for item in decode_batch(&bytes) {
+                            if creator == self.cfg.index {
+                                let mut taken = taken.lock().expect("not poisoned");
+                                if let Some(pos) = taken.iter().position(|t| *t == item) {
+                                    taken.remove(pos);
+                                }
+                            }
+                            self.process(session, &replay, &mut index, creator, item)?;
+                        }
+                    }
+                }
+                _ = fetch.tick() => {
+                    if let Some(signed) = self.fetch_session(session).await {
+                        stop(exit_tx).await;
+                        return self.adopt(signed);
+                    }
+                }
+            }
+        }
+
+        // 2. Sign the header; collect n − f signatures through the same session.
+        let (items, epoch, header, items_digest) = self.outcome(session)?;
+        let own = self.keychain.sign_bytes(&header);
+        let _ = sig_tx.send(Some(own));
+        let mut signatures = BTreeMap::new();
+        while signatures.len() < fed.threshold() {
+            tokio::select! {
+                unit = unit_rx.recv() => {
+                    let Some((creator, _, data)) = unit else {
+                        return Err(EngineError::AlephStopped(session));
+                    };
+                    if let Some(UnitData::Signature(sig)) = data {
+                        if self.keychain.verify_bytes(&header, &sig, creator) {
+                            signatures.insert(creator, hex::encode(sig.0));
+                        } else {
+                            tracing::warn!(session, member = creator, "a member signed a different session header");
+                        }
+                    }
+                }
+                _ = fetch.tick() => {
+                    if let Some(signed) = self.fetch_session(session).await {
+                        stop(exit_tx).await;
+                        return self.adopt(signed);
+                    }
+                }
+            }
+        }
+        stop(exit_tx).await;
+        let signed = SignedSession {
+            session,
+            items,
+            epoch_digest: epoch.as_ref().map(|r| hex::encode(r.digest())),
+            signatures,
+        };
+        self.finish(signed, epoch, items_digest)
+    }
+
+    fn process(
+        &self,
+        session: u64,
+        replay: &[AcceptedItem],
+        index: &mut u64,
+        peer: usize,
+        item: ConsensusItem,
+    ) -> Result<(), EngineError> {
+        if let Some(prev) = replay.get(*index as usize) {
+            // Replayed after a crash: the state already holds it; a different item here was rejected.
+            if prev.peer == peer && prev.item == item {
+                *index += 1;
+            }
+            return Ok(());
+        }
+        let mut state = self.state.lock().expect("not poisoned");
+        let mut next = state.clone();
+        match next.apply(&item, peer) {
+            Ok(()) => {
+                let accepted = AcceptedItem { peer, item };
+                self.store.accept(*index, &accepted, &next)?;
+                tracing::debug!(session, peer, kind = accepted.item.kind(), "item accepted");
+                *state = next;
+                *index += 1;
+            }
+            Err(reason) => {
+                tracing::debug!(session, peer, kind = item.kind(), %reason, "item rejected")
+            }
+        }
+        Ok(())
+    }
+
+    /// The session's accepted items, the epoch result it closes (if any), its header and items digest.
+    #[allow(clippy::type_complexity)]
+    fn outcome(
+        &self,
+        session: u64,
+    ) -> Result<
+        (
+            Vec<AcceptedItem>,
+            Option<crate::state::EpochResult>,
+            [u8; 32],
+            [u8; 32],
+        ),
+        EngineError,
+    > {
+        let items = self.store.accepted()?;
+        let items_digest = items_digest(&items);
+        let state = self.state();
+        let fed = &self.cfg.federation;
+        let epoch = state
+            .closes_epoch()
+            .then(|| state.epoch_result(fed.id(), fed.max_faulty(), fed.n()));
+        let header = self.header(session, &items_digest, epoch.as_ref().map(|e| e.digest()));
+        Ok((items, epoch, header, items_digest))
+    }
+
+    fn finish(
+        &self,
+        signed: SignedSession,
+        epoch: Option<crate::state::EpochResult>,
+        items_digest: [u8; 32],
+    ) -> Result<(), EngineError> {
+        let mut state = self.state.lock().expect("not poisoned");
+        let mut next = state.clone();
+        let signed_epoch = epoch.map(|result| {
+            next.apply_epoch(&result);
+            SignedEpoch {
+                result,
+                session: signed.session,
+                items_digest: hex::encode(items_digest),
+                signatures: signed.signatures.clone(),
+            }
+        });
+        next.session += 1;
+        self.store
+            .complete_session(&signed, signed_epoch.as_ref(), &next)?;
+        *state = next;
+        drop(state);
+        tracing::info!(
+            session = signed.session,
+            items = signed.items.len(),
+            "session complete"
+        );
+        let _ = self.events.send(Event::Session(signed.session));
+        if let Some(e) = signed_epoch {
+            tracing::info!(
+                epoch = e.result.inputs.epoch,
+                payouts = e.result.payouts.len(),
+                "epoch closed"
+            );
+            let _ = self.events.send(Event::Epoch(e.result.inputs.epoch));
+        }
+        Ok(())
+    }
+
+    /// Takes a session a threshold of peers signed: applies the items this member has not, recomputes
+    /// the outcome and checks the signatures against it.
+    fn adopt(&self, signed: SignedSession) -> Result<(), EngineError> {
+        let session = signed.session;
+        let failure = |reason: String| EngineError::ConsensusFailure { session, reason };
+        let mine = self.store.accepted()?;
+        if signed.items.len() < mine.len() || signed.items[..mine.len()] != mine[..] {
+            return Err(failure(
+                "the federation's items disagree with the ones this member accepted".into(),
+            ));
+        }
+        for (i, accepted) in signed.items.iter().enumerate().skip(mine.len()) {
+            let mut state = self.state.lock().expect("not poisoned");
+            let mut next = state.clone();
+            next.apply(&accepted.item, accepted.peer).map_err(|e| {
+                failure(format!(
+                    "item {i} signed by the federation is invalid here: {e}"
+                ))
+            })?;
+            self.store.accept(i as u64, accepted, &next)?;
+            *state = next;
+        }
+        let (items, epoch, header, items_digest) = self.outcome(session)?;
+        let valid = signed
+            .signatures
+            .iter()
+            .filter(|(m, s)| {
+                hex::decode(s)
+                    .ok()
+                    .and_then(|b| <[u8; 64]>::try_from(b).ok())
+                    .is_some_and(|b| self.keychain.verify_bytes(&header, &Sig(b), **m))
+            })
+            .count();
+        if valid < self.cfg.federation.threshold() {
+            return Err(failure(format!(
+                "{valid} valid signatures over this member's recomputed header; {} needed",
+                self.cfg.federation.threshold()
+            )));
+        }
+        tracing::info!(session, "caught up from a peer's signed session");
+        self.finish(
+            SignedSession {
+                session,
+                items,
+                epoch_digest: epoch.as_ref().map(|r| hex::encode(r.digest())),
+                signatures: signed.signatures,
+            },
+            epoch,
+            items_digest,
+        )
+    }
+
+    async fn fetch_session(&self, session: u64) -> Option<SignedSession> {
+        for (i, m) in self.cfg.federation.members.iter().enumerate() {
+            if i == self.cfg.index {
+                continue;
+            }
+            let url = format!("http://{}/v1/sessions/{session}", m.api);
+            let Ok(resp) = self.http.get(&url).send().await else {
+                continue;
+            };
+            if !resp.status().is_success() {
+                continue;
+            }
+            if let Ok(signed) = resp.json::<SignedSession>().await {
+                if signed.session == session
+                    && signed.signatures.len() >= self.cfg.federation.threshold()
+                {
+                    return Some(signed);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The header members sign for a session.
+pub fn session_header(
+    federation: &[u8; 32],
+    session: u64,
+    items_digest: &[u8; 32],
+    epoch: Option<[u8; 32]>,
+) -> [u8; 32] {
+    let mut e = sha256::Hash::engine();
+    e.input(b"boltensor/session-header/v1");
+    e.input(federation);
+    e.input(&session.to_be_bytes());
+    e.input(items_digest);
+    e.input(&epoch.unwrap_or([0; 32]));
+    sha256::Hash::from_engine(e).to_byte_array()
+}
+
+fn items_digest(items: &[AcceptedItem]) -> [u8; 32] {
+    let mut e = sha256::Hash::engine();
+    for a in items {
+        let bytes = a.item.encode();
+        e.input(&(a.peer as u32).to_be_bytes());
+        e.input(&(bytes.len() as u64).to_be_bytes());
+        e.input(&bytes);
+    }
+    sha256::Hash::from_engine(e).to_byte_array()
+}
+
+fn decode_batch(bytes: &[u8]) -> Vec<ConsensusItem> {
+    // A batch that does not parse as a whole is dropped (identically by every member).
+    serde_json::from_slice::<Vec<serde_json::Value>>(bytes)
+        .map(|values| {
+            values
+                .into_iter()
+                .filter_map(|v| serde_json::from_value(v).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Provider {
+    mempool: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ConsensusItem>>>,
+    signature: watch::Receiver<Option<Sig>>,
+    leftover: Option<ConsensusItem>,
+    taken: Arc<Mutex<Vec<ConsensusItem>>>,
+}
+
+#[async_trait::async_trait]
+impl aleph_bft::DataProvider for Provider {
+    type Output = UnitData;
+
+    async fn get_data(&mut self) -> Option<UnitData> {
+        if let Some(sig) = self.signature.borrow().clone() {
+            return Some(UnitData::Signature(sig));
+        }
+        let mut items: Vec<ConsensusItem> = self.leftover.take().into_iter().collect();
+        let from_leftover = items.len();
+        let mut size: usize = items.iter().map(|i| i.encode().len() + 1).sum();
+        if let Ok(mut rx) = self.mempool.try_lock() {
+            while let Ok(item) = rx.try_recv() {
+                let len = item.encode().len() + 1;
+                if size + len > MAX_BATCH_BYTES {
+                    self.taken.lock().expect("not poisoned").push(item.clone());
+                    self.leftover = Some(item);
+                    break;
+                }
+                size += len;
+                items.push(item);
+            }
+        }
+        if items.is_empty() {
+            return None;
+        }
+        // (A leftover is already in `taken`: it was recorded when it was set aside.)
+        self.taken
+            .lock()
+            .expect("not poisoned")
+            .extend(items.iter().skip(from_leftover).cloned());
+        Some(UnitData::Batch(
+            serde_json::to_vec(&items).expect("items serialise"),
+        ))
+    }
+}
+
+struct Finalizer {
+    tx: mpsc::UnboundedSender<(usize, u16, Option<UnitData>)>,
+}
+
+impl aleph_bft::UnitFinalizationHandler for Finalizer {
+    type Data = UnitData;
+    type Hasher = Sha256Hasher;
+
+    fn batch_finalized(&mut self, batch: Vec<OrderedUnit<UnitData, Sha256Hasher>>) {
+        for unit in batch {
+            let _ = self.tx.send((unit.creator.0, unit.round, unit.data));
+        }
+    }
+}
+
+struct BackupWriter {
+    store: Arc<Store>,
+    session: u64,
+    buf: Vec<u8>,
+}
+
+impl futures::io::AsyncWrite for BackupWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.get_mut().buf.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.buf.is_empty() {
+            let chunk = std::mem::take(&mut this.buf);
+            if let Err(e) = this.store.backup_append(this.session, &chunk) {
+                return std::task::Poll::Ready(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+struct SessionNetwork {
+    p2p: Arc<P2p>,
+    session: u64,
+    future: Arc<Mutex<Vec<Inbound>>>,
+    pending: std::collections::VecDeque<Data>,
+}
+
+#[async_trait::async_trait]
+impl aleph_bft::Network<Data> for SessionNetwork {
+    fn send(&self, data: Data, recipient: Recipient) {
+        let bytes = data.encode();
+        match recipient {
+            Recipient::Everyone => self.p2p.broadcast(self.session, &bytes),
+            Recipient::Node(i) => self.p2p.send(i.0, self.session, &bytes),
+        }
+    }
+
+    async fn next_event(&mut self) -> Option<Data> {
+        {
+            // Frames that arrived for this session while the previous one was still running.
+            let mut future = self.future.lock().expect("not poisoned");
+            let session = self.session;
+            future.retain(|(_, s, _)| *s >= session);
+            let (now, later): (Vec<_>, Vec<_>) =
+                future.drain(..).partition(|(_, s, _)| *s == session);
+            *future = later;
+            for (_, _, bytes) in now {
+                if let Ok(d) = Data::decode(&mut bytes.as_slice()) {
+                    self.pending.push_back(d);
+                }
+            }
+        }
+        if let Some(d) = self.pending.pop_front() {
+            return Some(d);
+        }
+        loop {
+            let (_, session, bytes) = self.p2p.recv().await?;
+            if session == self.session {
+                match Data::decode(&mut bytes.as_slice()) {
+                    Ok(d) => return Some(d),
+                    Err(_) => continue,
+                }
+            } else if session > self.session && session <= self.session + 2 {
+                let mut future = self.future.lock().expect("not poisoned");
+                if future.len() < 10_000 {
+                    future.push((0, session, bytes));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Spawner;
+
+impl aleph_bft::SpawnHandle for Spawner {
+    fn spawn(&self, _name: &'static str, task: impl futures::Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    fn spawn_essential(
+        &self,
+        _name: &'static str,
+        task: impl futures::Future<Output = ()> + Send + 'static,
+    ) -> aleph_bft::TaskHandle {
+        let handle = tokio::spawn(task);
+        Box::pin(async move { handle.await.map_err(|_| ()) })
+    }
+}

@@ -1,0 +1,677 @@
+//! The federation's replicated state and its deterministic transition function.
+//!
+//! Every member applies the same ordered items to the same state with [`State::apply`]; an item that
+//! fails a check is dropped identically everywhere (the error is only logged). At an epoch boundary
+//! [`State::close_epoch`] runs the Yuma epoch (the protocol crate's port of subtensor) with stake =
+//! attested bonded sats, and returns an [`EpochResult`] that carries every input it was computed from,
+//! so anyone can recompute it ([`EpochResult::recompute`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bitcoin::hashes::{sha256, Hash, HashEngine};
+use bitcoin::secp256k1::XOnlyPublicKey;
+use boltensor_contracts::BondProof;
+use boltensor_protocol::weights::SignedWeights;
+use boltensor_protocol::yuma::{self, EpochInput, EpochOutput, EpochParams};
+use boltensor_protocol::Role;
+use serde::{Deserialize, Serialize};
+use substrate_fixed::types::I64F64;
+
+use crate::items::{ConsensusItem, Registration};
+use crate::params::Params;
+
+/// A registered miner or validator (a "neuron" in subtensor's words), at its uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neuron {
+    /// Its registration.
+    pub registration: Registration,
+    /// The bond's outpoint and amount, when the registration carried a well-formed proof.
+    pub bond: Option<BondInfo>,
+    /// Members whose bitcoind saw the bond unspent and counting.
+    pub attested_ok: BTreeSet<usize>,
+    /// Members whose bitcoind saw the bond spent or no longer counting.
+    pub attested_gone: BTreeSet<usize>,
+    /// The epoch it registered in.
+    pub registered_epoch: u64,
+    /// The session it registered in (Yuma's `BlockAtRegistration`: a session is a block).
+    pub registered_session: u64,
+    /// The last epoch's incentive (u16), for pruning.
+    pub last_incentive: u16,
+}
+
+/// A bond as its proof states it (checked against the chain by the members' attestations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BondInfo {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Its amount in sat.
+    pub amount_sat: u64,
+}
+
+impl Neuron {
+    /// The stake it gives: the bond amount once more than f members attested it and fewer than f + 1
+    /// reported it gone.
+    pub fn stake_sat(&self, f: usize) -> u64 {
+        match &self.bond {
+            Some(b) if self.attested_ok.len() > f && self.attested_gone.len() <= f => b.amount_sat,
+            _ => 0,
+        }
+    }
+}
+
+/// Two different weight vectors signed by one validator for one epoch: slashable evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EquivocationRecord {
+    /// The first vector ordered.
+    pub first: SignedWeights,
+    /// The conflicting one.
+    pub second: SignedWeights,
+}
+
+/// The replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Federation size.
+    pub members: usize,
+    /// Sessions finished.
+    pub session: u64,
+    /// The epoch whose weights are being collected.
+    pub epoch: u64,
+    /// The session the current epoch started at.
+    pub epoch_start_session: u64,
+    /// Parameters in force.
+    pub params: Params,
+    /// Parameters that take effect at the next epoch boundary.
+    pub pending_params: Option<Params>,
+    /// Votes this epoch: (name, value) → members.
+    pub votes: BTreeMap<String, BTreeSet<usize>>,
+    /// uid → neuron (`None`: a free uid).
+    pub uids: Vec<Option<Neuron>>,
+    /// A validator's latest weights (by uid), the epoch they were for and the session they were
+    /// ordered in.
+    pub weights: BTreeMap<u16, (u64, u64, SignedWeights)>,
+    /// Yuma's carried state per uid: validator permits.
+    pub permits: Vec<bool>,
+    /// Yuma's carried state per uid: bond rows.
+    pub bonds: Vec<Vec<(u16, u16)>>,
+    /// Equivocations seen (evidence for slashing).
+    pub equivocations: Vec<EquivocationRecord>,
+    /// Epoch payouts with a receipt: (epoch, payee key hex) → payment id.
+    pub receipts: BTreeMap<String, String>,
+    /// Payouts owed: (epoch, payee key hex) → msat, until receipted.
+    pub owed: BTreeMap<String, u64>,
+}
+
+impl State {
+    /// The state at genesis.
+    pub fn genesis(params: Params, members: usize) -> Self {
+        State {
+            members,
+            session: 0,
+            epoch: 0,
+            epoch_start_session: 0,
+            params,
+            pending_params: None,
+            votes: BTreeMap::new(),
+            uids: Vec::new(),
+            weights: BTreeMap::new(),
+            permits: Vec::new(),
+            bonds: Vec::new(),
+            equivocations: Vec::new(),
+            receipts: BTreeMap::new(),
+            owed: BTreeMap::new(),
+        }
+    }
+
+    /// The uid of a registration key.
+    pub fn uid_of(&self, key: &XOnlyPublicKey) -> Option<u16> {
+        self.uids
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.registration.key == *key))
+            .map(|u| u as u16)
+    }
+
+    /// The uid of a miner's Lightning node id.
+    pub fn miner_uid(&self, node_id: &str) -> Option<u16> {
+        self.uids
+            .iter()
+            .position(|n| {
+                n.as_ref().is_some_and(|n| {
+                    n.registration.role == Role::Miner && n.registration.node_id == node_id
+                })
+            })
+            .map(|u| u as u16)
+    }
+
+    /// Faulty members tolerated.
+    pub fn max_faulty(&self) -> usize {
+        self.members.saturating_sub(1) / 3
+    }
+
+    /// Members' votes needed.
+    pub fn threshold(&self) -> usize {
+        self.members - self.max_faulty()
+    }
+
+    /// Applies one ordered item carried by member `peer`'s unit. An error leaves the state unchanged
+    /// (apply to a clone and keep it on success).
+    pub fn apply(&mut self, item: &ConsensusItem, peer: usize) -> Result<(), String> {
+        let threshold = self.threshold();
+        match item {
+            ConsensusItem::Register(r) => self.register(r),
+            ConsensusItem::Deregister(d) => {
+                d.verify()?;
+                let uid = self.uid_of(&d.key).ok_or("not registered")?;
+                self.free_uid(uid);
+                Ok(())
+            }
+            ConsensusItem::Weights(sw) => self.weights(sw),
+            ConsensusItem::Attest(a) => {
+                let uid = self
+                    .uid_of(&a.key)
+                    .ok_or("attestation for an unregistered key")?;
+                let n = self.uids[uid as usize].as_mut().expect("uid_of found it");
+                let bond = n
+                    .bond
+                    .as_ref()
+                    .ok_or("attestation for a registrant without bond")?;
+                if bond.outpoint != a.outpoint {
+                    return Err("attestation for another outpoint".into());
+                }
+                let (set, other) = if a.ok {
+                    (&mut n.attested_ok, &mut n.attested_gone)
+                } else {
+                    (&mut n.attested_gone, &mut n.attested_ok)
+                };
+                if !set.insert(peer) {
+                    return Err("duplicate attestation".into());
+                }
+                other.remove(&peer);
+                Ok(())
+            }
+            ConsensusItem::Vote(v) => {
+                let base = self.pending_params.as_ref().unwrap_or(&self.params);
+                let next = base.with(&v.name, v.value)?;
+                let voters = self
+                    .votes
+                    .entry(format!("{}={}", v.name, v.value))
+                    .or_default();
+                if !voters.insert(peer) {
+                    return Err("duplicate vote".into());
+                }
+                if voters.len() == threshold {
+                    self.pending_params = Some(next);
+                }
+                Ok(())
+            }
+            ConsensusItem::Receipt(r) => {
+                let slot = format!("{}:{}", r.epoch, r.key);
+                let owed = *self.owed.get(&slot).ok_or("no payout owed")?;
+                if owed != r.msat {
+                    return Err(format!("receipt for {} msat, {owed} owed", r.msat));
+                }
+                if payer(r.epoch, self.members) != peer {
+                    return Err("receipt from a member that is not this epoch's payer".into());
+                }
+                self.owed.remove(&slot);
+                self.receipts.insert(slot, r.payment.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn register(&mut self, r: &Registration) -> Result<(), String> {
+        r.verify()?;
+        if !matches!(r.role, Role::Miner | Role::Validator) {
+            return Err("only miners and validators register".into());
+        }
+        let node_id = bitcoin::secp256k1::PublicKey::from_slice(
+            &hex::decode(&r.node_id).map_err(|_| "node id is not hex")?,
+        )
+        .map_err(|_| "node id is not a public key")?;
+        let bond = match &r.bond {
+            None => None,
+            Some(hex_proof) => {
+                let proof =
+                    BondProof::from_hex(hex_proof).map_err(|e| format!("bond proof: {e}"))?;
+                proof
+                    .verify_signature()
+                    .map_err(|e| format!("bond proof: {e}"))?;
+                let c = &proof.claims;
+                if c.registration_key != r.key || c.node_id != node_id || c.role != r.role {
+                    return Err("the bond proof is for another key, node or role".into());
+                }
+                if c.amount.to_sat() < self.params.bond_min_sat {
+                    return Err(format!(
+                        "bond of {} sat is below the minimum {}",
+                        c.amount.to_sat(),
+                        self.params.bond_min_sat
+                    ));
+                }
+                Some(BondInfo {
+                    outpoint: c.outpoint.to_string(),
+                    amount_sat: c.amount.to_sat(),
+                })
+            }
+        };
+        if let Some(uid) = self.uid_of(&r.key) {
+            // A re-registration updates how to reach the registrant; a new bond needs new attestations.
+            let n = self.uids[uid as usize].as_mut().expect("found");
+            if n.bond != bond {
+                n.attested_ok.clear();
+                n.attested_gone.clear();
+                n.bond = bond;
+            }
+            n.registration = r.clone();
+            return Ok(());
+        }
+        if r.role == Role::Miner && self.miner_uid(&r.node_id).is_some() {
+            return Err("another registration already uses this node id".into());
+        }
+        let neuron = Neuron {
+            registration: r.clone(),
+            bond,
+            attested_ok: BTreeSet::new(),
+            attested_gone: BTreeSet::new(),
+            registered_epoch: self.epoch,
+            registered_session: self.session,
+            last_incentive: 0,
+        };
+        let uid = if let Some(free) = self.uids.iter().position(Option::is_none) {
+            free
+        } else if self.uids.len() < self.params.max_uids as usize {
+            self.uids.push(None);
+            self.permits.push(false);
+            self.bonds.push(Vec::new());
+            self.uids.len() - 1
+        } else {
+            // Full: prune the lowest-incentive registrant past its immunity (lowest uid on ties).
+            let victim = self
+                .uids
+                .iter()
+                .enumerate()
+                .filter_map(|(u, n)| n.as_ref().map(|n| (u, n)))
+                .filter(|(_, n)| n.registered_epoch + self.params.immunity_epochs <= self.epoch)
+                .min_by_key(|(u, n)| (n.last_incentive, *u))
+                .map(|(u, _)| u)
+                .ok_or("registry full and every registrant is immune")?;
+            self.free_uid(victim as u16);
+            victim
+        };
+        self.uids[uid] = Some(neuron);
+        Ok(())
+    }
+
+    fn free_uid(&mut self, uid: u16) {
+        let u = uid as usize;
+        self.uids[u] = None;
+        self.permits[u] = false;
+        self.bonds[u].clear();
+        for row in &mut self.bonds {
+            row.retain(|(j, _)| *j != uid);
+        }
+        self.weights.remove(&uid);
+    }
+
+    fn weights(&mut self, sw: &SignedWeights) -> Result<(), String> {
+        sw.verify().map_err(|e| e.to_string())?;
+        let key = XOnlyPublicKey::from_slice(&sw.vector.validator).map_err(|e| e.to_string())?;
+        let uid = self
+            .uid_of(&key)
+            .ok_or("weights from an unregistered validator")?;
+        let n = self.uids[uid as usize].as_ref().expect("found");
+        if n.registration.role != Role::Validator {
+            return Err("weights from a registrant that is not a validator".into());
+        }
+        if sw.vector.epoch != self.epoch {
+            return Err(format!(
+                "weights for epoch {}, collecting epoch {}",
+                sw.vector.epoch, self.epoch
+            ));
+        }
+        if let Some((epoch, _, prev)) = self.weights.get(&uid) {
+            if *epoch == self.epoch {
+                if prev == sw {
+                    return Err("duplicate weights".into());
+                }
+                self.equivocations.push(EquivocationRecord {
+                    first: prev.clone(),
+                    second: sw.clone(),
+                });
+                return Err("equivocation: a second, different vector for this epoch".into());
+            }
+        }
+        self.weights
+            .insert(uid, (self.epoch, self.session, sw.clone()));
+        Ok(())
+    }
+
+    /// Whether the session that just finished (`self.session` before increment) ends the epoch.
+    pub fn closes_epoch(&self) -> bool {
+        self.session + 1 - self.epoch_start_session >= self.params.epoch_sessions
+    }
+
+    /// Runs the epoch on the current state and returns its result (the state is not changed: apply it
+    /// with [`State::apply_epoch`]).
+    pub fn epoch_result(&self, federation: [u8; 32], f: usize, n_members: usize) -> EpochResult {
+        let neurons = self
+            .uids
+            .iter()
+            .enumerate()
+            .map(|(uid, n)| {
+                n.as_ref().map(|n| EpochNeuron {
+                    uid: uid as u16,
+                    key: n.registration.key,
+                    role: n.registration.role,
+                    node_id: n.registration.node_id.clone(),
+                    stake_sat: n.stake_sat(f),
+                    registered_epoch: n.registered_epoch,
+                    registered_block: n.registered_session,
+                })
+            })
+            .collect::<Vec<_>>();
+        let weights = self
+            .weights
+            .iter()
+            .map(|(uid, (epoch, session, sw))| EpochWeights {
+                uid: *uid,
+                epoch: *epoch,
+                block: session + 1,
+                signed: sw.clone(),
+            })
+            .collect();
+        let inputs = EpochInputs {
+            federation: hex::encode(federation),
+            epoch: self.epoch,
+            block: self.session + 1,
+            last_step_block: self.epoch_start_session,
+            params: self.params.clone(),
+            neurons,
+            weights,
+            permits: self.permits.clone(),
+            bonds: self.bonds.clone(),
+        };
+        let (output, payouts) = inputs.compute();
+        EpochResult {
+            payer: payer(self.epoch, n_members),
+            inputs,
+            output,
+            payouts,
+        }
+    }
+
+    /// Applies an epoch result: carries Yuma's state forward, records what is owed, starts the next
+    /// epoch with the parameters voted in.
+    pub fn apply_epoch(&mut self, result: &EpochResult) {
+        for (u, bonds) in result.output.bonds.iter().enumerate() {
+            if let Some(row) = bonds {
+                self.bonds[u] = row.clone();
+            }
+        }
+        self.permits = result.output.validator_permits.clone();
+        for (u, n) in self.uids.iter_mut().enumerate() {
+            if let Some(n) = n {
+                n.last_incentive = result.output.incentive[u];
+            }
+        }
+        for p in &result.payouts {
+            self.owed
+                .insert(format!("{}:{}", result.inputs.epoch, p.key), p.msat);
+        }
+        self.epoch += 1;
+        self.epoch_start_session = self.session + 1;
+        if let Some(p) = self.pending_params.take() {
+            self.params = p;
+        }
+        self.votes.clear();
+    }
+}
+
+/// The member that pays epoch `epoch`'s pool: round robin.
+pub fn payer(epoch: u64, n_members: usize) -> usize {
+    (epoch % n_members.max(1) as u64) as usize
+}
+
+/// A neuron as an epoch saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochNeuron {
+    /// Its uid.
+    pub uid: u16,
+    /// Its registration key.
+    pub key: XOnlyPublicKey,
+    /// Miner or validator.
+    pub role: Role,
+    /// Its Lightning node id.
+    pub node_id: String,
+    /// Attested bonded sats (its stake).
+    pub stake_sat: u64,
+    /// The epoch it registered in.
+    pub registered_epoch: u64,
+    /// The block (session) it registered in.
+    pub registered_block: u64,
+}
+
+/// A validator's stored weights as an epoch used them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochWeights {
+    /// The validator's uid.
+    pub uid: u16,
+    /// The epoch they were submitted for.
+    pub epoch: u64,
+    /// Yuma's `LastUpdate`: the block (session + 1) they were ordered in.
+    pub block: u64,
+    /// The signed vector.
+    pub signed: SignedWeights,
+}
+
+/// Everything an epoch is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochInputs {
+    /// The federation id (hex).
+    pub federation: String,
+    /// The epoch.
+    pub epoch: u64,
+    /// Yuma's current block: sessions are blocks, this is the closing session + 1.
+    pub block: u64,
+    /// Yuma's `LastMechansimStepBlock`: the session the epoch started at.
+    pub last_step_block: u64,
+    /// The parameters in force.
+    pub params: Params,
+    /// uid → neuron (`null`: a free uid).
+    pub neurons: Vec<Option<EpochNeuron>>,
+    /// The validators' stored weights.
+    pub weights: Vec<EpochWeights>,
+    /// Validator permits carried from the previous epoch.
+    pub permits: Vec<bool>,
+    /// Bond rows carried from the previous epoch.
+    pub bonds: Vec<Vec<(u16, u16)>>,
+}
+
+/// One payout of an epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    /// The payee's uid.
+    pub uid: u16,
+    /// Its registration key.
+    pub key: XOnlyPublicKey,
+    /// Its Lightning node id.
+    pub node_id: String,
+    /// Incentive (miners) plus dividends (validators) share of the pool, msat.
+    pub msat: u64,
+}
+
+impl EpochInputs {
+    /// Runs subtensor's epoch on these inputs: blocks are sessions (tempo = sessions per epoch),
+    /// stake is bonded sats, the emission is the pool in msat. Returns Yuma's output and the payouts.
+    pub fn compute(&self) -> (EpochOutput, Vec<Payout>) {
+        let n = self.neurons.len();
+        let block = self.block;
+        let mut last_update = vec![0u64; n];
+        let mut rows: Vec<Vec<(u16, u16)>> = vec![Vec::new(); n];
+        for w in &self.weights {
+            let u = w.uid as usize;
+            if u >= n {
+                continue;
+            }
+            last_update[u] = w.block;
+            // Miners by node id → uid; unknown ids are ignored; uid order as subtensor stores rows.
+            let mut row: Vec<(u16, u16)> = w
+                .signed
+                .vector
+                .weights
+                .iter()
+                .filter_map(|(node, weight)| {
+                    self.neurons.iter().flatten().find_map(|nn| {
+                        (nn.role == Role::Miner && nn.node_id == *node).then_some((nn.uid, *weight))
+                    })
+                })
+                .filter(|(_, w)| *w > 0)
+                .collect();
+            row.sort_unstable();
+            rows[u] = row;
+        }
+        let stake: Vec<I64F64> = self
+            .neurons
+            .iter()
+            .map(|nn| I64F64::from_num(nn.as_ref().map_or(0, |nn| nn.stake_sat)))
+            .collect();
+        let block_at_registration = self
+            .neurons
+            .iter()
+            .map(|nn| nn.as_ref().map_or(0, |nn| nn.registered_block))
+            .collect();
+        let mut permits = self.permits.clone();
+        permits.resize(n, false);
+        let mut bonds = self.bonds.clone();
+        bonds.resize(n, Vec::new());
+        let params = EpochParams {
+            kappa: self.params.kappa,
+            max_allowed_validators: self.params.max_uids,
+            activity_cutoff: self
+                .params
+                .activity_cutoff_epochs
+                .saturating_mul(self.params.epoch_sessions),
+            tempo: self.params.epoch_sessions,
+            ..EpochParams::default()
+        };
+        let input = EpochInput {
+            current_block: block,
+            last_mechanism_step_block: self.last_step_block,
+            stake,
+            last_update,
+            block_at_registration,
+            validator_permits: permits,
+            weights: rows,
+            bonds,
+            rao_emission: self.params.epoch_pool_msat,
+        };
+        let output = match yuma::epoch(&params, &input) {
+            Ok(o) => o,
+            Err(_) => return (empty_output(n), Vec::new()),
+        };
+        let payouts = self
+            .neurons
+            .iter()
+            .flatten()
+            .filter_map(|nn| {
+                let u = nn.uid as usize;
+                let msat = output.server_emission[u].saturating_add(output.validator_emission[u]);
+                (msat > 0).then(|| Payout {
+                    uid: nn.uid,
+                    key: nn.key,
+                    node_id: nn.node_id.clone(),
+                    msat,
+                })
+            })
+            .collect();
+        (output, payouts)
+    }
+}
+
+fn empty_output(n: usize) -> EpochOutput {
+    EpochOutput {
+        stake_weight: vec![0; n],
+        active: vec![false; n],
+        consensus: vec![0; n],
+        validator_trust: vec![0; n],
+        incentive: vec![0; n],
+        dividends: vec![0; n],
+        validator_permits: vec![false; n],
+        server_emission: vec![0; n],
+        validator_emission: vec![0; n],
+        emission: vec![0; n],
+        bonds: vec![None; n],
+    }
+}
+
+/// An epoch's result: its inputs, Yuma's output and the payouts, and who pays them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochResult {
+    /// What it was computed from.
+    pub inputs: EpochInputs,
+    /// Yuma's output.
+    pub output: EpochOutput,
+    /// The pool's split, msat.
+    pub payouts: Vec<Payout>,
+    /// The member that pays.
+    pub payer: usize,
+}
+
+/// Why a recomputation disagrees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecomputeError {
+    /// A weight vector's signature fails.
+    #[error("the weights of uid {uid} do not verify: {reason}")]
+    BadWeights {
+        /// The validator's uid.
+        uid: u16,
+        /// Why.
+        reason: String,
+    },
+    /// A weight vector's key is not the neuron's.
+    #[error("the weights at uid {0} are signed by another key than that uid's validator")]
+    WrongSigner(u16),
+    /// Yuma's output differs.
+    #[error("recomputed Yuma output differs from the published one")]
+    OutputDiffers,
+    /// The payouts differ.
+    #[error("recomputed payouts differ from the published ones")]
+    PayoutsDiffer,
+}
+
+impl EpochResult {
+    /// The digest members sign: SHA-256 over the canonical JSON.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut e = sha256::Hash::engine();
+        e.input(b"boltensor/epoch-result/v1");
+        e.input(&serde_json::to_vec(self).expect("serialisable"));
+        sha256::Hash::from_engine(e).to_byte_array()
+    }
+
+    /// Recomputes the result from its inputs: every weight vector's signature, Yuma, the payouts.
+    pub fn recompute(&self) -> Result<(), RecomputeError> {
+        for w in &self.inputs.weights {
+            w.signed.verify().map_err(|e| RecomputeError::BadWeights {
+                uid: w.uid,
+                reason: e.to_string(),
+            })?;
+            let signer_ok = self
+                .inputs
+                .neurons
+                .get(w.uid as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|nn| nn.key.serialize() == w.signed.vector.validator);
+            if !signer_ok {
+                return Err(RecomputeError::WrongSigner(w.uid));
+            }
+        }
+        let (output, payouts) = self.inputs.compute();
+        if output != self.output {
+            return Err(RecomputeError::OutputDiffers);
+        }
+        if payouts != self.payouts {
+            return Err(RecomputeError::PayoutsDiffer);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,502 @@
+//! Four coordinators in one process, on real TCP links, with a real regtest bitcoind for the bonds:
+//! they agree on registrations, bond attestations, validators' signed weights and Yuma epochs; every
+//! member's signed result is identical and recomputes; one member stopped does not stop epochs; a
+//! restarted member catches up; garbage from a member is ignored; a parameter vote takes effect at the
+//! next epoch only with a threshold.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
+use bitcoin::{Amount, FeeRate, Network};
+use boltensor_contracts::{BitcoindRpc, Bond, BondClaims, Federation, KeyWallet, RpcAuth};
+use boltensor_coordinator::config::{ConsensusTiming, Member};
+use boltensor_coordinator::items::{ConsensusItem, Registration};
+use boltensor_coordinator::params::Params;
+use boltensor_coordinator::store::SignedEpoch;
+use boltensor_coordinator::{start, CoordinatorConfig, FederationConfig, Options, Running};
+use boltensor_ln::ChainSource;
+use boltensor_protocol::weights::WeightVector;
+use boltensor_protocol::Role;
+use boltensor_testenv::{free_port, wait_for, Bitcoind, BitcoindOptions};
+use serde_json::{json, Value};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn key(label: &str) -> Keypair {
+    let digest = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(label.as_bytes());
+    let secret = SecretKey::from_slice(bitcoin::hashes::Hash::as_byte_array(&digest))
+        .expect("present in this test");
+    Keypair::from_secret_key(SECP256K1, &secret)
+}
+
+fn node_id(label: &str) -> String {
+    key(label).public_key().to_string()
+}
+
+struct Net {
+    bitcoind: Bitcoind,
+    rpc: BitcoindRpc,
+    federation: FederationConfig,
+    keys: Vec<Keypair>,
+    dirs: Vec<tempfile::TempDir>,
+    members: Vec<Option<Running>>,
+    http: reqwest::Client,
+}
+
+impl Net {
+    async fn start(dir: &std::path::Path) -> Result<Net> {
+        let bitcoind = Bitcoind::start(BitcoindOptions::new(dir.join("bitcoind"))).await?;
+        let ChainSource::BitcoindRpc {
+            port,
+            user,
+            password,
+            ..
+        } = bitcoind.chain_source()
+        else {
+            unreachable!()
+        };
+        let rpc = BitcoindRpc::new(
+            format!("http://127.0.0.1:{port}"),
+            RpcAuth::UserPass { user, password },
+        );
+        let keys: Vec<Keypair> = (0..4).map(|i| key(&format!("member-{i}"))).collect();
+        let mut members = Vec::new();
+        for kp in &keys {
+            let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+            let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+            members.push(Member {
+                key: kp.x_only_public_key().0,
+                p2p,
+                api,
+            });
+        }
+        let federation = FederationConfig {
+            name: "test".into(),
+            members,
+            timing: ConsensusTiming {
+                rounds_per_session: 8,
+                round_delay_ms: 60,
+            },
+            params: Params {
+                epoch_sessions: 2,
+                bond_min_timelock: 50,
+                bond_margin: 5,
+                bond_min_confirmations: 1,
+                bond_min_sat: 10_000,
+                epoch_pool_msat: 1_000_000,
+                ..Params::default()
+            },
+        };
+        federation.validate()?;
+        let mut net = Net {
+            bitcoind,
+            rpc,
+            federation,
+            keys,
+            dirs: (0..4)
+                .map(|_| tempfile::tempdir())
+                .collect::<std::io::Result<_>>()?,
+            members: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        for i in 0..4 {
+            let running = net.start_member(i).await?;
+            net.members.push(Some(running));
+        }
+        Ok(net)
+    }
+
+    async fn start_member(&self, i: usize) -> Result<Running> {
+        let cfg = CoordinatorConfig {
+            federation: self.federation.clone(),
+            index: i,
+            keypair: self.keys[i],
+            data_dir: self.dirs[i].path().to_path_buf(),
+        };
+        Ok(start(
+            cfg,
+            Options {
+                rpc: Some(self.rpc.clone()),
+                bond_check_every: Some(Duration::from_millis(500)),
+            },
+        )
+        .await?)
+    }
+
+    fn api(&self, i: usize) -> String {
+        format!("http://{}", self.federation.members[i].api)
+    }
+
+    async fn get(&self, i: usize, path: &str) -> Result<Option<Value>> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api(i)))
+            .send()
+            .await?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        Ok(Some(resp.error_for_status()?.json().await?))
+    }
+
+    async fn post(&self, i: usize, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.api(i)))
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await?))
+    }
+
+    async fn status(&self, i: usize) -> Result<Value> {
+        Ok(self.get(i, "/v1/status").await?.ok_or("no status")?)
+    }
+
+    /// Waits until members `who` have a signed epoch `epoch`; returns them.
+    async fn wait_epoch(
+        &self,
+        who: &[usize],
+        epoch: u64,
+        timeout: Duration,
+    ) -> Result<Vec<SignedEpoch>> {
+        let mut out = Vec::new();
+        for &i in who {
+            let e = wait_for(
+                &format!("member {i} to sign epoch {epoch}"),
+                timeout,
+                || async {
+                    match self.get(i, &format!("/v1/epochs/{epoch}")).await {
+                        Ok(Some(v)) => Ok(Some(
+                            serde_json::from_value::<SignedEpoch>(v).expect("present in this test"),
+                        )),
+                        _ => Ok(None),
+                    }
+                },
+            )
+            .await?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Bonded validators: each funds a bond from its coinbase coins; the bonds confirm together and
+    /// each registers with its proof.
+    async fn bonded_registrations(&self, who: &[(&str, u64)]) -> Result<Vec<ConsensusItem>> {
+        for (label, _) in who {
+            let wallet = KeyWallet::new(key(label), Network::Regtest);
+            self.bitcoind.mine_to(1, &wallet.address()).await?;
+        }
+        self.bitcoind.mine(100).await?;
+        let mut out = Vec::new();
+        for (label, sats) in who {
+            let owner = key(label);
+            let wallet = KeyWallet::new(owner, Network::Regtest);
+            let fed = Federation::byzantine(self.federation.keys())?;
+            let bond = Bond::new(owner.x_only_public_key().0, fed, 200)?;
+            let funding = wallet
+                .fund(
+                    &self.rpc,
+                    bond.script_pubkey(),
+                    Amount::from_sat(*sats),
+                    FeeRate::from_sat_per_vb(2).expect("present in this test"),
+                )
+                .await?;
+            let node = key(&format!("{label}-node"));
+            let proof = BondClaims {
+                outpoint: funding.outpoint,
+                amount: Amount::from_sat(*sats),
+                timelock: 200,
+                owner: owner.x_only_public_key().0,
+                role: Role::Validator,
+                node_id: node.public_key(),
+                registration_key: owner.x_only_public_key().0,
+            }
+            .sign(&owner)?;
+            out.push(ConsensusItem::Register(
+                Registration {
+                    role: Role::Validator,
+                    key: owner.x_only_public_key().0,
+                    node_id: node.public_key().to_string(),
+                    api: None,
+                    models: vec![],
+                    payout_offer: None,
+                    bond: Some(proof.to_hex()),
+                    signature: String::new(),
+                }
+                .sign(&owner),
+            ));
+        }
+        self.bitcoind.mine(1).await?;
+        Ok(out)
+    }
+}
+
+fn miner_registration(label: &str) -> ConsensusItem {
+    let kp = key(label);
+    ConsensusItem::Register(
+        Registration {
+            role: Role::Miner,
+            key: kp.x_only_public_key().0,
+            node_id: node_id(&format!("{label}-node")),
+            api: Some(format!("http://127.0.0.1:1/{label}")),
+            models: vec!["all-minilm-l6-v2".into()],
+            payout_offer: None,
+            bond: None,
+            signature: String::new(),
+        }
+        .sign(&kp),
+    )
+}
+
+fn weights(validator: &str, epoch: u64, w: &[(&str, u16)]) -> Value {
+    let kp = key(validator);
+    let vector = WeightVector {
+        epoch,
+        validator: kp.x_only_public_key().0.serialize(),
+        weights: w
+            .iter()
+            .map(|(m, v)| (node_id(&format!("{m}-node")), *v))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    serde_json::to_value(vector.sign(&kp)).expect("present in this test")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "boltensor_coordinator=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir()?;
+    let mut net = Net::start(dir.path()).await?;
+    let long = Duration::from_secs(60);
+
+    // Registrations through different members; bad input is refused with a reason.
+    for (i, m) in ["miner-a", "miner-b", "miner-c"].iter().enumerate() {
+        let (status, body) = net
+            .post(
+                i,
+                "/v1/items",
+                &serde_json::to_value(miner_registration(m))?,
+            )
+            .await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    let mut forged = serde_json::to_value(miner_registration("miner-x"))?;
+    forged["node_id"] = json!(node_id("someone-else"));
+    let (status, body) = net.post(0, "/v1/items", &forged).await?;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("present in this test")
+            .contains("signature"),
+        "{body}"
+    );
+    let (status, _) = net
+        .post(0, "/v1/items", &json!({"type": "nonsense"}))
+        .await?;
+    assert_eq!(status, 400);
+
+    let regs = net
+        .bonded_registrations(&[("validator-1", 300_000), ("validator-2", 100_000)])
+        .await?;
+    let (v1, v2) = (&regs[0], &regs[1]);
+    assert_eq!(
+        net.post(1, "/v1/items", &serde_json::to_value(v1)?)
+            .await?
+            .0,
+        202
+    );
+    assert_eq!(
+        net.post(2, "/v1/items", &serde_json::to_value(v2)?)
+            .await?
+            .0,
+        202
+    );
+
+    // Every member sees five registrants and both bonds attested (stake counts).
+    for i in 0..4 {
+        wait_for(&format!("member {i} to count both bonds"), long, || async {
+            let reg = net.get(i, "/v1/registry").await.ok().flatten();
+            if std::env::var("FED_DEBUG").is_ok() {
+                eprintln!(
+                    "REG {}",
+                    reg.as_ref().map(|r| r.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(reg.filter(|r| {
+                let list = r["registry"].as_array().expect("present in this test");
+                list.len() == 5
+                    && list
+                        .iter()
+                        .filter(|n| n["stake_sat"].as_u64().unwrap_or(0) > 0)
+                        .count()
+                        == 2
+            }))
+        })
+        .await?;
+    }
+
+    // Validators submit weights for the epoch being collected, to different members.
+    let epoch = net.status(0).await?["epoch"]
+        .as_u64()
+        .expect("present in this test");
+    let w = [("miner-a", 60_000), ("miner-b", 30_000), ("miner-c", 3_000)];
+    assert_eq!(
+        net.post(0, "/v1/weights", &weights("validator-1", epoch, &w))
+            .await?
+            .0,
+        202
+    );
+    assert_eq!(
+        net.post(3, "/v1/weights", &weights("validator-2", epoch, &w))
+            .await?
+            .0,
+        202
+    );
+    // A weight vector for a wrong epoch is refused up front.
+    let (status, body) = net
+        .post(0, "/v1/weights", &weights("validator-1", epoch + 7, &w))
+        .await?;
+    assert_eq!(status, 400, "{body}");
+
+    // As in subtensor, a validator's weights count once it holds a permit, given by the first epoch
+    // that sees its stake: take the first epoch (of a few) whose result pays the miners.
+    let miner_a = key("miner-a").x_only_public_key().0;
+    let mut results = Vec::new();
+    for e in epoch..epoch + 4 {
+        results = net.wait_epoch(&[0, 1, 2, 3], e, long).await?;
+        if results[0].result.payouts.iter().any(|p| p.key == miner_a) {
+            break;
+        }
+    }
+    for r in &results[1..] {
+        assert_eq!(r, &results[0], "members published different epoch results");
+    }
+    let signed = &results[0];
+    let valid = boltensor_coordinator::verify_epoch(signed, &net.federation)?;
+    assert!(valid >= 3);
+    assert_eq!(
+        signed.result.inputs.weights.len(),
+        2,
+        "both vectors are inputs"
+    );
+    let pay = |label: &str| {
+        let k = key(label).x_only_public_key().0;
+        signed
+            .result
+            .payouts
+            .iter()
+            .find(|p| p.key == k)
+            .map_or(0, |p| p.msat)
+    };
+    assert!(
+        pay("miner-a") > pay("miner-b") && pay("miner-b") > pay("miner-c"),
+        "{:?}",
+        signed.result.payouts
+    );
+    assert!(
+        pay("validator-1") > pay("validator-2"),
+        "dividends follow stake: {:?} {:?}",
+        signed.result.payouts,
+        signed.result.output
+    );
+    let total: u64 = signed.result.payouts.iter().map(|p| p.msat).sum();
+    assert!(
+        total <= 1_000_000 && total > 990_000,
+        "the pool is split: {total}"
+    );
+
+    // A tampered result fails the independent check.
+    let mut tampered = signed.clone();
+    tampered.result.payouts[0].msat += 1;
+    assert!(boltensor_coordinator::verify_epoch(&tampered, &net.federation).is_err());
+
+    // Garbage from a member: an invalid item proposed directly (bypassing the API check) is ordered
+    // and dropped by everyone; consensus goes on.
+    let garbage = weights("validator-1", 0, &w);
+    let mut garbage: boltensor_protocol::weights::SignedWeights = serde_json::from_value(garbage)?;
+    garbage.signature[0] ^= 1;
+    net.members[3]
+        .as_ref()
+        .expect("present in this test")
+        .engine
+        .propose(ConsensusItem::Weights(garbage));
+
+    // Votes: three members vote the pool up (passes), two vote κ (does not).
+    let token = |i: usize| {
+        std::fs::read_to_string(net.dirs[i].path().join("admin.token"))
+            .expect("present in this test")
+    };
+    for i in 0..3 {
+        let resp = net
+            .http
+            .post(format!("{}/v1/admin/vote", net.api(i)))
+            .bearer_auth(token(i))
+            .json(&json!({"name": "epoch_pool_msat", "value": 2_000_000}))
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 202);
+    }
+    for i in 0..2 {
+        net.http
+            .post(format!("{}/v1/admin/vote", net.api(i)))
+            .bearer_auth(token(i))
+            .json(&json!({"name": "kappa", "value": 40_000}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let unauth = net
+        .http
+        .post(format!("{}/v1/admin/vote", net.api(0)))
+        .json(&json!({"name": "kappa", "value": 1}))
+        .send()
+        .await?;
+    assert_eq!(unauth.status(), 401);
+
+    // Stop member 3: epochs still close on the other three.
+    net.members[3].take().expect("present in this test").stop();
+    let next = results[0].result.inputs.epoch + 2;
+    let after = net.wait_epoch(&[0, 1, 2], next, long).await?;
+    for r in &after[1..] {
+        assert_eq!(r, &after[0]);
+    }
+    boltensor_coordinator::verify_epoch(&after[0], &net.federation)?;
+    assert_eq!(
+        after[0].result.inputs.params.epoch_pool_msat, 2_000_000,
+        "the vote took effect"
+    );
+    assert_eq!(
+        after[0].result.inputs.params.kappa, 32_767,
+        "two votes of four are not enough"
+    );
+
+    // Restart member 3 on its data dir: it catches up and publishes the same results.
+    net.members[3] = Some(net.start_member(3).await?);
+    let caught_up = net.wait_epoch(&[3], next, long).await?;
+    assert_eq!(caught_up[0], after[0]);
+    let target = net.status(0).await?["session"]
+        .as_u64()
+        .expect("present in this test");
+    wait_for("member 3 to reach the others' session", long, || async {
+        Ok(net
+            .status(3)
+            .await
+            .ok()
+            .filter(|s| s["session"].as_u64().expect("present in this test") >= target))
+    })
+    .await?;
+    for m in net.members.iter().flatten() {
+        m.stop();
+    }
+    Ok(())
+}

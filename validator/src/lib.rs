@@ -4,12 +4,14 @@
 //!
 //! # Layout
 //! - [`scoring`]: the formula (pure).
+//! - [`federation`]: the coordinator federation's API (epoch, miners, registration with a bond, weights).
 //! - [`Validator`]: challenges, checks, the store, epochs.
 //!
 //! Checks (docs/scoring.md): an embedding is recomputed with the same model at batch size 1 and must
 //! have cosine similarity ≥ `embed_tolerance` with the miner's; a greedy chat answer is re-scored by
 //! teacher forcing and each token must be the greedy choice within `logit_margin`.
 
+pub mod federation;
 pub mod scoring;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use boltensor_client::{ClientConfig, PayingClient, PaymentOutcome};
+use boltensor_contracts::BondProof;
+use boltensor_coordinator::items::Registration;
 use boltensor_ln::LnNode;
 use boltensor_miner::backend::{Backend, MiniLm, SmolLm};
 use boltensor_protocol::weights::{max_upscale_u16, SignedWeights, WeightVector};
@@ -26,10 +30,13 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use secp256k1::{Keypair, SecretKey, SECP256K1};
 use serde_json::{json, Value};
 
+use federation::{Delivery, FederationClient, FederationError, FundedBond};
 use scoring::{Kind, MinerRecord, Observation, ScoringParams};
 
 const MINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("miners");
 const EPOCHS: TableDefinition<u64, &[u8]> = TableDefinition::new("epochs");
+/// The bond proof (hex) in the data directory.
+const BOND_FILE: &str = "bond.proof";
 
 /// Model ids the validator challenges (the shipped models, pinned by their files' sha256).
 pub const EMBED_MODEL: &str = "all-minilm-l6-v2";
@@ -57,8 +64,11 @@ fn store_err<E: std::fmt::Display>(e: E) -> ValidatorError {
 /// What a validator does.
 #[derive(Debug, Clone)]
 pub struct ValidatorConfig {
-    /// Miner base URLs (the federation's registry replaces this list in a later issue).
+    /// Miner base URLs: the list used when no coordinator is configured or none answers.
     pub miners: Vec<String>,
+    /// Coordinator API URLs (configure more than f of the federation's members): the miners come from
+    /// their registry and each epoch's signed vector goes to every one of them.
+    pub coordinators: Vec<String>,
     /// Store and key live here.
     pub data_dir: PathBuf,
     /// The formula's parameters.
@@ -80,6 +90,7 @@ impl ValidatorConfig {
     pub fn new(miners: Vec<String>, data_dir: impl Into<PathBuf>) -> Self {
         ValidatorConfig {
             miners,
+            coordinators: Vec::new(),
             data_dir: data_dir.into(),
             scoring: ScoringParams::default(),
             embed_tolerance: 0.9999,
@@ -99,6 +110,8 @@ pub struct Validator {
     smollm: Arc<SmolLm>,
     db: Database,
     keypair: Keypair,
+    node: Arc<LnNode>,
+    miners: Mutex<Vec<String>>,
     records: Mutex<BTreeMap<String, MinerRecord>>,
     node_ids: Mutex<BTreeMap<String, String>>,
     challenge_spend: AtomicU64,
@@ -109,7 +122,7 @@ pub struct Validator {
 impl std::fmt::Debug for Validator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Validator")
-            .field("miners", &self.cfg.miners)
+            .field("miners", &*lock(&self.miners))
             .finish_non_exhaustive()
     }
 }
@@ -196,7 +209,9 @@ impl Validator {
         ccfg.budget_msat = cfg.budget_msat;
         ccfg.request_timeout = Duration::from_secs(60);
         Ok(Validator {
-            client: PayingClient::new(ccfg, node),
+            client: PayingClient::new(ccfg, Arc::clone(&node)),
+            node,
+            miners: Mutex::new(cfg.miners.clone()),
             cfg,
             minilm,
             smollm,
@@ -216,6 +231,99 @@ impl Validator {
     /// The validator's signing key (x-only, hex): its identity in weight vectors.
     pub fn key(&self) -> String {
         hex::encode(self.keypair.x_only_public_key().0.serialize())
+    }
+
+    /// The miners challenged now (base URLs).
+    pub fn miners(&self) -> Vec<String> {
+        lock(&self.miners).clone()
+    }
+
+    /// Takes the miners from the federation's registry: every registered miner with an API, weighted by
+    /// its registered node id. If the federation lists none (or does not answer, an error), the list
+    /// stays as it was: at start, the configured one.
+    pub async fn sync_miners(&self, fed: &FederationClient) -> Result<usize, FederationError> {
+        let listed: Vec<(String, String)> = fed
+            .miners()
+            .await?
+            .into_iter()
+            .filter_map(|m| Some((m.api?.trim_end_matches('/').to_owned(), m.node_id)))
+            .collect();
+        if listed.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = lock(&self.node_ids);
+        for (url, id) in &listed {
+            ids.insert(url.clone(), id.clone());
+        }
+        drop(ids);
+        let urls: Vec<String> = listed.into_iter().map(|(u, _)| u).collect();
+        let n = urls.len();
+        *lock(&self.miners) = urls;
+        Ok(n)
+    }
+
+    /// This validator's signed registration: its weights key, its node's id and its bond proof.
+    pub fn registration(&self, bond: Option<&BondProof>) -> Registration {
+        federation::registration(&self.keypair, self.node.node_id(), bond)
+    }
+
+    /// The bond proof stored in the data directory by [`Validator::fund_bond`], if any.
+    pub fn bond_proof(&self) -> Result<Option<BondProof>, ValidatorError> {
+        let path = self.cfg.data_dir.join(BOND_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(hex) => BondProof::from_hex(hex.trim())
+                .map(Some)
+                .map_err(|e| ValidatorError::Store(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Funds a bond of `amount` from the node's on-chain wallet, owned by the validator's key and
+    /// slashable by the federation, proves it for this validator, and stores the proof in the data
+    /// directory (`bond.proof`). `rpc` is the validator's own bitcoind (to find the bond output).
+    pub async fn fund_bond(
+        &self,
+        rpc: &boltensor_contracts::BitcoindRpc,
+        federation: &boltensor_coordinator::FederationConfig,
+        amount: bitcoin::Amount,
+        timelock: u16,
+        network: bitcoin::Network,
+    ) -> Result<BondProof, FederationError> {
+        let funded: FundedBond = federation::fund_bond(
+            &self.node,
+            rpc,
+            &self.keypair,
+            federation,
+            amount,
+            timelock,
+            network,
+        )
+        .await?;
+        let proof = funded.prove(&self.keypair, self.node.node_id(), &self.keypair)?;
+        std::fs::write(self.cfg.data_dir.join(BOND_FILE), proof.to_hex())
+            .map_err(|e| FederationError::Bond(format!("storing the proof: {e}")))?;
+        tracing::info!(outpoint = %funded.outpoint, "bond proof stored");
+        Ok(proof)
+    }
+
+    /// Registers with the federation (with the stored bond proof, if any).
+    pub async fn register(&self, fed: &FederationClient) -> Result<Delivery, FederationError> {
+        let bond = self
+            .bond_proof()
+            .map_err(|e| FederationError::Bond(e.to_string()))?;
+        fed.register(&self.registration(bond.as_ref())).await
+    }
+
+    /// Signs the vector of the epoch the federation collects (once per epoch: the stored vector after
+    /// that) and delivers it to the coordinators, retrying for up to `timeout`.
+    pub async fn submit_epoch(
+        &self,
+        fed: &FederationClient,
+        timeout: Duration,
+    ) -> Result<(SignedWeights, Delivery), FederationError> {
+        fed.submit_epoch(|epoch| self.close_epoch(epoch), timeout)
+            .await
     }
 
     /// The paying client (its [`boltensor_client::Spend`] is the validator's challenge spend).
@@ -249,7 +357,8 @@ impl Validator {
     /// One round: an embedding and a chat challenge to every miner, each paid, checked and scored.
     pub async fn challenge_round(&self) -> Vec<(String, Observation)> {
         let mut out = Vec::new();
-        for url in self.cfg.miners.clone() {
+        let miners = lock(&self.miners).clone();
+        for url in miners {
             self.learn_node_id(&url).await;
             for kind in [Kind::Embedding, Kind::Chat] {
                 let o = self.challenge(&url, kind).await;
@@ -457,7 +566,11 @@ impl Validator {
             .transpose()
     }
 
-    /// Challenges every `round` and signs a vector every `epoch`, until `stop` resolves.
+    /// Challenges every `round` until `stop` resolves. With coordinators configured, each round first
+    /// takes the miners from the federation's registry, and afterwards delivers the signed vector of
+    /// the epoch the federation collects (signed at the first round that sees the epoch, with at least
+    /// one miner scored; resubmitted unchanged each round, which is idempotent). Without coordinators it
+    /// signs a vector every `epoch` of local time and keeps it in the store.
     pub async fn run(
         self: Arc<Self>,
         round: Duration,
@@ -467,19 +580,52 @@ impl Validator {
         tokio::pin!(stop);
         let start = Instant::now();
         let mut last_epoch = 0;
+        let fed = (!self.cfg.coordinators.is_empty())
+            .then(|| FederationClient::new(self.cfg.coordinators.clone()));
         loop {
+            if let Some(fed) = &fed {
+                match self.sync_miners(fed).await {
+                    Ok(n) => tracing::debug!(registered = n, "miners from the federation"),
+                    Err(e) => tracing::warn!(error = %e, "cannot read the federation's miners"),
+                }
+            }
             self.challenge_round().await;
-            let e = start.elapsed().as_secs() / epoch.as_secs().max(1);
-            if e > last_epoch {
-                last_epoch = e;
-                if let Err(err) = self.close_epoch(e) {
-                    tracing::error!(error = %err, "cannot sign the epoch's weights");
+            if let Some(fed) = &fed {
+                self.deliver(fed, round).await;
+            } else {
+                let e = start.elapsed().as_secs() / epoch.as_secs().max(1);
+                if e > last_epoch {
+                    last_epoch = e;
+                    if let Err(err) = self.close_epoch(e) {
+                        tracing::error!(error = %err, "cannot sign the epoch's weights");
+                    }
                 }
             }
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tokio::time::sleep(round) => {}
             }
+        }
+    }
+}
+
+impl Validator {
+    /// One delivery in [`Validator::run`]: nothing while no miner is scored and nothing is signed.
+    async fn deliver(&self, fed: &FederationClient, timeout: Duration) {
+        let epoch = match fed.epoch().await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the federation's epoch");
+                return;
+            }
+        };
+        let signed = matches!(self.signed(epoch), Ok(Some(_)));
+        if !signed && self.weights(epoch).weights.is_empty() {
+            tracing::info!(epoch, "no miner scored yet; nothing to sign");
+            return;
+        }
+        if let Err(e) = self.submit_epoch(fed, timeout).await {
+            tracing::error!(error = %e, "weights not delivered to the federation");
         }
     }
 }

@@ -200,10 +200,7 @@ impl Validator {
                 records.insert(k.value().to_owned(), rec);
             }
         }
-        let secret = boltensor_miner::load_or_create_secret(&cfg.data_dir.join("validator.key"))
-            .map_err(|e| ValidatorError::Key(e.to_string()))?;
-        let sk = SecretKey::from_slice(&secret).map_err(|e| ValidatorError::Key(e.to_string()))?;
-        let keypair = Keypair::from_secret_key(SECP256K1, &sk);
+        let keypair = load_keypair(&cfg.data_dir)?;
         let mut ccfg = ClientConfig::new(cfg.miners.clone());
         ccfg.max_price_msat = cfg.max_price_msat;
         ccfg.budget_msat = cfg.budget_msat;
@@ -267,52 +264,19 @@ impl Validator {
         federation::registration(&self.keypair, self.node.node_id(), bond)
     }
 
-    /// The bond proof stored in the data directory by [`Validator::fund_bond`], if any.
+    /// The bond proof stored in the data directory, if any.
     pub fn bond_proof(&self) -> Result<Option<BondProof>, ValidatorError> {
-        let path = self.cfg.data_dir.join(BOND_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(hex) => BondProof::from_hex(hex.trim())
-                .map(Some)
-                .map_err(|e| ValidatorError::Store(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(store_err(e)),
-        }
+        load_bond_proof(&self.cfg.data_dir)
     }
 
-    /// Funds a bond of `amount` from the node's on-chain wallet, owned by the validator's key and
-    /// slashable by the federation, proves it for this validator, and stores the proof in the data
-    /// directory (`bond.proof`). `rpc` is the validator's own bitcoind (to find the bond output).
-    pub async fn fund_bond(
+    /// Registers with the federation ([`enroll`]), funding a bond first if `bond` asks for one and
+    /// none is stored yet.
+    pub async fn register(
         &self,
-        rpc: &boltensor_contracts::BitcoindRpc,
-        federation: &boltensor_coordinator::FederationConfig,
-        amount: bitcoin::Amount,
-        timelock: u16,
-        network: bitcoin::Network,
-    ) -> Result<BondProof, FederationError> {
-        let funded: FundedBond = federation::fund_bond(
-            &self.node,
-            rpc,
-            &self.keypair,
-            federation,
-            amount,
-            timelock,
-            network,
-        )
-        .await?;
-        let proof = funded.prove(&self.keypair, self.node.node_id(), &self.keypair)?;
-        std::fs::write(self.cfg.data_dir.join(BOND_FILE), proof.to_hex())
-            .map_err(|e| FederationError::Bond(format!("storing the proof: {e}")))?;
-        tracing::info!(outpoint = %funded.outpoint, "bond proof stored");
-        Ok(proof)
-    }
-
-    /// Registers with the federation (with the stored bond proof, if any).
-    pub async fn register(&self, fed: &FederationClient) -> Result<Delivery, FederationError> {
-        let bond = self
-            .bond_proof()
-            .map_err(|e| FederationError::Bond(e.to_string()))?;
-        fed.register(&self.registration(bond.as_ref())).await
+        fed: &FederationClient,
+        bond: Option<BondRequest>,
+    ) -> Result<(Registration, Delivery), FederationError> {
+        enroll(fed, &self.node, &self.cfg.data_dir, bond).await
     }
 
     /// Signs the vector of the epoch the federation collects (once per epoch: the stored vector after
@@ -628,6 +592,80 @@ impl Validator {
             tracing::error!(error = %e, "weights not delivered to the federation");
         }
     }
+}
+
+/// The validator's signing key (weights and registration; also its bond's owner key), in
+/// `data_dir/validator.key` (0600), created on first use.
+pub fn load_keypair(data_dir: &std::path::Path) -> Result<Keypair, ValidatorError> {
+    std::fs::create_dir_all(data_dir).map_err(store_err)?;
+    let secret = boltensor_miner::load_or_create_secret(&data_dir.join("validator.key"))
+        .map_err(|e| ValidatorError::Key(e.to_string()))?;
+    let sk = SecretKey::from_slice(&secret).map_err(|e| ValidatorError::Key(e.to_string()))?;
+    Ok(Keypair::from_secret_key(SECP256K1, &sk))
+}
+
+/// The bond proof (hex) stored in `data_dir/bond.proof` by [`enroll`], if any.
+pub fn load_bond_proof(data_dir: &std::path::Path) -> Result<Option<BondProof>, ValidatorError> {
+    let path = data_dir.join(BOND_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(hex) => BondProof::from_hex(hex.trim())
+            .map(Some)
+            .map_err(|e| ValidatorError::Store(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
+/// A bond to fund from the validator's node when it registers.
+#[derive(Debug, Clone)]
+pub struct BondRequest {
+    /// The validator's own bitcoind (finds the bond output of the funding transaction).
+    pub rpc: boltensor_contracts::BitcoindRpc,
+    /// The bond's amount.
+    pub amount: bitcoin::Amount,
+    /// Its timelock T (default: [`federation::default_timelock`]).
+    pub timelock: Option<u16>,
+    /// The chain.
+    pub network: bitcoin::Network,
+}
+
+/// Registers the validator whose key and bond live in `data_dir` and whose Lightning node is `node`.
+/// If no bond proof is stored and `bond` is given, first funds that bond from the node's on-chain
+/// wallet (owner: the validator key; slashable by the federation's n − f members, whose keys come
+/// from the coordinators), proves it for this validator and stores the proof in `bond.proof` (so a
+/// restart does not fund a second bond). The bond counts once more than f members see it confirmed.
+pub async fn enroll(
+    fed: &FederationClient,
+    node: &LnNode,
+    data_dir: &std::path::Path,
+    bond: Option<BondRequest>,
+) -> Result<(Registration, Delivery), FederationError> {
+    let keypair = load_keypair(data_dir).map_err(|e| FederationError::Sign(e.to_string()))?;
+    let mut proof = load_bond_proof(data_dir).map_err(|e| FederationError::Bond(e.to_string()))?;
+    if let (None, Some(req)) = (&proof, bond) {
+        let config = fed.federation().await?;
+        let timelock = req
+            .timelock
+            .unwrap_or_else(|| federation::default_timelock(&config));
+        let funded: FundedBond = federation::fund_bond(
+            node,
+            &req.rpc,
+            &keypair,
+            &config,
+            req.amount,
+            timelock,
+            req.network,
+        )
+        .await?;
+        let p = funded.prove(&keypair, node.node_id(), &keypair)?;
+        std::fs::write(data_dir.join(BOND_FILE), p.to_hex())
+            .map_err(|e| FederationError::Bond(format!("storing the proof: {e}")))?;
+        tracing::info!(outpoint = %funded.outpoint, "bond funded; proof stored");
+        proof = Some(p);
+    }
+    let registration = federation::registration(&keypair, node.node_id(), proof.as_ref());
+    let delivery = fed.register(&registration).await?;
+    Ok((registration, delivery))
 }
 
 /// What `boltensor validator weights` shows: read from a validator's store (it may be running).

@@ -20,6 +20,7 @@ use boltensor_protocol::weights::{SignedWeights, WeightVector};
 use boltensor_protocol::Role;
 use boltensor_testenv::{free_port, wait_for, TestNet};
 use boltensor_validator::federation::{self, Answer, FederationClient, FederationError};
+use boltensor_validator::BondRequest;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -161,21 +162,8 @@ async fn bonded_validator_registers_and_its_weights_reach_a_signed_epoch() -> Re
     // The validator's ldk-node funds its bond from its on-chain wallet.
     let node = net.testnet.node("validator").await?;
     net.testnet.fund(&[&node], 1).await?;
-    let weights_key = key("validator");
-    let timelock = federation::default_timelock(&fed_cfg);
-    assert!(timelock >= fed_cfg.params.bond_min_timelock);
-    let funded = federation::fund_bond(
-        &node,
-        &net.rpc,
-        &weights_key,
-        &fed_cfg,
-        Amount::from_sat(200_000),
-        timelock,
-        Network::Regtest,
-    )
-    .await?;
-    net.testnet.bitcoind.mine(1).await?;
-    let proof = funded.prove(&weights_key, node.node_id(), &weights_key)?;
+    let vdir = tempfile::tempdir()?;
+    let weights_key = boltensor_validator::load_keypair(vdir.path())?;
     let too_short = federation::fund_bond(
         &node,
         &net.rpc,
@@ -190,9 +178,31 @@ async fn bonded_validator_registers_and_its_weights_reach_a_signed_epoch() -> Re
         matches!(too_short, Err(FederationError::Bond(_))),
         "{too_short:?}"
     );
+    let bond = BondRequest {
+        rpc: net.rpc.clone(),
+        amount: Amount::from_sat(200_000),
+        timelock: None,
+        network: Network::Regtest,
+    };
+    // Enrolling funds the bond (the funding transaction is in the mempool now), stores the proof and
+    // registers; the bond counts once it confirms and more than f members attested it.
+    let (registration, delivery) =
+        boltensor_validator::enroll(&client, &node, vdir.path(), Some(bond.clone())).await?;
+    assert_eq!(delivery.holders(), 4, "{delivery:?}");
+    net.testnet.bitcoind.mine(1).await?;
+    let proof = boltensor_validator::load_bond_proof(vdir.path())?.ok_or("proof stored")?;
+    assert_eq!(registration.bond, Some(proof.to_hex()));
+    assert!(proof.claims.timelock >= fed_cfg.params.bond_min_timelock);
+    assert_eq!(proof.claims.node_id, node.node_id());
+    assert_eq!(
+        proof.claims.registration_key,
+        weights_key.x_only_public_key().0
+    );
+    // Enrolling again (a restart) reuses the stored bond: no second funding.
+    let (again, _) = boltensor_validator::enroll(&client, &node, vdir.path(), Some(bond)).await?;
+    assert_eq!(again, registration);
 
-    // It registers with the bond; a forged registration is refused by every member, with the reason.
-    let registration = federation::registration(&weights_key, node.node_id(), Some(&proof));
+    // A forged registration is refused by every member, with the reason.
     let mut forged = registration.clone();
     forged.node_id = key("someone-else").public_key().to_string();
     match client.register(&forged).await {
@@ -205,8 +215,6 @@ async fn bonded_validator_registers_and_its_weights_reach_a_signed_epoch() -> Re
         }
         other => panic!("forged registration: {other:?}"),
     }
-    let delivery = client.register(&registration).await?;
-    assert_eq!(delivery.holders(), 4, "{delivery:?}");
     let key_hex = weights_key.x_only_public_key().0.to_string();
     let me = client.wait_registered(&key_hex, true, long).await?;
     assert_eq!(me.role, Role::Validator);

@@ -343,8 +343,12 @@ pub async fn shutdown_signal() {
 /// `boltensor validator …`
 #[derive(Debug, Subcommand)]
 pub enum ValidatorCommand {
-    /// Challenge miners (paying for each request), score them, sign a weight vector every epoch.
+    /// Challenge miners (paying for each request), score them, sign a weight vector every epoch; with
+    /// --coordinator, register, take the miners from the federation and submit each epoch's vector.
     Run(Box<ValidatorRunArgs>),
+    /// Register with the coordinator federation (funding a bond from the node's wallet with
+    /// --bond-sat, once) and wait until the registry lists the validator (with stake if bonded).
+    Register(Box<ValidatorRegisterArgs>),
     /// Show the current scores and the last signed weight vector, and why.
     Weights {
         /// The validator's data directory.
@@ -361,9 +365,12 @@ pub enum ValidatorCommand {
 pub struct ValidatorRunArgs {
     #[command(flatten)]
     pub node: NodeArgs,
-    /// Miner base URL (repeat; the federation's registry replaces this list later).
-    #[arg(long = "miner", required = true)]
+    /// Miner base URL (repeat): challenged when no --coordinator is given, or while the federation
+    /// lists no miner.
+    #[arg(long = "miner", required_unless_present = "coordinators")]
     pub miners: Vec<String>,
+    #[command(flatten)]
+    pub federation: ValidatorFederationArgs,
     /// Seconds between challenge rounds.
     #[arg(long, default_value_t = 30)]
     pub round_secs: u64,
@@ -375,9 +382,123 @@ pub struct ValidatorRunArgs {
     pub models_dir: Option<PathBuf>,
 }
 
+/// The coordinator federation and the bond, for `validator run` and `validator register`.
+#[derive(Debug, Args)]
+pub struct ValidatorFederationArgs {
+    /// A coordinator's API URL (repeat; give more than f of the federation's members, so a crashed or
+    /// Byzantine member cannot drop the validator's weights).
+    #[arg(long = "coordinator")]
+    pub coordinators: Vec<String>,
+    /// Fund a bond of this many sat from the node's on-chain wallet before registering, unless a bond
+    /// proof is already stored in the data directory (bond.proof).
+    #[arg(long)]
+    pub bond_sat: Option<u64>,
+    /// The bond's timelock T in blocks [default: the federation's bond_min_timelock + 1008].
+    #[arg(long)]
+    pub bond_timelock: Option<u16>,
+}
+
+/// `boltensor validator register`
+#[derive(Debug, Args)]
+pub struct ValidatorRegisterArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub federation: ValidatorFederationArgs,
+    /// Seconds to wait until the registry lists the validator (with stake, if bonded).
+    #[arg(long, default_value_t = 600)]
+    pub wait_secs: u64,
+}
+
+fn bond_request(
+    node: &NodeArgs,
+    fed: &ValidatorFederationArgs,
+) -> anyhow::Result<Option<boltensor_validator::BondRequest>> {
+    let Some(sat) = fed.bond_sat else {
+        return Ok(None);
+    };
+    if node.esplora.is_some() {
+        anyhow::bail!("--bond-sat needs --bitcoind-rpc (the bond output is looked up there)");
+    }
+    Ok(Some(boltensor_validator::BondRequest {
+        rpc: boltensor_contracts::BitcoindRpc::new(
+            format!("http://{}", node.bitcoind_rpc),
+            boltensor_contracts::RpcAuth::UserPass {
+                user: node.bitcoind_rpc_user.clone(),
+                password: node.bitcoind_rpc_password.clone(),
+            },
+        ),
+        amount: bitcoin::Amount::from_sat(sat),
+        timelock: fed.bond_timelock,
+        network: node.network,
+    }))
+}
+
+async fn validator_register(
+    node: &Arc<LnNode>,
+    args: &NodeArgs,
+    fed_args: &ValidatorFederationArgs,
+) -> anyhow::Result<boltensor_validator::federation::FederationClient> {
+    let fed = boltensor_validator::federation::FederationClient::new(fed_args.coordinators.clone());
+    let status = fed
+        .status()
+        .await
+        .context("reading the federation's status")?;
+    if fed_args.coordinators.len() <= status.max_faulty() {
+        eprintln!(
+            "warning: {} coordinator URL(s) for a federation tolerating {} faulty members: give more than {}",
+            fed_args.coordinators.len(),
+            status.max_faulty(),
+            status.max_faulty()
+        );
+    }
+    let (registration, delivery) =
+        boltensor_validator::enroll(&fed, node, &args.data_dir, bond_request(args, fed_args)?)
+            .await
+            .context("registering with the federation")?;
+    println!(
+        "validator {} (node {}) registered{} with {} of {} coordinators",
+        registration.key,
+        registration.node_id,
+        if registration.bond.is_some() {
+            " with a bond"
+        } else {
+            ""
+        },
+        delivery.holders(),
+        fed_args.coordinators.len()
+    );
+    Ok(fed)
+}
+
 pub async fn validator(cmd: ValidatorCommand) -> anyhow::Result<()> {
     use boltensor_validator::{Validator, ValidatorConfig};
     match cmd {
+        ValidatorCommand::Register(args) => {
+            if args.federation.coordinators.is_empty() {
+                anyhow::bail!("give at least one --coordinator");
+            }
+            let node = args.node.start("boltensor-validator").await?;
+            let result = async {
+                let fed = validator_register(&node, &args.node, &args.federation).await?;
+                let key = boltensor_validator::load_keypair(&args.node.data_dir)?
+                    .x_only_public_key()
+                    .0
+                    .to_string();
+                let bonded = boltensor_validator::load_bond_proof(&args.node.data_dir)?.is_some();
+                let me = fed
+                    .wait_registered(&key, bonded, std::time::Duration::from_secs(args.wait_secs))
+                    .await?;
+                println!(
+                    "registered as uid {} with {} sat of stake",
+                    me.uid, me.stake_sat
+                );
+                anyhow::Ok(())
+            }
+            .await;
+            node.stop().await;
+            result
+        }
         ValidatorCommand::Run(args) => {
             let dir = args
                 .models_dir
@@ -389,15 +510,24 @@ pub async fn validator(cmd: ValidatorCommand) -> anyhow::Result<()> {
                         "loading the reference models (scripts/fetch-models.sh fetches them)",
                     )?;
             let node = args.node.start("boltensor-validator").await?;
-            let v = Arc::new(Validator::new(
-                ValidatorConfig::new(args.miners.clone(), &args.node.data_dir),
-                Arc::clone(&node),
-                &backends,
-            )?);
+            let mut cfg = ValidatorConfig::new(args.miners.clone(), &args.node.data_dir);
+            cfg.coordinators = args.federation.coordinators.clone();
+            let v = Arc::new(Validator::new(cfg, Arc::clone(&node), &backends)?);
+            if !args.federation.coordinators.is_empty() {
+                validator_register(&node, &args.node, &args.federation).await?;
+            }
             println!(
-                "validator {} challenging {} miners",
+                "validator {} challenging {} configured miners{}",
                 v.key(),
-                args.miners.len()
+                args.miners.len(),
+                if args.federation.coordinators.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and the registered miners of {} coordinators",
+                        args.federation.coordinators.len()
+                    )
+                }
             );
             Arc::clone(&v)
                 .run(

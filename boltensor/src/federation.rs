@@ -122,6 +122,7 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                 Options {
                     rpc: Some(rpc),
                     bond_check_every: None,
+                    ln: None,
                 },
             )
             .await?;

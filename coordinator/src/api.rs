@@ -10,6 +10,7 @@
 //! | `GET /v1/epochs/{n}`, `/v1/epochs/latest` | a signed epoch result with every input |
 //! | `GET /v1/miners?model=` | miners ranked by the last signed epoch's incentive |
 //! | `GET /v1/registry` | every registrant with its stake |
+//! | `GET /v1/payouts` | epoch payouts owed (`epoch:key` → msat) and receipted (→ payment hash) |
 //! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
 //! | `GET /metrics` | Prometheus text |
 
@@ -59,6 +60,7 @@ pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
         .route("/v1/epochs/{n}", get(epoch))
         .route("/v1/miners", get(miners))
         .route("/v1/registry", get(registry))
+        .route("/v1/payouts", get(payouts))
         .route("/v1/admin/vote", post(vote))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_ITEM_BYTES))
@@ -261,6 +263,11 @@ async fn registry(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!({ "epoch": st.epoch, "registry": list }))
+}
+
+async fn payouts(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let st = s.engine.state();
+    Json(json!({ "owed_msat": st.owed, "receipts": st.receipts }))
 }
 
 async fn vote(

@@ -140,6 +140,11 @@ impl Engine {
         &self.store
     }
 
+    /// Whether nothing but the engine itself holds the ledger (after a stop, before reopening it).
+    pub fn ledger_released(&self) -> bool {
+        Arc::strong_count(&self.store) == 1
+    }
+
     /// A copy of the current state.
     pub fn state(&self) -> State {
         self.state.lock().expect("not poisoned").clone()
@@ -231,14 +236,20 @@ impl Engine {
             future: self.future_frames.clone(),
             pending: std::collections::VecDeque::new(),
         };
+        let spawner = Spawner::default();
         let aleph = tokio::spawn(aleph_bft::run_session(
             config,
             io,
             network,
             self.keychain.clone(),
-            Spawner,
+            spawner.clone(),
             Terminator::create_root(exit_rx, "session"),
         ));
+        // If this future is dropped (the coordinator is stopped), aleph-bft's tasks go with it.
+        let _guard = AbortOnDrop {
+            root: aleph.abort_handle(),
+            spawner,
+        };
         let requeue = {
             let taken = taken.clone();
             let mempool = self.mempool_tx.clone();
@@ -688,12 +699,24 @@ impl aleph_bft::Network<Data> for SessionNetwork {
     }
 }
 
-#[derive(Clone)]
-struct Spawner;
+/// Spawns aleph-bft's tasks on tokio and remembers them, so a stopped session leaves nothing behind.
+#[derive(Clone, Default)]
+struct Spawner {
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Spawner {
+    fn track(&self, handle: &tokio::task::JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().expect("not poisoned");
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle.abort_handle());
+    }
+}
 
 impl aleph_bft::SpawnHandle for Spawner {
     fn spawn(&self, _name: &'static str, task: impl futures::Future<Output = ()> + Send + 'static) {
-        tokio::spawn(task);
+        let handle = tokio::spawn(task);
+        self.track(&handle);
     }
 
     fn spawn_essential(
@@ -702,6 +725,21 @@ impl aleph_bft::SpawnHandle for Spawner {
         task: impl futures::Future<Output = ()> + Send + 'static,
     ) -> aleph_bft::TaskHandle {
         let handle = tokio::spawn(task);
+        self.track(&handle);
         Box::pin(async move { handle.await.map_err(|_| ()) })
+    }
+}
+
+struct AbortOnDrop {
+    root: tokio::task::AbortHandle,
+    spawner: Spawner,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.root.abort();
+        for t in self.spawner.tasks.lock().expect("not poisoned").drain(..) {
+            t.abort();
+        }
     }
 }

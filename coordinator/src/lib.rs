@@ -14,6 +14,7 @@ pub mod items;
 pub mod keychain;
 pub mod net;
 pub mod params;
+pub mod payout;
 pub mod state;
 pub mod store;
 
@@ -51,6 +52,9 @@ pub struct Options {
     pub rpc: Option<boltensor_contracts::BitcoindRpc>,
     /// How often to check bonds against the chain (default 2 s).
     pub bond_check_every: Option<std::time::Duration>,
+    /// This member's Lightning node, to pay the epochs it is the payer of (none: it pays nothing, and
+    /// its epochs stay owed).
+    pub ln: Option<std::sync::Arc<boltensor_ln::LnNode>>,
 }
 
 /// A running coordinator: consensus engine, API server and chain watcher. Stops when dropped.
@@ -77,6 +81,24 @@ impl Running {
         }
     }
 
+    /// Stops everything and waits until the ledger is closed (so the same data dir can be reopened).
+    pub async fn shutdown(mut self) {
+        self.stop();
+        let _ = (&mut self.engine_task).await;
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.engine.ledger_released() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let engine = self.engine.clone();
+        drop(self);
+        while std::sync::Arc::strong_count(&engine) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops everything.
     pub fn stop(&self) {
         self.engine_task.abort();
@@ -97,12 +119,22 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
     let api_addr = cfg.federation.members[cfg.index].api;
     let token = admin_token(&cfg.data_dir)?;
     let engine = Engine::new(cfg).await?;
-    let listener = tokio::net::TcpListener::bind(api_addr)
-        .await
-        .map_err(|e| Error::Io {
-            what: format!("API listen on {api_addr}"),
-            source: e,
-        })?;
+    let mut tries = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(api_addr).await {
+            Ok(l) => break l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    what: format!("API listen on {api_addr}"),
+                    source: e,
+                })
+            }
+        }
+    };
     let api = listener.local_addr().map_err(|e| Error::Io {
         what: "API address".into(),
         source: e,
@@ -116,6 +148,13 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
             .bond_check_every
             .unwrap_or(std::time::Duration::from_secs(2));
         tasks.push(tokio::spawn(chain::watch_bonds(engine.clone(), rpc, every)));
+    }
+    if let Some(ln) = opts.ln {
+        tasks.push(tokio::spawn(payout::pay_epochs(
+            engine.clone(),
+            ln,
+            std::time::Duration::from_secs(2),
+        )));
     }
     let engine_task = tokio::spawn(engine.clone().run());
     Ok(Running {

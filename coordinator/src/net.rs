@@ -65,7 +65,18 @@ impl P2p {
         federation: [u8; 32],
     ) -> std::io::Result<Arc<P2p>> {
         let index = keychain.own_index();
-        let listener = TcpListener::bind(listen).await?;
+        // A member restarting in the same process may find its old listener not yet closed: retry briefly.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(listen).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let (in_tx, in_rx) = mpsc::channel(QUEUE * peers.len().max(1));
         let mut tasks = Vec::new();
         let kc = keychain.clone();

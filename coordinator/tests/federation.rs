@@ -4,266 +4,14 @@
 //! restarted member catches up; garbage from a member is ignored; a parameter vote takes effect at the
 //! next epoch only with a threshold.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+mod common;
+
 use std::time::Duration;
 
-use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
-use bitcoin::{Amount, FeeRate, Network};
-use boltensor_contracts::{BitcoindRpc, Bond, BondClaims, Federation, KeyWallet, RpcAuth};
-use boltensor_coordinator::config::{ConsensusTiming, Member};
-use boltensor_coordinator::items::{ConsensusItem, Registration};
-use boltensor_coordinator::params::Params;
-use boltensor_coordinator::store::SignedEpoch;
-use boltensor_coordinator::{start, CoordinatorConfig, FederationConfig, Options, Running};
-use boltensor_ln::ChainSource;
-use boltensor_protocol::weights::WeightVector;
-use boltensor_protocol::Role;
-use boltensor_testenv::{free_port, wait_for, Bitcoind, BitcoindOptions};
-use serde_json::{json, Value};
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn key(label: &str) -> Keypair {
-    let digest = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(label.as_bytes());
-    let secret = SecretKey::from_slice(bitcoin::hashes::Hash::as_byte_array(&digest))
-        .expect("present in this test");
-    Keypair::from_secret_key(SECP256K1, &secret)
-}
-
-fn node_id(label: &str) -> String {
-    key(label).public_key().to_string()
-}
-
-struct Net {
-    bitcoind: Bitcoind,
-    rpc: BitcoindRpc,
-    federation: FederationConfig,
-    keys: Vec<Keypair>,
-    dirs: Vec<tempfile::TempDir>,
-    members: Vec<Option<Running>>,
-    http: reqwest::Client,
-}
-
-impl Net {
-    async fn start(dir: &std::path::Path) -> Result<Net> {
-        let bitcoind = Bitcoind::start(BitcoindOptions::new(dir.join("bitcoind"))).await?;
-        let ChainSource::BitcoindRpc {
-            port,
-            user,
-            password,
-            ..
-        } = bitcoind.chain_source()
-        else {
-            unreachable!()
-        };
-        let rpc = BitcoindRpc::new(
-            format!("http://127.0.0.1:{port}"),
-            RpcAuth::UserPass { user, password },
-        );
-        let keys: Vec<Keypair> = (0..4).map(|i| key(&format!("member-{i}"))).collect();
-        let mut members = Vec::new();
-        for kp in &keys {
-            let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-            let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-            members.push(Member {
-                key: kp.x_only_public_key().0,
-                p2p,
-                api,
-            });
-        }
-        let federation = FederationConfig {
-            name: "test".into(),
-            members,
-            timing: ConsensusTiming {
-                rounds_per_session: 8,
-                round_delay_ms: 60,
-            },
-            params: Params {
-                epoch_sessions: 2,
-                bond_min_timelock: 50,
-                bond_margin: 5,
-                bond_min_confirmations: 1,
-                bond_min_sat: 10_000,
-                epoch_pool_msat: 1_000_000,
-                ..Params::default()
-            },
-        };
-        federation.validate()?;
-        let mut net = Net {
-            bitcoind,
-            rpc,
-            federation,
-            keys,
-            dirs: (0..4)
-                .map(|_| tempfile::tempdir())
-                .collect::<std::io::Result<_>>()?,
-            members: Vec::new(),
-            http: reqwest::Client::new(),
-        };
-        for i in 0..4 {
-            let running = net.start_member(i).await?;
-            net.members.push(Some(running));
-        }
-        Ok(net)
-    }
-
-    async fn start_member(&self, i: usize) -> Result<Running> {
-        let cfg = CoordinatorConfig {
-            federation: self.federation.clone(),
-            index: i,
-            keypair: self.keys[i],
-            data_dir: self.dirs[i].path().to_path_buf(),
-        };
-        Ok(start(
-            cfg,
-            Options {
-                rpc: Some(self.rpc.clone()),
-                bond_check_every: Some(Duration::from_millis(500)),
-            },
-        )
-        .await?)
-    }
-
-    fn api(&self, i: usize) -> String {
-        format!("http://{}", self.federation.members[i].api)
-    }
-
-    async fn get(&self, i: usize, path: &str) -> Result<Option<Value>> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.api(i)))
-            .send()
-            .await?;
-        if resp.status() == 404 {
-            return Ok(None);
-        }
-        Ok(Some(resp.error_for_status()?.json().await?))
-    }
-
-    async fn post(&self, i: usize, path: &str, body: &Value) -> Result<(u16, Value)> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.api(i)))
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await?))
-    }
-
-    async fn status(&self, i: usize) -> Result<Value> {
-        Ok(self.get(i, "/v1/status").await?.ok_or("no status")?)
-    }
-
-    /// Waits until members `who` have a signed epoch `epoch`; returns them.
-    async fn wait_epoch(
-        &self,
-        who: &[usize],
-        epoch: u64,
-        timeout: Duration,
-    ) -> Result<Vec<SignedEpoch>> {
-        let mut out = Vec::new();
-        for &i in who {
-            let e = wait_for(
-                &format!("member {i} to sign epoch {epoch}"),
-                timeout,
-                || async {
-                    match self.get(i, &format!("/v1/epochs/{epoch}")).await {
-                        Ok(Some(v)) => Ok(Some(
-                            serde_json::from_value::<SignedEpoch>(v).expect("present in this test"),
-                        )),
-                        _ => Ok(None),
-                    }
-                },
-            )
-            .await?;
-            out.push(e);
-        }
-        Ok(out)
-    }
-
-    /// Bonded validators: each funds a bond from its coinbase coins; the bonds confirm together and
-    /// each registers with its proof.
-    async fn bonded_registrations(&self, who: &[(&str, u64)]) -> Result<Vec<ConsensusItem>> {
-        for (label, _) in who {
-            let wallet = KeyWallet::new(key(label), Network::Regtest);
-            self.bitcoind.mine_to(1, &wallet.address()).await?;
-        }
-        self.bitcoind.mine(100).await?;
-        let mut out = Vec::new();
-        for (label, sats) in who {
-            let owner = key(label);
-            let wallet = KeyWallet::new(owner, Network::Regtest);
-            let fed = Federation::byzantine(self.federation.keys())?;
-            let bond = Bond::new(owner.x_only_public_key().0, fed, 200)?;
-            let funding = wallet
-                .fund(
-                    &self.rpc,
-                    bond.script_pubkey(),
-                    Amount::from_sat(*sats),
-                    FeeRate::from_sat_per_vb(2).expect("present in this test"),
-                )
-                .await?;
-            let node = key(&format!("{label}-node"));
-            let proof = BondClaims {
-                outpoint: funding.outpoint,
-                amount: Amount::from_sat(*sats),
-                timelock: 200,
-                owner: owner.x_only_public_key().0,
-                role: Role::Validator,
-                node_id: node.public_key(),
-                registration_key: owner.x_only_public_key().0,
-            }
-            .sign(&owner)?;
-            out.push(ConsensusItem::Register(
-                Registration {
-                    role: Role::Validator,
-                    key: owner.x_only_public_key().0,
-                    node_id: node.public_key().to_string(),
-                    api: None,
-                    models: vec![],
-                    payout_offer: None,
-                    bond: Some(proof.to_hex()),
-                    signature: String::new(),
-                }
-                .sign(&owner),
-            ));
-        }
-        self.bitcoind.mine(1).await?;
-        Ok(out)
-    }
-}
-
-fn miner_registration(label: &str) -> ConsensusItem {
-    let kp = key(label);
-    ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: kp.x_only_public_key().0,
-            node_id: node_id(&format!("{label}-node")),
-            api: Some(format!("http://127.0.0.1:1/{label}")),
-            models: vec!["all-minilm-l6-v2".into()],
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
-        }
-        .sign(&kp),
-    )
-}
-
-fn weights(validator: &str, epoch: u64, w: &[(&str, u16)]) -> Value {
-    let kp = key(validator);
-    let vector = WeightVector {
-        epoch,
-        validator: kp.x_only_public_key().0.serialize(),
-        weights: w
-            .iter()
-            .map(|(m, v)| (node_id(&format!("{m}-node")), *v))
-            .collect::<BTreeMap<_, _>>(),
-    };
-    serde_json::to_value(vector.sign(&kp)).expect("present in this test")
-}
+use boltensor_coordinator::items::ConsensusItem;
+use boltensor_testenv::wait_for;
+use common::{key, miner_registration, node_id, weights, Net, Result};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
@@ -274,8 +22,7 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
         )
         .with_test_writer()
         .try_init();
-    let dir = tempfile::tempdir()?;
-    let mut net = Net::start(dir.path()).await?;
+    let mut net = Net::start().await?;
     let long = Duration::from_secs(60);
 
     // Registrations through different members; bad input is refused with a reason.
@@ -464,7 +211,11 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
     assert_eq!(unauth.status(), 401);
 
     // Stop member 3: epochs still close on the other three.
-    net.members[3].take().expect("present in this test").stop();
+    net.members[3]
+        .take()
+        .expect("present in this test")
+        .shutdown()
+        .await;
     let next = results[0].result.inputs.epoch + 2;
     let after = net.wait_epoch(&[0, 1, 2], next, long).await?;
     for r in &after[1..] {

@@ -610,6 +610,41 @@ impl LnNode {
         })
     }
 
+    /// Starts a spontaneous (keysend) payment of `amount_msat` to `node_id` with a preimage the caller
+    /// chooses. A deterministic preimage makes the payment idempotent: while a payment with the same
+    /// hash is pending or succeeded, ldk-node refuses to send it again (`DuplicatePayment`), across
+    /// restarts too (its payment store is persisted); only a failed one can be retried.
+    pub fn keysend(
+        &self,
+        node_id: PublicKey,
+        amount_msat: u64,
+        preimage: PaymentPreimage,
+    ) -> Result<PendingPayment, LnError> {
+        let events = self.subscribe();
+        let payment_hash = PaymentHash::from(preimage);
+        self.inner
+            .spontaneous_payment()
+            .send_with_preimage(amount_msat, node_id, preimage, None)
+            .map_err(LnError::node("send keysend payment"))?;
+        Ok(PendingPayment {
+            payment_hash,
+            events,
+            node: Arc::clone(&self.inner),
+        })
+    }
+
+    /// The sum of every incoming payment that succeeded, in msat.
+    pub fn received_msat(&self) -> u64 {
+        self.inner
+            .list_payments_with_filter(|p| {
+                p.direction == ldk_node::payment::PaymentDirection::Inbound
+                    && p.status == PaymentStatus::Succeeded
+            })
+            .iter()
+            .filter_map(|p| p.amount_msat)
+            .sum()
+    }
+
     /// Pays `invoice` and waits for the outcome.
     pub async fn pay(
         &self,

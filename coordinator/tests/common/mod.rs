@@ -1,0 +1,299 @@
+//! Shared set-up: N coordinators in one process on real TCP links, a regtest bitcoind for bonds.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
+use bitcoin::{Amount, FeeRate, Network};
+use boltensor_contracts::{BitcoindRpc, Bond, BondClaims, Federation, KeyWallet, RpcAuth};
+use boltensor_coordinator::config::{ConsensusTiming, Member};
+use boltensor_coordinator::items::{ConsensusItem, Registration};
+use boltensor_coordinator::params::Params;
+use boltensor_coordinator::store::SignedEpoch;
+use boltensor_coordinator::{start, CoordinatorConfig, FederationConfig, Options, Running};
+use boltensor_ln::{ChainSource, LnNode};
+use boltensor_protocol::weights::WeightVector;
+use boltensor_protocol::Role;
+use boltensor_testenv::{free_port, wait_for, TestNet};
+use serde_json::Value;
+
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn key(label: &str) -> Keypair {
+    let digest = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(label.as_bytes());
+    let secret = SecretKey::from_slice(bitcoin::hashes::Hash::as_byte_array(&digest))
+        .expect("present in this test");
+    Keypair::from_secret_key(SECP256K1, &secret)
+}
+
+pub fn node_id(label: &str) -> String {
+    key(label).public_key().to_string()
+}
+
+pub struct Net {
+    pub testnet: TestNet,
+    pub rpc: BitcoindRpc,
+    pub federation: FederationConfig,
+    pub keys: Vec<Keypair>,
+    pub dirs: Vec<tempfile::TempDir>,
+    pub members: Vec<Option<Running>>,
+    pub ln: Vec<Option<Arc<LnNode>>>,
+    pub http: reqwest::Client,
+}
+
+impl Net {
+    /// A federation of four with its bitcoind, members not started yet.
+    pub async fn new() -> Result<Net> {
+        let testnet = TestNet::start().await?;
+        let ChainSource::BitcoindRpc {
+            port,
+            user,
+            password,
+            ..
+        } = testnet.bitcoind.chain_source()
+        else {
+            unreachable!()
+        };
+        let rpc = BitcoindRpc::new(
+            format!("http://127.0.0.1:{port}"),
+            RpcAuth::UserPass { user, password },
+        );
+        let keys: Vec<Keypair> = (0..4).map(|i| key(&format!("member-{i}"))).collect();
+        let mut members = Vec::new();
+        for kp in &keys {
+            let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+            let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+            members.push(Member {
+                key: kp.x_only_public_key().0,
+                p2p,
+                api,
+            });
+        }
+        let federation = FederationConfig {
+            name: "test".into(),
+            members,
+            timing: ConsensusTiming {
+                rounds_per_session: 8,
+                round_delay_ms: 60,
+            },
+            params: Params {
+                epoch_sessions: 2,
+                bond_min_timelock: 50,
+                bond_margin: 5,
+                bond_min_confirmations: 1,
+                bond_min_sat: 10_000,
+                epoch_pool_msat: 1_000_000,
+                ..Params::default()
+            },
+        };
+        federation.validate()?;
+        Ok(Net {
+            testnet,
+            rpc,
+            federation,
+            keys,
+            dirs: (0..4)
+                .map(|_| tempfile::tempdir())
+                .collect::<std::io::Result<_>>()?,
+            members: (0..4).map(|_| None).collect(),
+            ln: (0..4).map(|_| None).collect(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// A federation of four, all started.
+    pub async fn start() -> Result<Net> {
+        let mut net = Net::new().await?;
+        for i in 0..4 {
+            net.members[i] = Some(net.start_member(i).await?);
+        }
+        Ok(net)
+    }
+
+    pub fn bitcoind(&self) -> &boltensor_testenv::Bitcoind {
+        &self.testnet.bitcoind
+    }
+
+    pub async fn start_member(&self, i: usize) -> Result<Running> {
+        let cfg = CoordinatorConfig {
+            federation: self.federation.clone(),
+            index: i,
+            keypair: self.keys[i],
+            data_dir: self.dirs[i].path().to_path_buf(),
+        };
+        Ok(start(
+            cfg,
+            Options {
+                rpc: Some(self.rpc.clone()),
+                bond_check_every: Some(Duration::from_millis(500)),
+                ln: self.ln[i].clone(),
+            },
+        )
+        .await?)
+    }
+
+    pub fn api(&self, i: usize) -> String {
+        format!("http://{}", self.federation.members[i].api)
+    }
+
+    pub async fn get(&self, i: usize, path: &str) -> Result<Option<Value>> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.api(i)))
+            .send()
+            .await?;
+        if resp.status() == 404 {
+            return Ok(None);
+        }
+        Ok(Some(resp.error_for_status()?.json().await?))
+    }
+
+    pub async fn post(&self, i: usize, path: &str, body: &Value) -> Result<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.api(i)))
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await?))
+    }
+
+    pub async fn status(&self, i: usize) -> Result<Value> {
+        Ok(self.get(i, "/v1/status").await?.ok_or("no status")?)
+    }
+
+    /// Waits until members `who` have a signed epoch `epoch`; returns them.
+    pub async fn wait_epoch(
+        &self,
+        who: &[usize],
+        epoch: u64,
+        timeout: Duration,
+    ) -> Result<Vec<SignedEpoch>> {
+        let mut out = Vec::new();
+        for &i in who {
+            let e = wait_for(
+                &format!("member {i} to sign epoch {epoch}"),
+                timeout,
+                || async {
+                    match self.get(i, &format!("/v1/epochs/{epoch}")).await {
+                        Ok(Some(v)) => Ok(Some(
+                            serde_json::from_value::<SignedEpoch>(v).expect("present in this test"),
+                        )),
+                        _ => Ok(None),
+                    }
+                },
+            )
+            .await?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Bonded validators: each funds a bond from its coinbase coins; the bonds confirm together and
+    /// each registers with its proof.
+    pub async fn bonded_registrations(&self, who: &[(&str, u64)]) -> Result<Vec<ConsensusItem>> {
+        let nodes: Vec<_> = who
+            .iter()
+            .map(|(label, _)| key(&format!("{label}-node")).public_key())
+            .collect();
+        self.bonded_registrations_for(who, &nodes).await
+    }
+
+    /// Like [`Net::bonded_registrations`] with the validators' Lightning node ids given.
+    pub async fn bonded_registrations_for(
+        &self,
+        who: &[(&str, u64)],
+        nodes: &[bitcoin::secp256k1::PublicKey],
+    ) -> Result<Vec<ConsensusItem>> {
+        for (label, _) in who {
+            let wallet = KeyWallet::new(key(label), Network::Regtest);
+            self.bitcoind().mine_to(1, &wallet.address()).await?;
+        }
+        self.bitcoind().mine(100).await?;
+        let mut out = Vec::new();
+        for ((label, sats), node) in who.iter().zip(nodes) {
+            let owner = key(label);
+            let wallet = KeyWallet::new(owner, Network::Regtest);
+            let fed = Federation::byzantine(self.federation.keys())?;
+            let bond = Bond::new(owner.x_only_public_key().0, fed, 200)?;
+            let funding = wallet
+                .fund(
+                    &self.rpc,
+                    bond.script_pubkey(),
+                    Amount::from_sat(*sats),
+                    FeeRate::from_sat_per_vb(2).expect("present in this test"),
+                )
+                .await?;
+            let proof = BondClaims {
+                outpoint: funding.outpoint,
+                amount: Amount::from_sat(*sats),
+                timelock: 200,
+                owner: owner.x_only_public_key().0,
+                role: Role::Validator,
+                node_id: *node,
+                registration_key: owner.x_only_public_key().0,
+            }
+            .sign(&owner)?;
+            out.push(ConsensusItem::Register(
+                Registration {
+                    role: Role::Validator,
+                    key: owner.x_only_public_key().0,
+                    node_id: node.to_string(),
+                    api: None,
+                    models: vec![],
+                    payout_offer: None,
+                    bond: Some(proof.to_hex()),
+                    signature: String::new(),
+                }
+                .sign(&owner),
+            ));
+        }
+        self.bitcoind().mine(1).await?;
+        Ok(out)
+    }
+}
+
+pub fn miner_registration(label: &str) -> ConsensusItem {
+    miner_registration_for(label, &node_id(&format!("{label}-node")))
+}
+
+/// A miner's registration with its Lightning node id given.
+pub fn miner_registration_for(label: &str, node: &str) -> ConsensusItem {
+    let kp = key(label);
+    ConsensusItem::Register(
+        Registration {
+            role: Role::Miner,
+            key: kp.x_only_public_key().0,
+            node_id: node.to_string(),
+            api: Some(format!("http://127.0.0.1:1/{label}")),
+            models: vec!["all-minilm-l6-v2".into()],
+            payout_offer: None,
+            bond: None,
+            signature: String::new(),
+        }
+        .sign(&kp),
+    )
+}
+
+pub fn weights(validator: &str, epoch: u64, w: &[(&str, u16)]) -> Value {
+    let by_node: Vec<(String, u16)> = w
+        .iter()
+        .map(|(m, v)| (node_id(&format!("{m}-node")), *v))
+        .collect();
+    weights_by_node(validator, epoch, &by_node)
+}
+
+/// A validator's signed weights over miners given by Lightning node id.
+pub fn weights_by_node(validator: &str, epoch: u64, w: &[(String, u16)]) -> Value {
+    let kp = key(validator);
+    let vector = WeightVector {
+        epoch,
+        validator: kp.x_only_public_key().0.serialize(),
+        weights: w.iter().cloned().collect::<BTreeMap<_, _>>(),
+    };
+    serde_json::to_value(vector.sign(&kp)).expect("present in this test")
+}

@@ -119,9 +119,18 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
     // that sees its stake: take the first epoch (of a few) whose result pays the miners.
     let miner_a = key("miner-a").x_only_public_key().0;
     let mut results = Vec::new();
-    for e in epoch..epoch + 4 {
+    for e in epoch..epoch + 6 {
         results = net.wait_epoch(&[0, 1, 2, 3], e, long).await?;
-        if results[0].result.payouts.iter().any(|p| p.key == miner_a) {
+        let r = &results[0].result;
+        // Both validators held a permit going into this epoch (their stakes may count an epoch apart).
+        let permitted = r
+            .inputs
+            .neurons
+            .iter()
+            .flatten()
+            .filter(|n| n.role == boltensor_protocol::Role::Validator)
+            .all(|n| r.inputs.permits.get(n.uid as usize).copied().unwrap_or(false));
+        if permitted && r.payouts.iter().any(|p| p.key == miner_a) {
             break;
         }
     }

@@ -185,7 +185,7 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Run a local OpenAI-compatible endpoint that pays miners per request from your node.
-    Proxy(ProxyArgs),
+    Proxy(Box<ProxyArgs>),
     /// Embed a text through a running proxy and print the vector's first values and the price.
     Embed(OneShotArgs),
     /// Ask a chat model through a running proxy and print the answer and the price.
@@ -200,9 +200,20 @@ pub struct ProxyArgs {
     /// Address for the OpenAI-compatible endpoint.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Miner base URL (repeat for several).
-    #[arg(long = "miner", required = true)]
+    /// Miner base URL (repeat for several). With `--coordinator`, the fallback when no coordinator
+    /// answers.
+    #[arg(long = "miner", required_unless_present = "coordinators")]
     pub miners: Vec<String>,
+    /// Coordinator base URL to pick miners from by the federation's score (repeat: give more than the
+    /// federation's faulty members; scores are merged by median).
+    #[arg(long = "coordinator")]
+    pub coordinators: Vec<String>,
+    /// Weight added to every miner's score (0..1) so unscored miners get a little traffic.
+    #[arg(long, default_value_t = 0.02)]
+    pub score_floor: f64,
+    /// Seconds a miner that failed is skipped.
+    #[arg(long, default_value_t = 30)]
+    pub miner_backoff_secs: u64,
     /// Refuse requests priced above this, msat.
     #[arg(long, default_value_t = 100_000)]
     pub max_price_msat: u64,
@@ -238,6 +249,9 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             let mut cfg = boltensor_client::ClientConfig::new(args.miners.clone());
             cfg.max_price_msat = args.max_price_msat;
             cfg.budget_msat = args.budget_msat;
+            cfg.directory.coordinators = args.coordinators.clone();
+            cfg.directory.score_floor = args.score_floor;
+            cfg.directory.backoff = std::time::Duration::from_secs(args.miner_backoff_secs);
             let client = boltensor_client::PayingClient::new(cfg, Arc::clone(&node));
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
@@ -246,6 +260,12 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 "OpenAI-compatible proxy on http://{}/v1 (any API key)",
                 args.listen
             );
+            if !args.coordinators.is_empty() {
+                println!(
+                    "routing by the federation's score from {} coordinator(s); see /v1/directory",
+                    args.coordinators.len()
+                );
+            }
             axum::serve(listener, boltensor_client::proxy::router(client))
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;

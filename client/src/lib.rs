@@ -4,12 +4,17 @@
 //!
 //! # Layout
 //! - [`PayingClient`], [`ClientConfig`], [`Spend`], [`ClientError`]: the library.
+//! - [`directory`]: [`MinerDirectory`], which picks a miner per request from the coordinator federation's
+//!   `GET /v1/miners` by score (the static miner list is the fallback).
 //! - [`proxy`]: `router(client)` for `boltensor client proxy`.
 //!
 //! The client's guarantee comes from the hold invoice: its payment settles only when the miner claims it,
 //! which the miner does only with the result in hand; otherwise it is failed back and the funds return.
 
+pub mod directory;
 pub mod proxy;
+
+pub use directory::{DirectoryConfig, DirectoryError, MinerDirectory};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -22,10 +27,13 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
 /// What the client may spend and where it sends requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
-    /// Miner base URLs, e.g. `http://127.0.0.1:8081` (tried in turn).
+    /// Miner base URLs, e.g. `http://127.0.0.1:8081` (tried in turn). With coordinators configured in
+    /// [`ClientConfig::directory`], the fallback when none of them answers.
     pub miners: Vec<String>,
+    /// Where to look miners up by model and score (no coordinators: only [`ClientConfig::miners`]).
+    pub directory: DirectoryConfig,
     /// Refuse any single request priced above this.
     pub max_price_msat: u64,
     /// Refuse requests once this much has been spent or reserved in total.
@@ -41,6 +49,7 @@ impl ClientConfig {
     pub fn new(miners: Vec<String>) -> Self {
         ClientConfig {
             miners,
+            directory: DirectoryConfig::default(),
             max_price_msat: 100_000,
             budget_msat: 10_000_000,
             payment_timeout: Duration::from_secs(60),
@@ -133,6 +142,9 @@ pub struct Spend {
     pub credit_msat: u64,
     /// Settled prices per miner.
     pub by_miner: BTreeMap<String, u64>,
+    /// Requests sent per miner (paid or not, answered or not).
+    #[serde(default)]
+    pub requests_by_miner: BTreeMap<String, u64>,
 }
 
 struct Inner {
@@ -143,6 +155,7 @@ struct Inner {
     /// Credit note token and value per miner.
     credits: Mutex<HashMap<String, (String, u64)>>,
     next: Mutex<usize>,
+    directory: Option<MinerDirectory>,
 }
 
 /// Pays miners per request from its own Lightning node.
@@ -218,6 +231,8 @@ impl PayingClient {
             budget_msat: cfg.budget_msat,
             ..Spend::default()
         };
+        let directory = (!cfg.directory.coordinators.is_empty())
+            .then(|| MinerDirectory::new(cfg.directory.clone()));
         PayingClient {
             inner: Arc::new(Inner {
                 cfg,
@@ -226,6 +241,7 @@ impl PayingClient {
                 spend: Mutex::new(spend),
                 credits: Mutex::new(HashMap::new()),
                 next: Mutex::new(0),
+                directory,
             }),
         }
     }
@@ -233,6 +249,11 @@ impl PayingClient {
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
+    }
+
+    /// The miner directory, when coordinators are configured.
+    pub fn directory(&self) -> Option<&MinerDirectory> {
+        self.inner.directory.as_ref()
     }
 
     /// What has been spent so far.
@@ -245,10 +266,14 @@ impl PayingClient {
     /// Sends a GET to the first miner that answers (free endpoints: `/v1/models`, `/v1/quote`).
     pub async fn get(&self, path: &str) -> Result<(String, reqwest::Response), ClientError> {
         let mut last = ClientError::NoMiners;
-        for miner in self.order() {
+        for miner in self.order(None).await {
             match self.inner.http.get(format!("{miner}{path}")).send().await {
-                Ok(resp) => return Ok((miner, resp)),
+                Ok(resp) => {
+                    self.report(&miner, true);
+                    return Ok((miner, resp));
+                }
                 Err(e) => {
+                    self.report(&miner, false);
                     last = ClientError::Unreachable {
                         miner,
                         reason: e.to_string(),
@@ -259,7 +284,27 @@ impl PayingClient {
         Err(last)
     }
 
-    fn order(&self) -> Vec<String> {
+    /// The miners a request for `model` tries, in order: from the directory (weighted by the
+    /// federation's score, recently failed miners last) when coordinators are configured and answer,
+    /// then the static list; without a directory, the static list in turn (round robin).
+    pub async fn order(&self, model: Option<&str>) -> Vec<String> {
+        match &self.inner.directory {
+            Some(dir) => dir.candidates(model, &self.inner.cfg.miners).await,
+            None => self.round_robin(),
+        }
+    }
+
+    fn report(&self, miner: &str, ok: bool) {
+        if let Some(dir) = &self.inner.directory {
+            if ok {
+                dir.report_success(miner);
+            } else {
+                dir.report_failure(miner);
+            }
+        }
+    }
+
+    fn round_robin(&self) -> Vec<String> {
         let miners = &self.inner.cfg.miners;
         if miners.is_empty() {
             return Vec::new();
@@ -275,14 +320,32 @@ impl PayingClient {
             .collect()
     }
 
-    /// POSTs `body` to `path` at a miner (the next in turn that is reachable), paying its 402 challenge
-    /// within the limits, and returns the miner's answer to the paid request.
+    /// POSTs `body` to `path` at a miner (chosen by [`PayingClient::order`] for the body's `"model"`; the
+    /// next one if it is unreachable), paying its 402 challenge within the limits, and returns the
+    /// miner's answer to the paid request. A miner that is unreachable, sends a bad challenge or answers
+    /// 5xx is backed off in the directory.
     pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<Paid, ClientError> {
         lock(&self.inner.spend).requests += 1;
+        let model = if self.inner.directory.is_some() {
+            request_model(&body)
+        } else {
+            None
+        };
         let mut last = ClientError::NoMiners;
-        for miner in self.order() {
+        for miner in self.order(model.as_deref()).await {
             match self.post_to(&miner, path, body.clone()).await {
-                Err(e @ ClientError::Unreachable { .. }) => last = e,
+                Err(e @ ClientError::Unreachable { .. }) => {
+                    self.report(&miner, false);
+                    last = e
+                }
+                Err(e @ ClientError::BadChallenge { .. }) => {
+                    self.report(&miner, false);
+                    return Err(e);
+                }
+                Ok(paid) => {
+                    self.report(&miner, !paid.response.status().is_server_error());
+                    return Ok(paid);
+                }
                 other => return other,
             }
         }
@@ -297,6 +360,10 @@ impl PayingClient {
         body: Vec<u8>,
     ) -> Result<Paid, ClientError> {
         let inner = &self.inner;
+        *lock(&inner.spend)
+            .requests_by_miner
+            .entry(miner.to_owned())
+            .or_insert(0) += 1;
         let url = format!("{miner}{path}");
         let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             miner: miner.to_owned(),
@@ -456,5 +523,29 @@ impl PayingClient {
         if let (Some(token), Some(msat)) = (new, msat) {
             credits.insert(miner.to_owned(), (token.to_owned(), msat));
         }
+    }
+}
+
+/// The `"model"` field of an OpenAI request body, if any.
+fn request_model(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ModelOnly {
+        model: Option<String>,
+    }
+    serde_json::from_slice::<ModelOnly>(body).ok()?.model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_is_read_from_the_body() {
+        assert_eq!(
+            request_model(br#"{"model":"all-minilm-l6-v2","input":["x"]}"#).as_deref(),
+            Some("all-minilm-l6-v2")
+        );
+        assert_eq!(request_model(br#"{"input":"x"}"#), None);
+        assert_eq!(request_model(b"not json"), None);
     }
 }

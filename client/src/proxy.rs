@@ -2,7 +2,10 @@
 //!
 //! Point any OpenAI SDK at `http://127.0.0.1:PORT/v1` (any API key): `POST /v1/embeddings` and
 //! `POST /v1/chat/completions` (streamed or not) are forwarded to a miner and paid from the client's node;
-//! `GET /v1/models` lists the first reachable miner's models; `GET /v1/spend` shows what was spent.
+//! `GET /v1/models` lists the first reachable miner's models; `GET /v1/spend` shows what was spent
+//! (with requests per miner), `GET /metrics` the same as Prometheus text, and `GET /v1/directory` the
+//! federation's merged miner listing when coordinators are configured (`?model=` to filter).
+//! Which miner gets a request: [`crate::directory`].
 //! Each paid response carries `x-boltensor-price-msat`, and when not streamed also
 //! `x-boltensor-fee-msat` and `x-boltensor-preimage` (the proof of payment).
 
@@ -24,6 +27,7 @@ pub fn router(client: PayingClient) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/spend", get(spend))
         .route("/metrics", get(metrics))
+        .route("/v1/directory", get(directory))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
         .with_state(client)
@@ -71,7 +75,50 @@ async fn metrics(State(client): State<PayingClient>) -> Response {
          # TYPE boltensor_client_credit_msat gauge\nboltensor_client_credit_msat {}\n",
         s.requests, s.paid_requests, s.refunded, s.spent_msat, s.fees_msat, s.in_flight_msat, s.credit_msat
     );
+    let mut body = body;
+    body.push_str("# TYPE boltensor_client_miner_requests_total counter\n");
+    for (miner, n) in &s.requests_by_miner {
+        body.push_str(&format!(
+            "boltensor_client_miner_requests_total{{miner=\"{}\"}} {n}\n",
+            miner.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+    }
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DirectoryQuery {
+    model: Option<String>,
+}
+
+/// The merged listing the client routes by (404 without coordinators, 502 when none answers).
+async fn directory(
+    State(client): State<PayingClient>,
+    axum::extract::Query(q): axum::extract::Query<DirectoryQuery>,
+) -> Response {
+    let Some(dir) = client.directory() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "boltensor_no_directory",
+            "no coordinator configured (--coordinator)".into(),
+        );
+    };
+    match dir.listing(q.model.as_deref()).await {
+        Ok(listing) => {
+            let miners: Vec<_> = listing
+                .miners
+                .iter()
+                .map(|m| json!({"miner": m, "backed_off": dir.is_backed_off(&m.api)}))
+                .collect();
+            Json(json!({"epoch": listing.epoch, "answered": listing.answered, "miners": miners}))
+                .into_response()
+        }
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            "boltensor_directory_error",
+            e.to_string(),
+        ),
+    }
 }
 
 async fn embeddings(State(client): State<PayingClient>, body: Bytes) -> Response {

@@ -3,8 +3,15 @@
 //! `boltensor devnet up` calls [`up`]: it starts (or resumes) a regtest bitcoind and one ldk-node node per
 //! role member, funds them, opens the channel topology (clients and validators → every coordinator →
 //! every miner), checks that a client can pay a miner through a coordinator, and serves its state on a
-//! local control port. `boltensor devnet status` calls [`status`], which reads that port. Later issues
-//! add the role services and traffic on top of these nodes.
+//! local control port. `boltensor devnet status` calls [`status`], which reads that port.
+//!
+//! On these nodes run the role services: the coordinator federation ([`federation`]: at least four
+//! members running consensus, each paying its epochs from a coordinator's node), miners' APIs
+//! registered with it (the last miner misbehaves), validators that bond, register, score the registered
+//! miners and submit weights every federation epoch, clients' paying proxies with generated traffic,
+//! and a block timer.
+
+pub mod federation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -17,6 +24,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use boltensor_client::{ClientConfig, PayingClient};
+use boltensor_coordinator::FederationConfig;
 use boltensor_ln::{Balances, LnNode, PublicKey};
 use boltensor_miner::{Miner, MinerConfig, Misbehaviour};
 use boltensor_protocol::Role;
@@ -43,7 +51,8 @@ pub const MINER_CHANNEL_SATS: u64 = 5_000_000;
 pub struct DevnetConfig {
     /// Where state lives; `up` again resumes from it.
     pub data_dir: PathBuf,
-    /// Number of coordinators.
+    /// Number of coordinators' Lightning hubs. The federation runs `max(4, coordinators)` members
+    /// (see [`federation`]); with fewer hubs than members, hubs' nodes are shared.
     pub coordinators: usize,
     /// Number of miners.
     pub miners: usize,
@@ -61,7 +70,8 @@ pub struct DevnetConfig {
     pub traffic_interval: Option<Duration>,
     /// Pause between validators' challenge rounds (None: validators do not challenge).
     pub validator_round: Option<Duration>,
-    /// Length of a validator epoch (a signed weight vector each).
+    /// About how long a federation epoch lasts (converted into sessions when the federation is created;
+    /// a resumed federation keeps its own). Each validator submits a weight vector per epoch.
     pub epoch: Duration,
     /// Mine a block this often (None: only when the devnet needs one).
     pub block_interval: Option<Duration>,
@@ -210,6 +220,9 @@ pub struct StatusReport {
     /// Each validator's current scores, by miner name.
     #[serde(default)]
     pub scores: Vec<(String, BTreeMap<String, f64>)>,
+    /// The coordinator federation, once started.
+    #[serde(default)]
+    pub federation: Option<federation::FederationReport>,
 }
 
 /// One node in a [`StatusReport`].
@@ -286,6 +299,48 @@ impl StatusReport {
                 n.node_id
             );
         }
+        if let Some(f) = &self.federation {
+            let opt = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+            let _ = writeln!(
+                out,
+                "\nfederation {} ({} members, {} signatures make a result final, {} sessions per epoch): \
+                 session {}, epoch {}, last signed epoch {}, {} registered; payouts {} receipted, {} owed ({} msat)",
+                f.name,
+                f.members.len(),
+                f.threshold,
+                f.epoch_sessions,
+                opt(f.session),
+                opt(f.epoch),
+                opt(f.last_signed_epoch),
+                opt(f.registered),
+                f.payouts_receipted,
+                f.payouts_owed,
+                f.payouts_owed_msat
+            );
+            for m in &f.members {
+                let state = match &m.status {
+                    Some(s) => format!(
+                        "session {} epoch {} last signed {}",
+                        s.session,
+                        s.epoch,
+                        opt(s.last_signed_epoch)
+                    ),
+                    None => format!("NOT ANSWERING: {}", m.error.as_deref().unwrap_or("?")),
+                };
+                let _ = writeln!(
+                    out,
+                    "  member {} {:<24} pays from {:<15} {state}",
+                    m.index, m.api_url, m.hub
+                );
+            }
+            if let Some(m) = f.members.first() {
+                let _ = writeln!(
+                    out,
+                    "audit the latest epoch: boltensor epoch verify --from {}",
+                    m.api_url
+                );
+            }
+        }
         for (name, scores) in &self.scores {
             let list: Vec<String> = scores.iter().map(|(m, s)| format!("{m} {s:.2}")).collect();
             let _ = writeln!(out, "{name} scores: {}", list.join(", "));
@@ -338,6 +393,10 @@ struct Shared {
     miner_names: RwLock<HashMap<String, String>>,
     /// Miner, proxy and traffic tasks, stopped (in order) before the nodes.
     services: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The federation's config and the hub (node name) paying for each member index modulo its length.
+    federation: RwLock<Option<(FederationConfig, Vec<String>)>>,
+    /// The running federation members, stopped after the services and before the nodes.
+    coordinators: tokio::sync::Mutex<Vec<boltensor_coordinator::Running>>,
     services_stop: watch::Sender<bool>,
 }
 
@@ -359,6 +418,11 @@ impl Shared {
                 .ok(),
             None => None,
         };
+        let fed = read(&self.federation).clone();
+        let federation = match fed {
+            Some((config, hubs)) => Some(federation::report(&config, &hubs).await),
+            None => None,
+        };
         let nodes = read(&self.nodes).clone();
         let names: HashMap<PublicKey, String> = nodes
             .iter()
@@ -372,6 +436,7 @@ impl Shared {
             height,
             control_url: self.control_url.clone(),
             routing_check: read(&self.routing_check).clone(),
+            federation,
             spend: read(&self.clients)
                 .iter()
                 .map(|(name, c)| (name.clone(), c.spend()))
@@ -571,6 +636,8 @@ pub async fn up(
         miner_names: RwLock::new(HashMap::new()),
         services: tokio::sync::Mutex::new(Vec::new()),
         services_stop: watch::channel(false).0,
+        federation: RwLock::new(None),
+        coordinators: tokio::sync::Mutex::new(Vec::new()),
     });
     let server = {
         let router = control_router(Arc::clone(&shared));
@@ -627,6 +694,10 @@ async fn teardown(shared: &Shared, net: Option<&TestNet>) {
     }
     write(&shared.clients).clear();
     write(&shared.validators).clear();
+    // Then the federation (its payers use the nodes), each member releasing its ledger.
+    for member in shared.coordinators.lock().await.drain(..) {
+        member.shutdown().await;
+    }
     let nodes = std::mem::take(&mut *write(&shared.nodes));
     for (_, node) in &nodes {
         node.stop().await;
@@ -771,6 +842,7 @@ async fn bring_up(
     let check = routing_check(state, &nodes).await?;
     *write(&shared.routing_check) = Some(check);
 
+    start_federation(cfg, state, data_dir, shared, &nodes).await?;
     start_services(cfg, state, data_dir, shared, &nodes).await?;
     if let Some(every) = cfg.block_interval {
         // Blocks on a timer, like a real chain; far slower than the 42-block hold deadlines matter.
@@ -793,6 +865,57 @@ async fn bring_up(
         }));
     }
     Ok(net)
+}
+
+/// Starts the coordinator federation (created in the data dir on the first `up`, resumed after): every
+/// member with the devnet's bitcoind for bond checks and a coordinator's node to pay its epochs from.
+async fn start_federation(
+    cfg: &DevnetConfig,
+    state: &DevnetState,
+    data_dir: &Path,
+    shared: &Arc<Shared>,
+    nodes: &HashMap<String, Arc<LnNode>>,
+) -> Result<(), TestEnvError> {
+    let hubs: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|e| e.role == Role::Coordinator)
+        .map(|e| e.name.clone())
+        .collect();
+    let members = hubs.len().max(federation::MIN_MEMBERS);
+    let configs = federation::load_or_create(data_dir, members, cfg.epoch)?;
+    let fed = configs
+        .first()
+        .map(|c| c.federation.clone())
+        .ok_or_else(|| TestEnvError::Devnet("a federation without members".into()))?;
+    shared.set_phase(format!(
+        "starting the coordinator federation: {} members, {} sessions per epoch",
+        fed.n(),
+        fed.params.epoch_sessions
+    ));
+    let rpc = federation::rpc(
+        state.bitcoind_rpc_port,
+        &state.rpc_user,
+        &state.rpc_password,
+    );
+    for c in configs {
+        let index = c.index;
+        let hub = &hubs[index % hubs.len()];
+        let running = boltensor_coordinator::start(
+            c,
+            boltensor_coordinator::Options {
+                rpc: Some(rpc.clone()),
+                bond_check_every: Some(Duration::from_secs(1)),
+                ln: Some(Arc::clone(&nodes[hub])),
+            },
+        )
+        .await
+        .map_err(|e| TestEnvError::Devnet(format!("federation member {index}: {e}")))?;
+        tracing::info!(member = index, api = %running.api, %hub, "federation member started");
+        shared.coordinators.lock().await.push(running);
+    }
+    *write(&shared.federation) = Some((fed, hubs));
+    Ok(())
 }
 
 /// Starts a miner API on every miner node (sharing one copy of the models), a paying proxy on every
@@ -821,6 +944,10 @@ async fn start_services(
                 ))
             })?
     };
+    let coordinator_urls: Vec<String> = read(&shared.federation)
+        .as_ref()
+        .map(|(f, _)| (0..f.n()).map(|i| federation::api_url(f, i)).collect())
+        .unwrap_or_default();
     let mut miner_urls = Vec::new();
     let mut tasks = Vec::new();
     let miner_count = state.count(Role::Miner);
@@ -853,28 +980,49 @@ async fn start_services(
         }));
         let url = format!("http://127.0.0.1:{}", e.api_port);
         write(&shared.miner_names).insert(url.clone(), e.name.clone());
+        if !coordinator_urls.is_empty() {
+            let keypair = federation::miner_keypair(&data_dir.join("miners").join(&e.name))?;
+            let item = federation::miner_registration(
+                &keypair,
+                nodes[&e.name].node_id().to_string(),
+                url.clone(),
+                specs.iter().map(|s| s.id.clone()).collect(),
+            );
+            let queued = federation::submit(&coordinator_urls, &item, STEP_TIMEOUT).await?;
+            tracing::info!(miner = %e.name, queued, "miner registration submitted to the federation");
+        }
         miner_urls.push(url);
         write(&shared.services_up).push(e.name.clone());
     }
     if let Some(round) = cfg.validator_round {
-        for e in state.nodes.iter().filter(|e| e.role == Role::Validator) {
-            let v = Validator::new(
-                ValidatorConfig::new(
-                    miner_urls.clone(),
-                    data_dir.join("validators").join(&e.name),
-                ),
-                Arc::clone(&nodes[&e.name]),
-                &backends,
-            )
-            .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
+        let validators = state.nodes.iter().filter(|e| e.role == Role::Validator);
+        for (i, e) in validators.enumerate() {
+            let mut vcfg = ValidatorConfig::new(
+                miner_urls.clone(),
+                data_dir.join("validators").join(&e.name),
+            );
+            vcfg.coordinators = coordinator_urls.clone();
+            let v = Validator::new(vcfg, Arc::clone(&nodes[&e.name]), &backends)
+                .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
             let v = Arc::new(v);
-            let mut stop = shared.services_stop.subscribe();
-            tasks.push(tokio::spawn(Arc::clone(&v).run(
+            let bond = boltensor_validator::BondRequest {
+                rpc: federation::rpc(
+                    state.bitcoind_rpc_port,
+                    &state.rpc_user,
+                    &state.rpc_password,
+                ),
+                amount: bitcoin::Amount::from_sat(federation::VALIDATOR_BOND_SAT * (i as u64 + 1)),
+                timelock: None,
+                network: bitcoin::Network::Regtest,
+            };
+            let stop = shared.services_stop.subscribe();
+            tasks.push(tokio::spawn(validate(
+                e.name.clone(),
+                Arc::clone(&v),
+                (!coordinator_urls.is_empty()).then(|| (coordinator_urls.clone(), bond)),
                 round,
                 cfg.epoch,
-                async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                },
+                stop,
             )));
             write(&shared.validators).push((e.name.clone(), v));
         }
@@ -907,6 +1055,46 @@ async fn start_services(
     }
     shared.services.lock().await.extend(tasks);
     Ok(())
+}
+
+/// A validator's life on the devnet: enrol with the federation (fund a bond from its node once, then
+/// register; retried until it lands), then challenge, score and submit weights every federation epoch.
+async fn validate(
+    name: String,
+    v: Arc<Validator>,
+    federation: Option<(Vec<String>, boltensor_validator::BondRequest)>,
+    round: Duration,
+    epoch: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    if let Some((urls, bond)) = federation {
+        let fed = boltensor_validator::federation::FederationClient::new(urls);
+        loop {
+            match v.register(&fed, Some(bond.clone())).await {
+                Ok((reg, delivery)) => {
+                    tracing::info!(
+                        validator = %name,
+                        key = %reg.key,
+                        bonded = reg.bond.is_some(),
+                        holders = delivery.holders(),
+                        "validator registered with the federation"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(validator = %name, error = %e, "validator not registered yet; retrying")
+                }
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    }
+    v.run(round, epoch, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
 }
 
 async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener, TestEnvError> {

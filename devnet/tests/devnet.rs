@@ -1,13 +1,18 @@
-//! `boltensor devnet` end to end on the real daemons: up, status, resume, down.
+//! `boltensor devnet` end to end on the real daemons: up, status, the federation signing an epoch with
+//! a validator's weights, resume, down.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
+use boltensor_coordinator::store::SignedEpoch;
+use boltensor_coordinator::FederationConfig;
 use boltensor_devnet::{self as devnet, DevnetConfig, StatusReport};
 use boltensor_testenv::{free_port, wait_for, TestEnvError};
 
 fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
     Ok(DevnetConfig {
         data_dir: dir.to_path_buf(),
+        // Two Lightning hubs; the federation still runs its minimum of four members.
         coordinators: 2,
         miners: 1,
         validators: 1,
@@ -16,16 +21,30 @@ fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
         control_port: free_port().map_err(|e| TestEnvError::Devnet(e.to_string()))?,
         models_dir: None,
         traffic_interval: None,
-        validator_round: None,
-        epoch: Duration::from_secs(60),
+        // Fast challenge rounds and short epochs, so an epoch with the validator's weights closes soon.
+        validator_round: Some(Duration::from_secs(2)),
+        epoch: Duration::from_secs(8),
         block_interval: Some(Duration::from_secs(1)),
     })
 }
 
-async fn run_until_ready(cfg: DevnetConfig) -> Result<StatusReport, TestEnvError> {
+fn err(e: impl std::fmt::Display) -> TestEnvError {
+    TestEnvError::Devnet(e.to_string())
+}
+
+/// Runs `up` until it is ready, then `while_up` on its status, then stops it and waits until it has
+/// released everything (whatever happened, a failed assertion in `while_up` included).
+async fn with_devnet<T, Fut>(
+    cfg: DevnetConfig,
+    while_up: impl FnOnce(StatusReport) -> Fut,
+) -> Result<(StatusReport, T), TestEnvError>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, TestEnvError>> + Send + 'static,
+{
     let dir = cfg.data_dir.clone();
     let up = tokio::spawn(devnet::up(cfg, std::future::pending(), |_| {}));
-    let report = wait_for(
+    let ready = wait_for(
         "the devnet to be ready",
         Duration::from_secs(120),
         || async {
@@ -36,22 +55,130 @@ async fn run_until_ready(cfg: DevnetConfig) -> Result<StatusReport, TestEnvError
         },
     )
     .await;
-    // Stop it whether or not it became ready, and wait until it has released everything.
+    let outcome = match &ready {
+        Ok(report) => Some(tokio::spawn(while_up(report.clone())).await),
+        Err(_) => None,
+    };
     let stopped = devnet::down(&dir).await;
     let ended = up.await.expect("devnet task does not panic");
-    let report = report?;
+    let report = ready?;
+    let outcome = match outcome.expect("ran while up") {
+        Ok(outcome) => outcome?,
+        Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+    };
     assert!(stopped?, "down found the devnet running");
     ended?;
-    Ok(report)
+    Ok((report, outcome))
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<Option<T>, TestEnvError> {
+    let resp = reqwest::get(url).await.map_err(err)?;
+    if !resp.status().is_success() {
+        return Ok(None);
+    }
+    resp.json().await.map(Some).map_err(err)
+}
+
+/// What the first run saw of the federation.
+struct Seen {
+    federation_id: String,
+    signed_epoch: u64,
+    miner_sats_at_end: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn devnet_comes_up_with_every_channel_usable_and_resumes() -> Result<(), TestEnvError> {
+async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let report = run_until_ready(config(dir.path())?).await?;
+    let (report, seen) = with_devnet(config(dir.path())?, |report| async move {
+        let started = Instant::now();
+        let fed = report
+            .federation
+            .clone()
+            .expect("the federation is in the status");
+        assert_eq!(fed.members.len(), 4, "two hubs, four federation members");
+        let api = fed.members[0].api_url.clone();
+        assert!(report
+            .render()
+            .contains(&format!("boltensor epoch verify --from {api}")));
 
-    // 2 coordinators, 1 miner, 1 validator, 1 client: payers open to every coordinator (4 channels),
-    // coordinators to every miner (2).
+        // An epoch signed by the federation with the validator's weights in its inputs.
+        let signed: SignedEpoch = wait_for(
+            "a signed epoch with a validator's weights",
+            Duration::from_secs(120),
+            || async {
+                let latest: Option<SignedEpoch> =
+                    get_json(&format!("{api}/v1/epochs/latest")).await?;
+                Ok(latest.filter(|e| !e.result.inputs.weights.is_empty()))
+            },
+        )
+        .await?;
+        let federation: FederationConfig = get_json(&format!("{api}/v1/federation"))
+            .await?
+            .expect("the federation config is served");
+        assert_eq!(hex_id(&federation), fed.id);
+        let valid = boltensor_coordinator::verify_epoch(&signed, &federation).map_err(err)?;
+        assert!(valid >= federation.threshold());
+        eprintln!(
+            "epoch {} with the validator's weights signed by {valid} members {:.1} s after ready",
+            signed.result.inputs.epoch,
+            started.elapsed().as_secs_f32()
+        );
+
+        // The miner is registered (by its node id, with its API) and weighted by the validator.
+        let miner = report
+            .nodes
+            .iter()
+            .find(|n| n.name == "miner-1")
+            .expect("miner")
+            .clone();
+        let listed: serde_json::Value = get_json(&format!("{api}/v1/miners"))
+            .await?
+            .expect("miners are served");
+        let entry = listed["miners"]
+            .as_array()
+            .and_then(|l| l.iter().find(|m| m["node_id"] == miner.node_id.as_str()))
+            .unwrap_or_else(|| panic!("miner-1 is not in /v1/miners: {listed}"));
+        let base = miner.api_url.as_deref().map(|u| u.trim_end_matches("/v1"));
+        assert_eq!(entry["api"].as_str(), base);
+        let weighted = signed
+            .result
+            .inputs
+            .weights
+            .iter()
+            .any(|w| w.signed.vector.weights.contains_key(&miner.node_id));
+        assert!(weighted, "the validator weighted miner-1");
+
+        // Measure the cadence: the next signed epoch.
+        let next = signed.result.inputs.epoch + 1;
+        let t0 = Instant::now();
+        wait_for("the next signed epoch", Duration::from_secs(60), || async {
+            get_json::<SignedEpoch>(&format!("{api}/v1/epochs/{next}")).await
+        })
+        .await?;
+        eprintln!(
+            "next epoch signed {:.1} s later",
+            t0.elapsed().as_secs_f32()
+        );
+
+        let now = devnet::status(&report.data_dir).await?;
+        eprintln!("{}", now.render());
+        let fed_now = now.federation.expect("federation");
+        assert!(fed_now.last_signed_epoch >= Some(next));
+        assert!(fed_now.registered >= Some(2), "the miner and the validator");
+        let miner_sats_at_end = now
+            .nodes
+            .iter()
+            .find(|n| n.name == "miner-1")
+            .map_or(0, |n| n.lightning_sats);
+        Ok(Seen {
+            federation_id: fed.id,
+            signed_epoch: next,
+            miner_sats_at_end,
+        })
+    })
+    .await?;
+
+    // 2 hubs, 1 miner, 1 validator, 1 client: payers open to every hub (4 channels), hubs to the miner (2).
     assert_eq!(report.nodes.len(), 5);
     let opened: Vec<_> = report
         .nodes
@@ -67,18 +194,9 @@ async fn devnet_comes_up_with_every_channel_usable_and_resumes() -> Result<(), T
     assert!(opened.iter().all(|(_, c)| c.usable), "{}", report.render());
     let check = report.routing_check.as_deref().unwrap_or_default();
     assert!(check.contains("client-1 paid miner-1"), "{check}");
-    let miner = report
-        .nodes
-        .iter()
-        .find(|n| n.name == "miner-1")
-        .expect("miner");
-    assert_eq!(
-        miner.lightning_sats, 1000,
-        "the routing check paid the miner"
-    );
 
-    // Up again on the same data dir: same nodes, same channels, nothing refunded.
-    let again = run_until_ready(config(dir.path())?).await?;
+    // Up again on the same data dir: same nodes, same federation with its ledger, nothing refunded.
+    let (again, ()) = with_devnet(config(dir.path())?, |_| async { Ok(()) }).await?;
     let ids = |r: &StatusReport| {
         r.nodes
             .iter()
@@ -86,17 +204,30 @@ async fn devnet_comes_up_with_every_channel_usable_and_resumes() -> Result<(), T
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(&again), ids(&report));
+    let fed = again.federation.expect("federation");
+    assert_eq!(fed.id, seen.federation_id, "same member keys");
+    assert!(
+        fed.last_signed_epoch >= Some(seen.signed_epoch),
+        "the ledgers were kept: {:?}",
+        fed.last_signed_epoch
+    );
     let miner = again
         .nodes
         .iter()
         .find(|n| n.name == "miner-1")
         .expect("miner");
     assert_eq!(miner.channels.len(), 2);
-    assert_eq!(
-        miner.lightning_sats, 2000,
-        "the second routing check paid it again"
+    assert!(
+        miner.lightning_sats >= seen.miner_sats_at_end + 1000,
+        "the second routing check paid it again: {} then {}",
+        seen.miner_sats_at_end,
+        miner.lightning_sats
     );
     Ok(())
+}
+
+fn hex_id(f: &FederationConfig) -> String {
+    f.id().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test]

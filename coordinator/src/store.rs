@@ -1,4 +1,4 @@
-//! The ledger on disk (redb: ACID, fsync on commit — ADR 0009). One write transaction per accepted
+//! The ledger on disk (redb: ACID, fsync on commit — ADR 0003). One write transaction per accepted
 //! item (the item and the state after it), one per finished session (the signed outcome, the signed
 //! epoch result, the state after the epoch), and aleph-bft's unit backup so a member that crashes
 //! mid-session replays its own units instead of equivocating.

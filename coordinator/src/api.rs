@@ -257,6 +257,7 @@ async fn registry(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
                     "attested": n.attested_ok.len(),
                     "attested_gone": n.attested_gone.len(),
                     "stake_sat": n.stake_sat(f),
+                    "slashed": n.slashed,
                     "registered_epoch": n.registered_epoch,
                 })
             })

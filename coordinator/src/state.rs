@@ -37,6 +37,10 @@ pub struct Neuron {
     pub registered_session: u64,
     /// The last epoch's incentive (u16), for pruning.
     pub last_incentive: u16,
+    /// Caught misbehaving (two different signed vectors for one epoch): no stake, no weights, and its
+    /// bond is due to be slashed.
+    #[serde(default)]
+    pub slashed: bool,
 }
 
 /// A bond as its proof states it (checked against the chain by the members' attestations).
@@ -53,6 +57,7 @@ impl Neuron {
     /// reported it gone.
     pub fn stake_sat(&self, f: usize) -> u64 {
         match &self.bond {
+            _ if self.slashed => 0,
             Some(b) if self.attested_ok.len() > f && self.attested_gone.len() <= f => b.amount_sat,
             _ => 0,
         }
@@ -276,6 +281,7 @@ impl State {
             registered_epoch: self.epoch,
             registered_session: self.session,
             last_incentive: 0,
+            slashed: false,
         };
         let uid = if let Some(free) = self.uids.iter().position(Option::is_none) {
             free
@@ -323,6 +329,9 @@ impl State {
         if n.registration.role != Role::Validator {
             return Err("weights from a registrant that is not a validator".into());
         }
+        if n.slashed {
+            return Err("weights from a validator caught equivocating".into());
+        }
         if sw.vector.epoch != self.epoch {
             return Err(format!(
                 "weights for epoch {}, collecting epoch {}",
@@ -334,11 +343,17 @@ impl State {
                 if prev == sw {
                     return Err("duplicate weights".into());
                 }
+                // Accepted as evidence: both vectors are signed by the validator, so anyone can check
+                // it. The validator loses its stake and its weights at once; its bond is due for slashing.
                 self.equivocations.push(EquivocationRecord {
                     first: prev.clone(),
                     second: sw.clone(),
                 });
-                return Err("equivocation: a second, different vector for this epoch".into());
+                if let Some(n) = self.uids[uid as usize].as_mut() {
+                    n.slashed = true;
+                }
+                self.weights.remove(&uid);
+                return Ok(());
             }
         }
         self.weights

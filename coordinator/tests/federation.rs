@@ -129,7 +129,13 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
             .iter()
             .flatten()
             .filter(|n| n.role == boltensor_protocol::Role::Validator)
-            .all(|n| r.inputs.permits.get(n.uid as usize).copied().unwrap_or(false));
+            .all(|n| {
+                r.inputs
+                    .permits
+                    .get(n.uid as usize)
+                    .copied()
+                    .unwrap_or(false)
+            });
         if permitted && r.payouts.iter().any(|p| p.key == miner_a) {
             break;
         }
@@ -175,6 +181,51 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
     let mut tampered = signed.clone();
     tampered.result.payouts[0].msat += 1;
     assert!(boltensor_coordinator::verify_epoch(&tampered, &net.federation).is_err());
+
+    // Equivocation: validator-2 signs two different vectors for one epoch. Both are signed, so the pair is
+    // evidence anyone can check: the federation records it, and the validator's stake and weights go.
+    let v2_key = key("validator-2").x_only_public_key().0.to_string();
+    let w2 = [("miner-c", 65_535)];
+    wait_for(
+        "validator-2's equivocation to be recorded",
+        long,
+        || async {
+            if let Some(e) = net.status(1).await.ok().and_then(|s| s["epoch"].as_u64()) {
+                let _ = net
+                    .post(1, "/v1/weights", &weights("validator-2", e, &w))
+                    .await;
+                let _ = net
+                    .post(2, "/v1/weights", &weights("validator-2", e, &w2))
+                    .await;
+            }
+            let reg = net.get(0, "/v1/registry").await.ok().flatten();
+            Ok(reg.filter(|r| {
+                r["registry"].as_array().is_some_and(|l| {
+                    l.iter().any(|n| {
+                        n["key"].as_str() == Some(v2_key.as_str())
+                            && n["slashed"].as_bool() == Some(true)
+                            && n["stake_sat"].as_u64() == Some(0)
+                    })
+                })
+            }))
+        },
+    )
+    .await?;
+    let (status, body) = net
+        .post(
+            0,
+            "/v1/weights",
+            &weights(
+                "validator-2",
+                net.status(0).await?["epoch"].as_u64().expect("epoch"),
+                &w,
+            ),
+        )
+        .await?;
+    assert_eq!(
+        status, 400,
+        "a caught validator's weights are refused: {body}"
+    );
 
     // Garbage from a member: an invalid item proposed directly (bypassing the API check) is ordered
     // and dropped by everyone; consensus goes on.

@@ -122,6 +122,7 @@ fn big_state(miners: usize, validators: usize) -> State {
             registered_epoch: 0,
             registered_session: 0,
             last_incentive: 0,
+            slashed: false,
         }));
         st.permits.push(role == Role::Validator);
         st.bonds.push(Vec::new());

@@ -468,3 +468,92 @@ async fn an_external_openai_server_backend_serves_paid_requests() -> Result<(), 
         })
         .await
 }
+
+/// A coordinator stand-in serving `GET /v1/miners`: for `model`, these `(api, score)` miners; for any other
+/// model, none.
+async fn miners_stand_in(model: &'static str, miners: Vec<(String, f64)>) -> String {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    let listed: Vec<Value> = miners
+        .iter()
+        .enumerate()
+        .map(|(uid, (api, score))| {
+            json!({"uid": uid, "node_id": format!("node-{uid}"), "api": api, "models": [model],
+                   "incentive": (score * 65535.0) as u64, "consensus": 0, "score": score})
+        })
+        .collect();
+    let app = axum::Router::new().route(
+        "/v1/miners",
+        axum::routing::get(move |Query(q): Query<HashMap<String, String>>| {
+            let listed = listed.clone();
+            async move {
+                let miners = if q.get("model").map(String::as_str) == Some(model) {
+                    listed
+                } else {
+                    vec![]
+                };
+                axum::Json(json!({"epoch": 1, "miners": miners}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_go_where_the_directory_points_and_skip_a_dead_miner() -> Result<(), TestEnvError>
+{
+    PaidNet::start(vec![], |_| {})
+        .await?
+        .run(async |pn| {
+            let dead = "http://127.0.0.1:1".to_owned();
+            // The dead miner has all the score (and no floor): it is always drawn first while healthy.
+            let coordinator = miners_stand_in(
+                "all-minilm-l6-v2",
+                vec![(dead.clone(), 1.0), (pn.miner_url.clone(), 0.0)],
+            )
+            .await;
+            let client = pn.client(|c| {
+                c.miners = vec![]; // no static fallback: every route comes from the directory
+                c.directory = boltensor_client::DirectoryConfig {
+                    coordinators: vec![coordinator],
+                    score_floor: 0.0,
+                    seed: Some(1),
+                    ..Default::default()
+                };
+            });
+            let mut paid = client
+                .post("/v1/embeddings", embed_body("routed"))
+                .await
+                .expect("the live miner serves after the dead one fails");
+            assert_eq!(paid.miner, pn.miner_url);
+            assert!(matches!(
+                paid.outcome().await,
+                Some(PaymentOutcome::Settled { .. })
+            ));
+            let dir = client.directory().expect("a directory");
+            assert!(dir.is_backed_off(&dead));
+            let paid = client
+                .post("/v1/embeddings", embed_body("routed again"))
+                .await
+                .expect("second request");
+            assert_eq!(paid.miner, pn.miner_url);
+            let spend = client.spend();
+            assert_eq!(spend.requests_by_miner.get(&dead), Some(&1), "{spend:?}");
+            assert_eq!(spend.requests_by_miner.get(&pn.miner_url), Some(&2));
+            // The body's model selects the directory query: nobody serves this one.
+            let err = client
+                .post("/v1/chat/completions", chat_body("no-such-model", "hi", 4))
+                .await
+                .expect_err("no miner for that model");
+            assert!(matches!(err, ClientError::NoMiners), "{err}");
+            Ok(())
+        })
+        .await
+}

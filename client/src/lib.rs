@@ -225,6 +225,8 @@ impl PayingClient {
     pub fn new(cfg: ClientConfig, node: Arc<LnNode>) -> Self {
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
+            // A miner that does not accept the connection is failed over (and backed off) quickly.
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
             .build()
             .unwrap_or_default();
         let spend = Spend {

@@ -142,7 +142,8 @@ struct DataDir {
 struct UpArgs {
     #[command(flatten)]
     dir: DataDir,
-    /// Number of coordinators.
+    /// Number of coordinators (Lightning hubs). The federation runs max(4, this) members; with fewer
+    /// hubs, members share the hubs' nodes to pay epochs.
     #[arg(long, default_value_t = 4)]
     coordinators: usize,
     /// Number of miners.
@@ -166,8 +167,9 @@ struct UpArgs {
     /// Seconds between validators' challenge rounds (0: validators idle).
     #[arg(long, default_value_t = 15)]
     validator_round_secs: u64,
-    /// Seconds per epoch (each validator signs a weight vector).
-    #[arg(long, default_value_t = 120)]
+    /// About how many seconds a federation epoch lasts (each validator submits a weight vector, the
+    /// federation signs the result and pays the pool). Fixed when the federation is created.
+    #[arg(long, default_value_t = 45)]
     epoch_secs: u64,
     /// Seconds between blocks mined on a timer (0: none).
     #[arg(long, default_value_t = 30)]
@@ -203,6 +205,11 @@ fn real_main() -> anyhow::Result<()> {
         // On regtest bitcoind has no fee estimates and ldk-node logs an ERROR on every sync before
         // falling back to 1 sat/vB: harmless there, noise in the devnet's output.
         default_filter.push_str(",ldk_node::chain::bitcoind=off");
+    }
+    if matches!(cli.command, Command::Devnet(_)) {
+        // The devnet's federation members run aleph-bft in one process: its per-session INFO lines
+        // (several per member every few seconds) drown everything else.
+        default_filter.push_str(",AlephBFT=warn");
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -45,6 +45,10 @@ pub const DEFAULT_CONTROL_PORT: u16 = 28480;
 pub const PAYER_CHANNEL_SATS: u64 = 2_000_000;
 /// Capacity of each coordinator's channel to each miner.
 pub const MINER_CHANNEL_SATS: u64 = 5_000_000;
+/// Capacity of each coordinator's channel to each validator: the way the epoch's payer pays dividends
+/// (a validator's own channel to a coordinator holds nothing on the coordinator's side beyond the
+/// challenges it paid, and that stays under the channel reserve).
+pub const DIVIDEND_CHANNEL_SATS: u64 = 1_000_000;
 
 /// What `devnet up` is asked to run.
 #[derive(Debug, Clone)]
@@ -172,7 +176,8 @@ impl DevnetState {
     }
 
     /// The planned channels, as (opener, acceptor, capacity) by name: every client and validator opens
-    /// one to every coordinator, every coordinator one to every miner.
+    /// one to every coordinator, every coordinator one to every miner and one to every validator (to pay
+    /// it dividends).
     pub fn topology(&self) -> Vec<(String, String, u64)> {
         let names = |role| {
             self.nodes
@@ -189,6 +194,9 @@ impl DevnetState {
         for coord in names(Role::Coordinator) {
             for miner in names(Role::Miner) {
                 plan.push((coord.clone(), miner, MINER_CHANNEL_SATS));
+            }
+            for validator in names(Role::Validator) {
+                plan.push((coord.clone(), validator, DIVIDEND_CHANNEL_SATS));
             }
         }
         plan
@@ -796,8 +804,18 @@ async fn bring_up(
         round += 1;
         let mut this_round = Vec::new();
         let mut openers = std::collections::HashSet::new();
+        // Never two channels between the same two nodes in one round: a validator opening to a
+        // coordinator while that coordinator opens to it would connect twice at once, and one fails.
+        let mut pairs = std::collections::HashSet::new();
         remaining.retain(|ch| {
-            if openers.insert(ch.0.clone()) {
+            let pair = if ch.0 < ch.1 {
+                (ch.0.clone(), ch.1.clone())
+            } else {
+                (ch.1.clone(), ch.0.clone())
+            };
+            if !openers.contains(&ch.0) && !pairs.contains(&pair) {
+                openers.insert(ch.0.clone());
+                pairs.insert(pair);
                 this_round.push(*ch);
                 false
             } else {

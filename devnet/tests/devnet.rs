@@ -61,7 +61,13 @@ where
     };
     let stopped = devnet::down(&dir).await;
     let ended = up.await.expect("devnet task does not panic");
-    let report = ready?;
+    let report = match ready {
+        Ok(report) => report,
+        Err(e) => {
+            ended?; // why up ended, if it did
+            return Err(e);
+        }
+    };
     let outcome = match outcome.expect("ran while up") {
         Ok(outcome) => outcome?,
         Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
@@ -160,11 +166,43 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
             t0.elapsed().as_secs_f32()
         );
 
+        // The epochs' payer paid the validator its dividends by keysend, and the receipt is in consensus.
+        let registry: serde_json::Value = get_json(&format!("{api}/v1/registry"))
+            .await?
+            .expect("registry is served");
+        let validator_key = registry["registry"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["role"] == "validator"))
+            .and_then(|r| r["key"].as_str())
+            .expect("the validator is registered")
+            .to_owned();
+        let t0 = Instant::now();
+        wait_for(
+            "a receipted payout to the validator",
+            Duration::from_secs(60),
+            || async {
+                let payouts: Option<serde_json::Value> =
+                    get_json(&format!("{api}/v1/payouts")).await?;
+                Ok(payouts.filter(|p| {
+                    p["receipts"].as_object().is_some_and(|r| {
+                        r.keys()
+                            .any(|slot| slot.ends_with(&format!(":{validator_key}")))
+                    })
+                }))
+            },
+        )
+        .await?;
+        eprintln!(
+            "validator's payout receipted {:.1} s later",
+            t0.elapsed().as_secs_f32()
+        );
+
         let now = devnet::status(&report.data_dir).await?;
         eprintln!("{}", now.render());
         let fed_now = now.federation.expect("federation");
         assert!(fed_now.last_signed_epoch >= Some(next));
         assert!(fed_now.registered >= Some(2), "the miner and the validator");
+        assert!(fed_now.payouts_receipted >= 1);
         let miner_sats_at_end = now
             .nodes
             .iter()
@@ -178,7 +216,8 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
     })
     .await?;
 
-    // 2 hubs, 1 miner, 1 validator, 1 client: payers open to every hub (4 channels), hubs to the miner (2).
+    // 2 hubs, 1 miner, 1 validator, 1 client: payers open to every hub (4 channels), hubs to the miner
+    // and to the validator (4).
     assert_eq!(report.nodes.len(), 5);
     let opened: Vec<_> = report
         .nodes
@@ -190,7 +229,7 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
                 .map(move |c| (n, c))
         })
         .collect();
-    assert_eq!(opened.len(), 6);
+    assert_eq!(opened.len(), 8);
     assert!(opened.iter().all(|(_, c)| c.usable), "{}", report.render());
     let check = report.routing_check.as_deref().unwrap_or_default();
     assert!(check.contains("client-1 paid miner-1"), "{check}");

@@ -2,7 +2,7 @@
 //!
 //! `boltensor devnet up` calls [`up`]: it starts (or resumes) a regtest bitcoind and one ldk-node node per
 //! role member, funds them, opens the channel topology (clients and validators → every coordinator →
-//! every miner), checks that a client can pay a miner through a coordinator, and serves its state on a
+//! every miner; every coordinator → every validator, for dividends), checks that a client can pay a miner through a coordinator, and serves its state on a
 //! local control port. `boltensor devnet status` calls [`status`], which reads that port.
 //!
 //! On these nodes run the role services: the coordinator federation ([`federation`]: at least four

@@ -388,3 +388,45 @@ pub async fn report(federation: &FederationConfig, hubs: &[String]) -> Federatio
     report.members = members;
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devnet_parameters_are_valid_and_epochs_last_about_what_was_asked() {
+        for secs in [1, 8, 45, 600] {
+            let p = params(Duration::from_secs(secs));
+            p.validate().expect("valid devnet parameters");
+            let estimate = SESSION_ESTIMATE.as_secs_f64() * p.epoch_sessions as f64;
+            assert!(
+                p.epoch_sessions == 1
+                    || (estimate - secs as f64).abs() <= SESSION_ESTIMATE.as_secs_f64(),
+                "{secs} s → {} sessions",
+                p.epoch_sessions
+            );
+        }
+        assert_eq!(epoch_sessions(Duration::from_secs(45)), 13);
+        // The validators' default bond timelock is above the minimum, and counts long before T − margin.
+        let p = params(Duration::from_secs(45));
+        assert!(p.bond_min_timelock + 1008 - p.bond_margin > 1000);
+    }
+
+    #[test]
+    fn a_new_federation_is_written_and_read_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made =
+            load_or_create(dir.path(), MIN_MEMBERS, Duration::from_secs(45)).expect("created");
+        assert_eq!(made.len(), 4);
+        made[0].federation.validate().expect("valid");
+        let again = load_or_create(dir.path(), MIN_MEMBERS, Duration::from_secs(10)).expect("read");
+        assert_eq!(
+            again[0].federation, made[0].federation,
+            "same keys, ports, and stored epoch length"
+        );
+        assert_eq!(
+            again[3].keypair.secret_bytes(),
+            made[3].keypair.secret_bytes()
+        );
+    }
+}

@@ -124,9 +124,14 @@ async fn submit_item(
         Err(e) => return body_error(e),
     };
     match ConsensusItem::decode(&body) {
-        Ok(ConsensusItem::Attest(_) | ConsensusItem::Vote(_) | ConsensusItem::Receipt(_)) => error(
+        Ok(
+            ConsensusItem::Attest(_)
+            | ConsensusItem::Vote(_)
+            | ConsensusItem::Receipt(_)
+            | ConsensusItem::SlashSignature(_),
+        ) => error(
             StatusCode::FORBIDDEN,
-            "attestations, votes and receipts come from members only",
+            "attestations, votes, receipts and slash signatures come from members only",
         ),
         Ok(item) => accept(&s, item),
         Err(e) => error(
@@ -263,7 +268,17 @@ async fn registry(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
             })
         })
         .collect();
-    Json(json!({ "epoch": st.epoch, "registry": list }))
+    let slashes: serde_json::Map<String, serde_json::Value> = st
+        .slashes
+        .iter()
+        .map(|(o, j)| {
+            (
+                o.clone(),
+                json!({ "key": j.key, "signatures": j.signatures.len(), "needed": st.threshold() }),
+            )
+        })
+        .collect();
+    Json(json!({ "epoch": st.epoch, "registry": list, "slashes": slashes }))
 }
 
 async fn payouts(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {

@@ -37,6 +37,9 @@ pub async fn watch_bonds(engine: Arc<Engine>, rpc: BitcoindRpc, every: Duration)
     let keys = engine.config().federation.keys();
     // What this member last proposed per (key, outpoint), so it does not repeat itself every tick.
     let mut proposed: BTreeMap<(String, String), bool> = BTreeMap::new();
+    let mut slash_signed: BTreeMap<String, std::time::Instant> = BTreeMap::new();
+    let mut slash_sent: BTreeMap<String, std::time::Instant> = BTreeMap::new();
+    let keypair = engine.config().keypair;
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -45,6 +48,49 @@ pub async fn watch_bonds(engine: Arc<Engine>, rpc: BitcoindRpc, every: Duration)
             tracing::warn!("the federation's bond parameters do not form a valid policy");
             continue;
         };
+        // Bonds being slashed: sign once, and once k signatures are in consensus, assemble and broadcast.
+        for (outpoint, job) in &state.slashes {
+            let Ok(proof) = BondProof::from_hex(&job.proof) else {
+                continue;
+            };
+            let recent = |m: &BTreeMap<String, std::time::Instant>| {
+                m.get(outpoint)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30))
+            };
+            if job.signatures.len() < state.threshold() {
+                if !job.signatures.contains_key(&me) && !recent(&slash_signed) {
+                    match crate::slash::sign_slash(&proof, &state.member_keys, &keypair) {
+                        Ok(signature) => {
+                            slash_signed.insert(outpoint.clone(), std::time::Instant::now());
+                            engine.propose(ConsensusItem::SlashSignature(
+                                crate::items::SlashSignature {
+                                    outpoint: outpoint.clone(),
+                                    signature,
+                                },
+                            ));
+                        }
+                        Err(e) => tracing::warn!(%outpoint, "cannot sign the slash: {e}"),
+                    }
+                }
+                continue;
+            }
+            if recent(&slash_sent) {
+                continue;
+            }
+            if !matches!(rpc.tx_out(&proof.claims.outpoint).await, Ok(Some(_))) {
+                continue; // spent already (slashed, or withdrawn), or bitcoind unreachable
+            }
+            match crate::slash::assemble(&proof, &state.member_keys, &job.signatures) {
+                Ok(tx) => match rpc.broadcast(&tx).await {
+                    Ok(txid) => {
+                        slash_sent.insert(outpoint.clone(), std::time::Instant::now());
+                        tracing::info!(%outpoint, %txid, "slash transaction broadcast");
+                    }
+                    Err(e) => tracing::warn!(%outpoint, "slash broadcast refused: {e}"),
+                },
+                Err(e) => tracing::warn!(%outpoint, "cannot assemble the slash: {e}"),
+            }
+        }
         for n in state.uids.iter().flatten() {
             let (Some(bond), Some(hex_proof)) = (&n.bond, &n.registration.bond) else {
                 continue;

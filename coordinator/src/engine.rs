@@ -99,7 +99,8 @@ impl Engine {
         let state = match store.state()? {
             Some(s) => s,
             None => {
-                let s = State::genesis(fed.params.clone(), fed.n());
+                let mut s = State::genesis(fed.params.clone(), fed.n());
+                s.member_keys = fed.keys();
                 store.put_state(&s)?;
                 s
             }

@@ -27,6 +27,9 @@ pub enum ConsensusItem {
     Vote(ParamVote),
     /// A member's receipt for an epoch payout it made (only counted from that epoch's payer).
     Receipt(PayoutReceipt),
+    /// A member's signature on the slash transaction of a bond under slashing (only counted from members,
+    /// and only if it verifies on that transaction).
+    SlashSignature(SlashSignature),
 }
 
 impl ConsensusItem {
@@ -55,6 +58,7 @@ impl ConsensusItem {
             ConsensusItem::Attest(_) => "attest",
             ConsensusItem::Vote(_) => "vote",
             ConsensusItem::Receipt(_) => "receipt",
+            ConsensusItem::SlashSignature(_) => "slash_signature",
         }
     }
 }
@@ -188,4 +192,14 @@ fn verify_sig(sig_hex: &str, digest: &[u8; 32], key: &XOnlyPublicKey) -> Result<
     SECP256K1
         .verify_schnorr(&sig, &Message::from_digest(*digest), key)
         .map_err(|_| "bad signature".to_string())
+}
+
+/// A member's signature on a slash transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlashSignature {
+    /// The bond's outpoint (`txid:vout`).
+    pub outpoint: String,
+    /// BIP-340 signature (hex) on the slash transaction's input, by the proposing member.
+    pub signature: String,
 }

@@ -15,6 +15,7 @@ pub mod keychain;
 pub mod net;
 pub mod params;
 pub mod payout;
+pub mod slash;
 pub mod state;
 pub mod store;
 

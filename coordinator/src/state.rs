@@ -105,6 +105,12 @@ pub struct State {
     pub receipts: BTreeMap<String, String>,
     /// Payouts owed: (epoch, payee key hex) → msat, until receipted.
     pub owed: BTreeMap<String, u64>,
+    /// Member keys (for slash signatures).
+    #[serde(default)]
+    pub member_keys: Vec<XOnlyPublicKey>,
+    /// Bonds being slashed: outpoint → job.
+    #[serde(default)]
+    pub slashes: BTreeMap<String, crate::slash::SlashJob>,
 }
 
 impl State {
@@ -125,6 +131,8 @@ impl State {
             equivocations: Vec::new(),
             receipts: BTreeMap::new(),
             owed: BTreeMap::new(),
+            member_keys: Vec::new(),
+            slashes: BTreeMap::new(),
         }
     }
 
@@ -207,6 +215,31 @@ impl State {
                 if voters.len() == threshold {
                     self.pending_params = Some(next);
                 }
+                Ok(())
+            }
+            ConsensusItem::SlashSignature(s) => {
+                let job = self
+                    .slashes
+                    .get(&s.outpoint)
+                    .ok_or("no slash under way for this bond")?;
+                if job.signatures.contains_key(&peer) {
+                    return Err("this member already signed".into());
+                }
+                if job.signatures.len() >= threshold {
+                    return Err("enough signatures already".into());
+                }
+                let proof = BondProof::from_hex(&job.proof).map_err(|e| e.to_string())?;
+                crate::slash::verify_slash_signature(
+                    &proof,
+                    &self.member_keys,
+                    peer,
+                    &s.signature,
+                )?;
+                self.slashes
+                    .get_mut(&s.outpoint)
+                    .expect("found above")
+                    .signatures
+                    .insert(peer, s.signature.clone());
                 Ok(())
             }
             ConsensusItem::Receipt(r) => {
@@ -351,6 +384,15 @@ impl State {
                 });
                 if let Some(n) = self.uids[uid as usize].as_mut() {
                     n.slashed = true;
+                    if let (Some(b), Some(proof)) = (&n.bond, &n.registration.bond) {
+                        self.slashes.entry(b.outpoint.clone()).or_insert_with(|| {
+                            crate::slash::SlashJob {
+                                key,
+                                proof: proof.clone(),
+                                signatures: BTreeMap::new(),
+                            }
+                        });
+                    }
                 }
                 self.weights.remove(&uid);
                 return Ok(());

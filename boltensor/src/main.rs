@@ -79,7 +79,7 @@ enum BenchCommand {
         json: bool,
     },
     /// The Lightning design vs the token design on one simulated workload: JSON, Markdown and
-    /// SVG plots (docs/benchmark.md).
+    /// SVG plots (docs/benchmarks.md).
     Compare(CompareArgs),
 }
 
@@ -104,7 +104,7 @@ struct CompareArgs {
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
     /// Also regenerate the results section of this Markdown file and its img/ plots
-    /// (`--docs docs/benchmark.md`).
+    /// (`--docs docs/benchmarks.md`).
     #[arg(long)]
     docs: Option<PathBuf>,
 }

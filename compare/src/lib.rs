@@ -45,7 +45,7 @@ pub mod measured {
     pub const SETTLED_RPS_ONE_MINER: f64 = 35.6;
 }
 
-/// The run's parameters. Defaults are documented in docs/benchmark.md with their sources.
+/// The run's parameters. Defaults are documented in docs/benchmarks.md with their sources.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {

@@ -1,4 +1,4 @@
-//! Writes a [`Report`]: `report.json`, `summary.md` (the results section of docs/benchmark.md)
+//! Writes a [`Report`]: `report.json`, `summary.md` (the results section of docs/benchmarks.md)
 //! and the plots under `img/`.
 
 use std::fmt::Write as _;

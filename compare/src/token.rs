@@ -1,4 +1,4 @@
-//! The token design as Bittensor runs it (opentensor/subtensor at the commit docs/benchmark.md
+//! The token design as Bittensor runs it (opentensor/subtensor at the commit docs/benchmarks.md
 //! names): alpha emission every block split 18 % owner / 41 % miners / 41 % validators, a Yuma
 //! epoch every tempo, miners selling their alpha through the subnet pool, registration by burn.
 

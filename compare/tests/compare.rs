@@ -1,4 +1,4 @@
-//! The claims docs/benchmark.md makes, asserted on the simulation's output (never on timing).
+//! The claims docs/benchmarks.md makes, asserted on the simulation's output (never on timing).
 
 use boltensor_compare::{run, Config, Report, COLLUSION_PAYS};
 

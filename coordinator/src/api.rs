@@ -13,6 +13,7 @@
 //! | `GET /v1/payouts` | epoch payouts owed (`epoch:key` → msat) and receipted (→ payment hash) |
 //! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /` | the dashboard (live over `GET /v1/stream`, server-sent events; `GET /v1/dashboard` one snapshot) |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,10 @@ pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
         .route("/v1/payouts", get(payouts))
         .route("/v1/admin/vote", post(vote))
         .route("/metrics", get(metrics))
+        .route("/", get(crate::dashboard::page))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/v1/dashboard", get(crate::dashboard::snapshot_json))
+        .route("/v1/stream", get(crate::dashboard::stream))
         .layer(DefaultBodyLimit::max(MAX_ITEM_BYTES))
         .with_state(state)
 }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod chain;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod items;
 pub mod keychain;

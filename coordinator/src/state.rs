@@ -108,6 +108,9 @@ pub struct State {
     /// Member keys (for slash signatures).
     #[serde(default)]
     pub member_keys: Vec<XOnlyPublicKey>,
+    /// Epoch payouts receipted so far, per payee key (hex): msat.
+    #[serde(default)]
+    pub paid_msat: BTreeMap<String, u64>,
     /// Bonds being slashed: outpoint → job.
     #[serde(default)]
     pub slashes: BTreeMap<String, crate::slash::SlashJob>,
@@ -132,6 +135,7 @@ impl State {
             receipts: BTreeMap::new(),
             owed: BTreeMap::new(),
             member_keys: Vec::new(),
+            paid_msat: BTreeMap::new(),
             slashes: BTreeMap::new(),
         }
     }
@@ -253,6 +257,7 @@ impl State {
                 }
                 self.owed.remove(&slot);
                 self.receipts.insert(slot, r.payment.clone());
+                *self.paid_msat.entry(r.key.to_string()).or_default() += r.msat;
                 Ok(())
             }
         }

@@ -342,6 +342,7 @@ impl StatusReport {
                 );
             }
             if let Some(m) = f.members.first() {
+                let _ = writeln!(out, "dashboard: {}/", m.api_url.trim_end_matches('/'));
                 let _ = writeln!(
                     out,
                     "audit the latest epoch: boltensor epoch verify --from {}",

@@ -1,0 +1,164 @@
+//! The web dashboard: one static page (embedded in the binary) fed by a server-sent-events stream of
+//! snapshots — the federation, the registry with scores and earnings, payouts, slashes, and the last
+//! epoch's consensus against each validator's weights.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::Html;
+use boltensor_protocol::Role;
+use futures_util::stream::Stream;
+use serde_json::{json, Value};
+
+use crate::api::ApiState;
+use crate::engine::Engine;
+
+const PAGE: &str = include_str!("dashboard.html");
+
+/// `GET /`: the page.
+pub async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// `GET /v1/dashboard`: one snapshot.
+pub async fn snapshot_json(State(s): State<Arc<ApiState>>) -> axum::Json<Value> {
+    axum::Json(snapshot(&s.engine))
+}
+
+/// `GET /v1/stream`: a snapshot now, after every finished session, and every 5 s.
+pub async fn stream(
+    State(s): State<Arc<ApiState>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let engine = s.engine.clone();
+    let events = engine.subscribe();
+    let stream = futures_util::stream::unfold(
+        (engine, events, true),
+        |(engine, mut events, first)| async move {
+            if !first {
+                let _ = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
+            }
+            let data = snapshot(&engine).to_string();
+            Some((Ok(SseEvent::default().data(data)), (engine, events, false)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// What the dashboard shows.
+pub fn snapshot(engine: &Engine) -> Value {
+    let st = engine.state();
+    let cfg = engine.config();
+    let store = engine.store();
+    let last = store.latest_epoch().ok().flatten();
+    let last_session = st
+        .session
+        .checked_sub(1)
+        .and_then(|s| store.session(s).ok().flatten());
+    let members: Vec<Value> = cfg
+        .federation
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            json!({
+                "index": i,
+                "api": format!("http://{}", m.api),
+                "key": m.key.to_string(),
+                "signed_last_session": last_session.as_ref().is_some_and(|s| s.signatures.contains_key(&i)),
+                "me": i == cfg.index,
+            })
+        })
+        .collect();
+    let f = st.max_faulty();
+    let out = last.as_ref().map(|e| &e.result.output);
+    let at = |v: Option<&Vec<u16>>, uid: usize| v.and_then(|v| v.get(uid)).copied().unwrap_or(0);
+    let mut miners = Vec::new();
+    let mut validators = Vec::new();
+    for (uid, n) in st.uids.iter().enumerate() {
+        let Some(n) = n else { continue };
+        let key = n.registration.key.to_string();
+        let row = json!({
+            "uid": uid,
+            "key": key,
+            "node_id": n.registration.node_id,
+            "api": n.registration.api,
+            "models": n.registration.models,
+            "stake_sat": n.stake_sat(f),
+            "bond_sat": n.bond.as_ref().map(|b| b.amount_sat),
+            "slashed": n.slashed,
+            "incentive": at(out.map(|o| &o.incentive), uid),
+            "consensus": at(out.map(|o| &o.consensus), uid),
+            "dividends": at(out.map(|o| &o.dividends), uid),
+            "trust": at(out.map(|o| &o.validator_trust), uid),
+            "paid_msat": st.paid_msat.get(&key).copied().unwrap_or(0),
+            "owed_msat": st.owed.iter().filter(|(s, _)| s.ends_with(&key)).map(|(_, m)| m).sum::<u64>(),
+        });
+        match n.registration.role {
+            Role::Miner => miners.push(row),
+            _ => validators.push(row),
+        }
+    }
+    // The picture: each validator's weights (normalised) against the consensus, over the miners.
+    let matrix = last.as_ref().map(|e| {
+        let r = &e.result;
+        let miner_uids: Vec<u16> = r
+            .inputs
+            .neurons
+            .iter()
+            .flatten()
+            .filter(|n| n.role == Role::Miner)
+            .map(|n| n.uid)
+            .collect();
+        let rows: Vec<Value> = r
+            .inputs
+            .weights
+            .iter()
+            .map(|w| {
+                let by_uid: Vec<f64> = miner_uids
+                    .iter()
+                    .map(|m| {
+                        let node = r.inputs.neurons[*m as usize]
+                            .as_ref()
+                            .map(|n| n.node_id.clone())
+                            .unwrap_or_default();
+                        f64::from(*w.signed.vector.weights.get(&node).unwrap_or(&0))
+                    })
+                    .collect();
+                let max = by_uid.iter().cloned().fold(0.0, f64::max).max(1.0);
+                json!({ "uid": w.uid, "weights": by_uid.iter().map(|x| x / max).collect::<Vec<_>>() })
+            })
+            .collect();
+        let consensus: Vec<f64> = miner_uids
+            .iter()
+            .map(|m| f64::from(r.output.consensus[*m as usize]) / 65535.0)
+            .collect();
+        json!({ "miners": miner_uids, "validators": rows, "consensus": consensus })
+    });
+    let receipted: u64 = st.paid_msat.values().sum();
+    json!({
+        "federation": hex::encode(cfg.federation.id()),
+        "member": cfg.index,
+        "threshold": cfg.federation.threshold(),
+        "members": members,
+        "session": st.session,
+        "epoch": st.epoch,
+        "params": st.params,
+        "last_epoch": last.as_ref().map(|e| json!({
+            "epoch": e.result.inputs.epoch,
+            "signatures": e.signatures.len(),
+            "payouts": e.result.payouts.len(),
+            "pool_msat": e.result.payouts.iter().map(|p| p.msat).sum::<u64>(),
+            "payer": e.result.payer,
+            "weights": e.result.inputs.weights.len(),
+        })),
+        "miners": miners,
+        "validators": validators,
+        "payouts": { "receipted_msat": receipted, "receipts": st.receipts.len(), "owed": st.owed.len() },
+        "slashes": st.slashes.iter().map(|(o, j)| json!({"outpoint": o, "signatures": j.signatures.len()})).collect::<Vec<_>>(),
+        "equivocations": st.equivocations.len(),
+        "matrix": matrix,
+    })
+}

@@ -1047,10 +1047,11 @@ async fn start_services(
         }
     }
     for e in state.nodes.iter().filter(|e| e.role == Role::Client) {
-        let client = PayingClient::new(
-            ClientConfig::new(miner_urls.clone()),
-            Arc::clone(&nodes[&e.name]),
-        );
+        // The proxy routes by the federation's scores (weighted by incentive, with a floor so unscored
+        // miners still get traffic); the static miner list is its fallback.
+        let mut client_cfg = ClientConfig::new(miner_urls.clone());
+        client_cfg.directory.coordinators = coordinator_urls.clone();
+        let client = PayingClient::new(client_cfg, Arc::clone(&nodes[&e.name]));
         let listener = bind(e.api_port, &format!("proxy of {}", e.name)).await?;
         let mut stop = shared.services_stop.subscribe();
         let router = boltensor_client::proxy::router(client.clone());

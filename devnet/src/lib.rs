@@ -251,6 +251,9 @@ pub struct NodeStatus {
     pub onchain_sats: u64,
     /// Lightning funds.
     pub lightning_sats: u64,
+    /// Epoch payouts received (keysend), msat.
+    #[serde(default)]
+    pub keysend_received_msat: u64,
     /// Channels.
     pub channels: Vec<ChannelStatus>,
 }
@@ -481,6 +484,7 @@ impl Shared {
                             .then(|| format!("http://127.0.0.1:{}/v1", e.api_port)),
                         onchain_sats,
                         lightning_sats,
+                        keysend_received_msat: n.received_keysend_msat(),
                         channels: n
                             .channels()
                             .into_iter()

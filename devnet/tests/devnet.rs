@@ -197,6 +197,48 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
             t0.elapsed().as_secs_f32()
         );
 
+        // The whole path, to the msat: clients paid miners, the validator scored and submitted, epochs
+        // closed, and every payee's node received by keysend exactly what the federation's receipts say
+        // it was paid (receipts are accepted only for the exact amounts of the signed results). Payouts
+        // keep flowing every epoch, so compare at a moment when no payout is between payment and receipt.
+        let t0 = Instant::now();
+        let (paid_total, payees) = wait_for(
+            "payees' keysend receipts to match the federation's receipted payouts",
+            Duration::from_secs(60),
+            || async {
+                let Some(d) = get_json::<serde_json::Value>(&format!("{api}/v1/dashboard")).await? else {
+                    return Ok(None);
+                };
+                let st = devnet::status(&report.data_dir).await?;
+                let received = |node: &str| {
+                    st.nodes
+                        .iter()
+                        .find(|n| n.node_id == node)
+                        .map(|n| n.keysend_received_msat)
+                };
+                let rows: Vec<&serde_json::Value> = d["miners"]
+                    .as_array()
+                    .into_iter()
+                    .chain(d["validators"].as_array())
+                    .flatten()
+                    .collect();
+                let all_match = rows.iter().all(|r| {
+                    let paid = r["paid_msat"].as_u64().unwrap_or(0);
+                    received(r["node_id"].as_str().unwrap_or("")) == Some(paid)
+                });
+                let paid_total: u64 = rows.iter().filter_map(|r| r["paid_msat"].as_u64()).sum();
+                let miners_paid = d["miners"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|r| r["paid_msat"].as_u64() > Some(0)));
+                Ok((all_match && miners_paid).then_some((paid_total, rows.len())))
+            },
+        )
+        .await?;
+        eprintln!(
+            "{payees} payees received exactly their receipted payouts ({paid_total} msat) after {:.1} s",
+            t0.elapsed().as_secs_f32()
+        );
+
         let now = devnet::status(&report.data_dir).await?;
         eprintln!("{}", now.render());
         let fed_now = now.federation.expect("federation");

@@ -645,6 +645,19 @@ impl LnNode {
             .sum()
     }
 
+    /// The sum of incoming spontaneous (keysend) payments that succeeded, in msat — epoch payouts.
+    pub fn received_keysend_msat(&self) -> u64 {
+        self.inner
+            .list_payments_with_filter(|p| {
+                p.direction == ldk_node::payment::PaymentDirection::Inbound
+                    && p.status == PaymentStatus::Succeeded
+                    && matches!(p.kind, PaymentKind::Spontaneous { .. })
+            })
+            .iter()
+            .filter_map(|p| p.amount_msat)
+            .sum()
+    }
+
     /// Pays `invoice` and waits for the outcome.
     pub async fn pay(
         &self,

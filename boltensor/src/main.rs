@@ -206,9 +206,9 @@ fn real_main() -> anyhow::Result<()> {
         // falling back to 1 sat/vB: harmless there, noise in the devnet's output.
         default_filter.push_str(",ldk_node::chain::bitcoind=off");
     }
-    if matches!(cli.command, Command::Devnet(_)) {
-        // The devnet's federation members run aleph-bft in one process: its per-session INFO lines
-        // (several per member every few seconds) drown everything else.
+    if matches!(cli.command, Command::Devnet(_) | Command::Coordinator(_)) {
+        // aleph-bft logs several INFO lines per session (every few seconds): they drown everything else.
+        // RUST_LOG=AlephBFT=info brings them back.
         default_filter.push_str(",AlephBFT=warn");
     }
     tracing_subscriber::fmt()

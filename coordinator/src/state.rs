@@ -737,3 +737,121 @@ impl EpochResult {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
+
+    use super::*;
+    use crate::items::{Attestation, Deregistration};
+
+    fn kp(i: u64) -> Keypair {
+        let mut b = [3u8; 32];
+        b[..8].copy_from_slice(&(i + 1).to_be_bytes());
+        Keypair::from_secret_key(SECP256K1, &SecretKey::from_slice(&b).expect("valid"))
+    }
+
+    fn miner(i: u64) -> ConsensusItem {
+        let k = kp(i);
+        ConsensusItem::Register(
+            Registration {
+                role: Role::Miner,
+                key: k.x_only_public_key().0,
+                node_id: kp(1000 + i).public_key().to_string(),
+                api: Some(format!("http://m{i}")),
+                models: vec!["m".into()],
+                payout_offer: None,
+                bond: None,
+                signature: String::new(),
+            }
+            .sign(&k),
+        )
+    }
+
+    fn state(max_uids: u16, immunity: u64) -> State {
+        State::genesis(
+            Params {
+                max_uids,
+                immunity_epochs: immunity,
+                ..Params::default()
+            },
+            4,
+        )
+    }
+
+    #[test]
+    fn a_full_registry_prunes_the_lowest_incentive_registrant_past_immunity() {
+        let mut st = state(3, 2);
+        for i in 0..3 {
+            st.apply(&miner(i), 0).expect("room");
+        }
+        // Everyone is immune in epoch 0: a fourth registration is refused.
+        let err = st.apply(&miner(3), 0).expect_err("full and immune");
+        assert!(err.contains("immune"), "{err}");
+        // Two epochs later, with incentives 500, 100, 900: uid 1 (lowest) makes room.
+        st.epoch = 2;
+        for (u, inc) in [(0usize, 500u16), (1, 100), (2, 900)] {
+            st.uids[u].as_mut().expect("registered").last_incentive = inc;
+        }
+        st.apply(&miner(3), 0).expect("prunes uid 1");
+        assert_eq!(st.uid_of(&kp(3).x_only_public_key().0), Some(1));
+        assert_eq!(st.uid_of(&kp(1).x_only_public_key().0), None, "pruned");
+        // The newcomer is immune now: the next one replaces uid 0 (incentive 500), not the newcomer (0).
+        st.apply(&miner(4), 0).expect("prunes uid 0");
+        assert_eq!(st.uid_of(&kp(0).x_only_public_key().0), None);
+        assert!(st.uid_of(&kp(3).x_only_public_key().0).is_some());
+    }
+
+    #[test]
+    fn deregistration_frees_the_uid_and_needs_the_key() {
+        let mut st = state(8, 0);
+        st.apply(&miner(0), 0).expect("registers");
+        let mut forged = Deregistration::new(&kp(9));
+        forged.key = kp(0).x_only_public_key().0;
+        assert!(st.apply(&ConsensusItem::Deregister(forged), 0).is_err());
+        st.apply(&ConsensusItem::Deregister(Deregistration::new(&kp(0))), 0)
+            .expect("signed by its key");
+        assert_eq!(st.uids.iter().flatten().count(), 0);
+        // The free uid is reused.
+        st.apply(&miner(1), 0).expect("registers");
+        assert_eq!(st.uid_of(&kp(1).x_only_public_key().0), Some(0));
+    }
+
+    #[test]
+    fn a_bond_counts_with_more_than_f_attestations_and_stops_when_reported_gone() {
+        let mut st = state(8, 0);
+        let k = kp(0).x_only_public_key().0;
+        st.apply(&miner(0), 0).expect("registers");
+        let n = st.uids[0].as_mut().expect("registered");
+        n.bond = Some(BondInfo {
+            outpoint: "ab:0".into(),
+            amount_sat: 50_000,
+        });
+        let attest = |ok| {
+            ConsensusItem::Attest(Attestation {
+                key: k,
+                outpoint: "ab:0".into(),
+                ok,
+            })
+        };
+        let stake = |st: &State| st.uids[0].as_ref().expect("registered").stake_sat(1);
+        st.apply(&attest(true), 0).expect("member 0");
+        assert_eq!(stake(&st), 0, "one member (f = 1) is not enough");
+        assert!(st.apply(&attest(true), 0).is_err(), "a member attests once");
+        st.apply(&attest(true), 1).expect("member 1");
+        assert_eq!(stake(&st), 50_000);
+        // The bond is spent or aged out: more than f members report it gone.
+        st.apply(&attest(false), 2).expect("member 2");
+        assert_eq!(stake(&st), 50_000, "one report is not enough");
+        st.apply(&attest(false), 0)
+            .expect("member 0 changes its view");
+        assert_eq!(stake(&st), 0);
+        // Attestations for another outpoint are refused.
+        let other = ConsensusItem::Attest(Attestation {
+            key: k,
+            outpoint: "cd:1".into(),
+            ok: true,
+        });
+        assert!(st.apply(&other, 3).is_err());
+    }
+}

@@ -52,20 +52,20 @@ pub enum BondCommand {
 pub struct ChainArgs {
     /// Bitcoin network: regtest (the devnet), signet, testnet, testnet4 or bitcoin (mainnet).
     #[arg(long, default_value = "regtest", value_parser = parse_network)]
-    network: Network,
+    pub(crate) network: Network,
     /// bitcoind JSON-RPC URL [default: http://127.0.0.1:<the network's RPC port>].
     #[arg(long)]
-    rpc_url: Option<String>,
+    pub(crate) rpc_url: Option<String>,
     /// bitcoind RPC user (with --rpc-pass).
     #[arg(long, env = "BOLTENSOR_BITCOIND_RPC_USER", default_value = "boltensor")]
-    rpc_user: String,
+    pub(crate) rpc_user: String,
     /// bitcoind RPC password.
     #[arg(long, env = "BOLTENSOR_BITCOIND_RPC_PASSWORD", hide_env_values = true)]
-    rpc_pass: Option<String>,
+    pub(crate) rpc_pass: Option<String>,
     /// bitcoind's cookie file instead of user and password [default, without --rpc-pass:
     /// ~/.bitcoin/<network dir>/.cookie].
     #[arg(long)]
-    rpc_cookie: Option<PathBuf>,
+    pub(crate) rpc_cookie: Option<PathBuf>,
 }
 
 /// The network only (for commands that need no bitcoind).

@@ -53,6 +53,11 @@ pub struct RunArgs {
     dir: PathBuf,
     #[command(flatten)]
     chain: ChainArgs,
+    /// Run this member's Lightning node (ldk-node, in <dir>/ln) listening here: it routes clients'
+    /// payments to miners as their service provider and pays the epochs this member is the payer of.
+    /// Without it the member takes part in consensus but pays nothing (its epochs stay owed).
+    #[arg(long)]
+    ln_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,12 +122,25 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                 .await
                 .context("the coordinator checks bonds on its own bitcoind")?;
             let index = cfg.index;
+            let ln = match a.ln_listen {
+                Some(listen) => Some(std::sync::Arc::new(
+                    ln_node(&a.chain, &a.dir, index, listen).await?,
+                )),
+                None => None,
+            };
+            if let Some(node) = &ln {
+                println!(
+                    "coordinator member {index}: Lightning node {}@{}",
+                    node.node_id(),
+                    node.listen_addr()
+                );
+            }
             let mut running = boltensor_coordinator::start(
                 cfg,
                 Options {
                     rpc: Some(rpc),
                     bond_check_every: None,
-                    ln: None,
+                    ln: ln.clone(),
                 },
             )
             .await?;
@@ -131,13 +149,15 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                 running.api,
                 a.dir.join("admin.token").display()
             );
-            tokio::select! {
+            let result = tokio::select! {
                 e = running.wait() => Err(e.into()),
-                _ = tokio::signal::ctrl_c() => {
-                    running.stop();
-                    Ok(())
-                }
+                _ = tokio::signal::ctrl_c() => Ok(()),
+            };
+            running.shutdown().await;
+            if let Some(node) = ln {
+                node.stop().await;
             }
+            result
         }
     }
 }
@@ -194,4 +214,55 @@ pub async fn epoch(cmd: EpochCommand) -> anyhow::Result<()> {
         println!("  uid {:>3}  {:>12} msat  {}", p.uid, p.msat, p.node_id);
     }
     Ok(())
+}
+
+/// The member's ldk-node on the same bitcoind as its chain checks (user and password, or the cookie's).
+async fn ln_node(
+    chain: &ChainArgs,
+    dir: &std::path::Path,
+    index: usize,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<boltensor_ln::LnNode> {
+    let url = chain.rpc_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://127.0.0.1:{}",
+            boltensor_contracts::chain::default_rpc_port(chain.network)
+        )
+    });
+    let hostport = url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .context("--rpc-url must name a port, e.g. http://127.0.0.1:38332")?;
+    let (user, password) = match (&chain.rpc_cookie, &chain.rpc_pass) {
+        (Some(cookie), _) => {
+            let text = std::fs::read_to_string(cookie)
+                .with_context(|| format!("reading the RPC cookie {}", cookie.display()))?;
+            let (u, p) = text
+                .trim()
+                .split_once(':')
+                .context("the RPC cookie is not user:password")?;
+            (u.to_owned(), p.to_owned())
+        }
+        (None, Some(p)) => (chain.rpc_user.clone(), p.clone()),
+        (None, None) => bail!("the Lightning node needs --rpc-pass or --rpc-cookie for bitcoind"),
+    };
+    let config = boltensor_ln::NodeConfig {
+        alias: format!("coordinator-{index}"),
+        storage_dir: dir.join("ln"),
+        network: chain.network,
+        listen,
+        chain: boltensor_ln::ChainSource::BitcoindRpc {
+            host: host.to_owned(),
+            port: port.parse().context("--rpc-url port")?,
+            user,
+            password,
+        },
+        trusted_peers_no_reserve: vec![],
+        // Coordinators are the miners' Lightning service providers (ADR 0005).
+        liquidity_provider: true,
+    };
+    Ok(boltensor_ln::LnNode::start(config).await?)
 }

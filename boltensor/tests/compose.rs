@@ -58,7 +58,11 @@ fn commands(yaml: &str) -> Vec<(String, Vec<String>)> {
 fn every_boltensor_command_in_compose_parses() {
     let cmds = commands(&compose());
     let ours: Vec<_> = cmds.iter().filter(|(s, _)| s != "bitcoind").collect();
-    assert_eq!(ours.len(), 3, "miner, validator, client: {cmds:?}");
+    assert_eq!(
+        ours.len(),
+        4,
+        "miner, validator, client, coordinator: {cmds:?}"
+    );
     for (service, args) in ours {
         let out = Command::new(env!("CARGO_BIN_EXE_boltensor"))
             .args(args)

@@ -73,12 +73,6 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
     for i in 0..4 {
         wait_for(&format!("member {i} to count both bonds"), long, || async {
             let reg = net.get(i, "/v1/registry").await.ok().flatten();
-            if std::env::var("FED_DEBUG").is_ok() {
-                eprintln!(
-                    "REG {}",
-                    reg.as_ref().map(|r| r.to_string()).unwrap_or_default()
-                );
-            }
             Ok(reg.filter(|r| {
                 let list = r["registry"].as_array().expect("present in this test");
                 list.len() == 5

@@ -77,10 +77,6 @@ async fn epoch_payouts_reach_the_payees_nodes_exactly_once() -> Result {
             let http = net.http.clone();
             let api = net.api(0);
             async move {
-                if std::env::var("FED_DEBUG").is_ok() {
-                    let e: Value = http.get(format!("{api}/v1/epochs/latest")).send().await.ok()?.json().await.ok()?;
-                    eprintln!("EPOCH {} weights={} neurons={} out={} payouts={}", e["result"]["inputs"]["epoch"], e["result"]["inputs"]["weights"].as_array().map_or(0, |a| a.len()), e["result"]["inputs"]["neurons"], e["result"]["output"], e["result"]["payouts"]);
-                }
                 let p: Value = http.get(format!("{api}/v1/payouts")).send().await.ok()?.json().await.ok()?;
                 let receipts = p["receipts"].as_object()?;
                 receipts

@@ -531,6 +531,55 @@ fn control_router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// After a `kill -9` of the launcher its bitcoind lives on (an orphan holding the data dir and the RPC
+/// port). The pid lock has shown no launcher is alive, so a bitcoind answering on this devnet's port with
+/// this devnet's credentials is that orphan: stop it over RPC and wait until the port is free.
+async fn stop_stale_bitcoind(state: &DevnetState, datadir: &Path) -> Result<(), TestEnvError> {
+    if ensure_port_free(state.bitcoind_rpc_port, "bitcoind RPC").is_ok() {
+        return Ok(());
+    }
+    let rpc = RpcClient::new(
+        format!("http://127.0.0.1:{}", state.bitcoind_rpc_port),
+        state.rpc_user.clone(),
+        state.rpc_password.clone(),
+    );
+    if rpc
+        .call::<String>("stop", serde_json::json!([]))
+        .await
+        .is_err()
+    {
+        // Not ours (other credentials) or not bitcoind: leave it, the port check reports it.
+        return Ok(());
+    }
+    eprintln!(
+        "[devnet] stopped the bitcoind a previous launcher left running on port {}",
+        state.bitcoind_rpc_port
+    );
+    // The RPC port closes before bitcoind lets go of its data dir: wait for the process itself.
+    let arg = format!("-datadir={}", datadir.display());
+    let running = move || {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+            })
+    };
+    wait_for(
+        "the stale bitcoind to exit",
+        Duration::from_secs(60),
+        || async {
+            Ok(
+                (!running() && ensure_port_free(state.bitcoind_rpc_port, "bitcoind RPC").is_ok())
+                    .then_some(()),
+            )
+        },
+    )
+    .await
+}
+
 /// Guards the data dir against a second `up`: a pid file removed on drop.
 struct PidLock(PathBuf);
 
@@ -623,6 +672,7 @@ pub async fn up(
     };
 
     ensure_port_free(state.control_port, "devnet control")?;
+    stop_stale_bitcoind(&state, &data_dir.join("bitcoind")).await?;
     ensure_port_free(state.bitcoind_rpc_port, "bitcoind RPC")?;
     for n in &state.nodes {
         ensure_port_free(n.ln_port, &format!("lightning port of {}", n.name))?;

@@ -114,10 +114,24 @@ impl Bitcoind {
             opts.datadir.display()
         )))?;
         let rpc_port = match opts.rpc_port {
-            Some(port) => port,
-            None => free_port().map_err(TestEnvError::io("finding a free port"))?,
+            Some(port) => {
+                ensure_port_free(port, "bitcoind RPC")?;
+                port
+            }
+            None => {
+                // A port the OS just called free can be taken by a concurrent test before we check it
+                // again: pick another rather than fail.
+                let mut tries = 0;
+                loop {
+                    let port = free_port().map_err(TestEnvError::io("finding a free port"))?;
+                    match ensure_port_free(port, "bitcoind RPC") {
+                        Ok(()) => break port,
+                        Err(e) if tries >= 10 => return Err(e),
+                        Err(_) => tries += 1,
+                    }
+                }
+            }
         };
-        ensure_port_free(rpc_port, "bitcoind RPC")?;
         let (user, password) = opts
             .rpc_auth
             .clone()

@@ -306,14 +306,19 @@ fn parse_network(s: &str) -> Result<Network, String> {
 }
 
 impl ChainArgs {
-    pub(crate) async fn connect(&self) -> anyhow::Result<BitcoindRpc> {
-        let url = self.rpc_url.clone().unwrap_or_else(|| {
+    /// The RPC URL (the network's default port on localhost unless given).
+    pub(crate) fn url(&self) -> String {
+        self.rpc_url.clone().unwrap_or_else(|| {
             format!(
                 "http://127.0.0.1:{}",
                 boltensor_contracts::chain::default_rpc_port(self.network)
             )
-        });
-        let auth = match (&self.rpc_cookie, &self.rpc_pass) {
+        })
+    }
+
+    /// The RPC credentials: the cookie, the password, or the network's default cookie file.
+    pub(crate) fn auth(&self) -> anyhow::Result<RpcAuth> {
+        Ok(match (&self.rpc_cookie, &self.rpc_pass) {
             (Some(cookie), _) => RpcAuth::Cookie(cookie.clone()),
             (None, Some(password)) => RpcAuth::UserPass {
                 user: self.rpc_user.clone(),
@@ -329,7 +334,11 @@ impl ChainArgs {
                 }
                 RpcAuth::Cookie(cookie)
             }
-        };
+        })
+    }
+
+    pub(crate) async fn connect(&self) -> anyhow::Result<BitcoindRpc> {
+        let (url, auth) = (self.url(), self.auth()?);
         let rpc = BitcoindRpc::new(url, auth);
         rpc.check_network(self.network).await?;
         Ok(rpc)

@@ -223,12 +223,7 @@ async fn ln_node(
     index: usize,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<boltensor_ln::LnNode> {
-    let url = chain.rpc_url.clone().unwrap_or_else(|| {
-        format!(
-            "http://127.0.0.1:{}",
-            boltensor_contracts::chain::default_rpc_port(chain.network)
-        )
-    });
+    let url = chain.url();
     let hostport = url
         .trim_start_matches("http://")
         .trim_start_matches("https://")
@@ -236,9 +231,11 @@ async fn ln_node(
     let (host, port) = hostport
         .rsplit_once(':')
         .context("--rpc-url must name a port, e.g. http://127.0.0.1:38332")?;
-    let (user, password) = match (&chain.rpc_cookie, &chain.rpc_pass) {
-        (Some(cookie), _) => {
-            let text = std::fs::read_to_string(cookie)
+    // ldk-node takes a user and password: read them from the cookie when that is the credential.
+    let (user, password) = match chain.auth()? {
+        boltensor_contracts::RpcAuth::UserPass { user, password } => (user, password),
+        boltensor_contracts::RpcAuth::Cookie(cookie) => {
+            let text = std::fs::read_to_string(&cookie)
                 .with_context(|| format!("reading the RPC cookie {}", cookie.display()))?;
             let (u, p) = text
                 .trim()
@@ -246,8 +243,6 @@ async fn ln_node(
                 .context("the RPC cookie is not user:password")?;
             (u.to_owned(), p.to_owned())
         }
-        (None, Some(p)) => (chain.rpc_user.clone(), p.clone()),
-        (None, None) => bail!("the Lightning node needs --rpc-pass or --rpc-cookie for bitcoind"),
     };
     let config = boltensor_ln::NodeConfig {
         alias: format!("coordinator-{index}"),

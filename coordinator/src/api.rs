@@ -215,18 +215,11 @@ async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> 
                 .is_none_or(|m| n.registration.models.iter().any(|x| x == m))
         })
         .map(|(uid, n)| {
-            let (incentive, consensus) = last
+            let sc = last
                 .as_ref()
-                .and_then(|e| {
-                    let nn = e.result.inputs.neurons.get(uid)?.as_ref()?;
-                    (nn.key == n.registration.key).then(|| {
-                        (
-                            e.result.output.incentive[uid],
-                            e.result.output.consensus[uid],
-                        )
-                    })
-                })
-                .unwrap_or((0, 0));
+                .and_then(|e| e.result.scores_of(uid, &n.registration.key))
+                .unwrap_or_default();
+            let (incentive, consensus) = (sc.incentive, sc.consensus);
             json!({
                 "uid": uid,
                 "node_id": n.registration.node_id,

@@ -73,12 +73,14 @@ pub fn snapshot(engine: &Engine) -> Value {
         })
         .collect();
     let f = st.max_faulty();
-    let out = last.as_ref().map(|e| &e.result.output);
-    let at = |v: Option<&Vec<u16>>, uid: usize| v.and_then(|v| v.get(uid)).copied().unwrap_or(0);
     let mut miners = Vec::new();
     let mut validators = Vec::new();
     for (uid, n) in st.uids.iter().enumerate() {
         let Some(n) = n else { continue };
+        let sc = last
+            .as_ref()
+            .and_then(|e| e.result.scores_of(uid, &n.registration.key))
+            .unwrap_or_default();
         let key = n.registration.key.to_string();
         let row = json!({
             "uid": uid,
@@ -89,10 +91,10 @@ pub fn snapshot(engine: &Engine) -> Value {
             "stake_sat": n.stake_sat(f),
             "bond_sat": n.bond.as_ref().map(|b| b.amount_sat),
             "slashed": n.slashed,
-            "incentive": at(out.map(|o| &o.incentive), uid),
-            "consensus": at(out.map(|o| &o.consensus), uid),
-            "dividends": at(out.map(|o| &o.dividends), uid),
-            "trust": at(out.map(|o| &o.validator_trust), uid),
+            "incentive": sc.incentive,
+            "consensus": sc.consensus,
+            "dividends": sc.dividends,
+            "trust": sc.trust,
             "paid_msat": st.paid_msat.get(&key).copied().unwrap_or(0),
             "owed_msat": st.owed.iter().filter(|(s, _)| s.ends_with(&key)).map(|(_, m)| m).sum::<u64>(),
         });

@@ -459,16 +459,9 @@ impl Engine {
             *state = next;
         }
         let (items, epoch, header, items_digest) = self.outcome(session)?;
-        let valid = signed
-            .signatures
-            .iter()
-            .filter(|(m, s)| {
-                hex::decode(s)
-                    .ok()
-                    .and_then(|b| <[u8; 64]>::try_from(b).ok())
-                    .is_some_and(|b| self.keychain.verify_bytes(&header, &Sig(b), **m))
-            })
-            .count();
+        let fed = &self.cfg.federation;
+        let valid =
+            crate::keychain::count_valid(&fed.id(), &fed.keys(), &header, &signed.signatures);
         if valid < self.cfg.federation.threshold() {
             return Err(failure(format!(
                 "{valid} valid signatures over this member's recomputed header; {} needed",

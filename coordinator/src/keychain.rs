@@ -144,3 +144,26 @@ pub fn verify_tagged(
         .verify_schnorr(sig, &tagged_message(federation, msg), key)
         .is_ok()
 }
+
+/// How many of `signatures` (member index → hex BIP-340 signature) are valid members' signatures over `msg`.
+pub fn count_valid(
+    federation: &[u8; 32],
+    keys: &[XOnlyPublicKey],
+    msg: &[u8],
+    signatures: &std::collections::BTreeMap<usize, String>,
+) -> usize {
+    signatures
+        .iter()
+        .filter(|(m, s)| {
+            let (Some(key), Some(sig)) = (
+                keys.get(**m),
+                hex::decode(s)
+                    .ok()
+                    .and_then(|b| schnorr::Signature::from_slice(&b).ok()),
+            ) else {
+                return false;
+            };
+            verify_tagged(federation, msg, &sig, key)
+        })
+        .count()
+}

@@ -121,22 +121,10 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
     let api_addr = cfg.federation.members[cfg.index].api;
     let token = admin_token(&cfg.data_dir)?;
     let engine = Engine::new(cfg).await?;
-    let mut tries = 0;
-    let listener = loop {
-        match tokio::net::TcpListener::bind(api_addr).await {
-            Ok(l) => break l,
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(e) => {
-                return Err(Error::Io {
-                    what: format!("API listen on {api_addr}"),
-                    source: e,
-                })
-            }
-        }
-    };
+    let listener = net::bind_retrying(api_addr).await.map_err(|e| Error::Io {
+        what: format!("API listen on {api_addr}"),
+        source: e,
+    })?;
     let api = listener.local_addr().map_err(|e| Error::Io {
         what: "API address".into(),
         source: e,
@@ -234,23 +222,12 @@ pub fn verify_epoch(
         &items_digest,
         Some(signed.result.digest()),
     );
-    let keys = federation.keys();
-    let valid = signed
-        .signatures
-        .iter()
-        .filter(|(m, s)| {
-            let Some(key) = keys.get(**m) else {
-                return false;
-            };
-            let Some(sig) = hex::decode(s)
-                .ok()
-                .and_then(|b| bitcoin::secp256k1::schnorr::Signature::from_slice(&b).ok())
-            else {
-                return false;
-            };
-            keychain::verify_tagged(&federation.id(), &header, &sig, key)
-        })
-        .count();
+    let valid = keychain::count_valid(
+        &federation.id(),
+        &federation.keys(),
+        &header,
+        &signed.signatures,
+    );
     if valid < federation.threshold() {
         return Err(VerifyError::TooFewSignatures {
             valid,

@@ -65,18 +65,7 @@ impl P2p {
         federation: [u8; 32],
     ) -> std::io::Result<Arc<P2p>> {
         let index = keychain.own_index();
-        // A member restarting in the same process may find its old listener not yet closed: retry briefly.
-        let mut tries = 0;
-        let listener = loop {
-            match TcpListener::bind(listen).await {
-                Ok(l) => break l,
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let listener = bind_retrying(listen).await?;
         let (in_tx, in_rx) = mpsc::channel(QUEUE * peers.len().max(1));
         let mut tasks = Vec::new();
         let kc = keychain.clone();
@@ -247,6 +236,22 @@ async fn connect(
     hello.extend(sig.0);
     stream.write_all(&hello).await?;
     Ok(stream)
+}
+
+/// Binds `addr`; a member restarting in the same process may find its old listener not yet closed, so an
+/// address in use is retried for up to 5 s.
+pub async fn bind_retrying(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Fills `buf` from the OS's randomness.

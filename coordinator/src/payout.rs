@@ -48,6 +48,8 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
             _ = events.recv() => {}
         }
         let state = engine.state();
+        // Each owed epoch's signed result, read once per pass.
+        let mut results: BTreeMap<u64, Option<Vec<crate::state::Payout>>> = BTreeMap::new();
         for (slot, &msat) in &state.owed {
             let Some((epoch, key)) = slot.split_once(':') else {
                 continue;
@@ -58,12 +60,17 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
             if payer(epoch, n) != me {
                 continue;
             }
-            let Some(node_id) = engine
-                .store()
-                .epoch(epoch)
-                .ok()
-                .flatten()
-                .and_then(|e| e.result.payouts.into_iter().find(|p| p.key == key))
+            let payouts = results.entry(epoch).or_insert_with(|| {
+                engine
+                    .store()
+                    .epoch(epoch)
+                    .ok()
+                    .flatten()
+                    .map(|e| e.result.payouts)
+            });
+            let Some(node_id) = payouts
+                .as_ref()
+                .and_then(|ps| ps.iter().find(|p| p.key == key))
                 .and_then(|p| p.node_id.parse::<PublicKey>().ok())
             else {
                 continue;

@@ -701,7 +701,33 @@ pub enum RecomputeError {
     PayoutsDiffer,
 }
 
+/// One registrant's figures in an epoch result (u16, as Yuma stores them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scores {
+    /// Incentive.
+    pub incentive: u16,
+    /// Consensus weight.
+    pub consensus: u16,
+    /// Dividends.
+    pub dividends: u16,
+    /// Validator trust.
+    pub trust: u16,
+}
+
 impl EpochResult {
+    /// The figures of the registrant `key` at `uid`, if this result saw that key there (a uid freed and
+    /// reused since shows nothing).
+    pub fn scores_of(&self, uid: usize, key: &XOnlyPublicKey) -> Option<Scores> {
+        let nn = self.inputs.neurons.get(uid)?.as_ref()?;
+        let o = &self.output;
+        (nn.key == *key).then(|| Scores {
+            incentive: o.incentive[uid],
+            consensus: o.consensus[uid],
+            dividends: o.dividends[uid],
+            trust: o.validator_trust[uid],
+        })
+    }
+
     /// The digest members sign: SHA-256 over the canonical JSON.
     pub fn digest(&self) -> [u8; 32] {
         let mut e = sha256::Hash::engine();

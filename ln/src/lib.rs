@@ -21,7 +21,8 @@ pub mod node;
 pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;
 pub use node::{
-    parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, PaymentSent, PaymentState,
+    parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, PaymentRecord, PaymentSent,
+    PaymentState,
     PendingPayment,
 };
 

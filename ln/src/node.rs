@@ -145,7 +145,7 @@ pub struct ChannelInfo {
 }
 
 /// Where a payment stands in the node's payment store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentState {
     /// In flight (outgoing) or held / not yet paid (incoming).
@@ -154,6 +154,77 @@ pub enum PaymentState {
     Succeeded,
     /// Failed; for an outgoing payment the funds are back with the payer.
     Failed,
+}
+
+/// One Lightning payment in a node's payment store ([`LnNode::payments`]), in our own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PaymentRecord {
+    /// ldk-node's payment id (the payment hash for BOLT11 and keysend payments).
+    #[serde(with = "hex32")]
+    pub id: [u8; 32],
+    /// The payment hash, when the kind has one.
+    #[serde(with = "hex32_opt")]
+    pub hash: Option<[u8; 32]>,
+    /// Received (true) or sent.
+    pub inbound: bool,
+    /// A spontaneous (keysend) payment: epoch payouts.
+    pub keysend: bool,
+    /// Where it stands.
+    pub state: PaymentState,
+    /// Amount, msat (0 while unknown).
+    pub amount_msat: u64,
+    /// Routing fees paid (outgoing payments that succeeded), msat.
+    pub fee_msat: u64,
+    /// Last update, unix seconds.
+    pub updated_at: u64,
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+
+    pub(super) fn hex(v: &[u8; 32]) -> String {
+        v.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(super) fn parse(s: &str) -> Option<[u8; 32]> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(out)
+    }
+}
+
+mod hex32_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&super::hex32::hex(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => super::hex32::parse(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits")),
+        }
+    }
 }
 
 /// An outgoing payment in flight. Created by [`LnNode::send`]; await [`PendingPayment::outcome`].
@@ -631,6 +702,44 @@ impl LnNode {
             events,
             node: Arc::clone(&self.inner),
         })
+    }
+
+    /// Every Lightning payment this node knows (incoming and outgoing, any state), for audits.
+    /// On-chain transactions are left out.
+    pub fn payments(&self) -> Vec<PaymentRecord> {
+        let mut out: Vec<PaymentRecord> = self
+            .inner
+            .list_payments()
+            .into_iter()
+            .filter_map(|p| {
+                let (hash, keysend) = match &p.kind {
+                    PaymentKind::Bolt11 { hash, .. } | PaymentKind::Bolt11Jit { hash, .. } => {
+                        (Some(*hash), false)
+                    }
+                    PaymentKind::Spontaneous { hash, .. } => (Some(*hash), true),
+                    PaymentKind::Bolt12Offer { hash, .. } | PaymentKind::Bolt12Refund { hash, .. } => {
+                        (*hash, false)
+                    }
+                    PaymentKind::Onchain { .. } => return None,
+                };
+                Some(PaymentRecord {
+                    id: p.id.0,
+                    hash: hash.map(|h| h.0),
+                    inbound: p.direction == ldk_node::payment::PaymentDirection::Inbound,
+                    keysend,
+                    state: match p.status {
+                        PaymentStatus::Pending => PaymentState::Pending,
+                        PaymentStatus::Succeeded => PaymentState::Succeeded,
+                        PaymentStatus::Failed => PaymentState::Failed,
+                    },
+                    amount_msat: p.amount_msat.unwrap_or(0),
+                    fee_msat: p.fee_paid_msat.unwrap_or(0),
+                    updated_at: p.latest_update_timestamp,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.updated_at, a.id).cmp(&(b.updated_at, b.id)));
+        out
     }
 
     /// The sum of every incoming payment that succeeded, in msat.

@@ -180,6 +180,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Every request's outcome, for the ledger audit (`boltensor_audit`); `miner` names this miner's node.
+    pub fn audit(&self, miner: &str) -> Result<Vec<boltensor_audit::MinerRequest>, StoreError> {
+        use boltensor_audit::RequestOutcome as O;
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(REQUESTS).map_err(db)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(db)? {
+            let (_, v) = item.map_err(db)?;
+            let r: RequestRecord = serde_json::from_slice(v.value()).map_err(db)?;
+            out.push(boltensor_audit::MinerRequest {
+                miner: miner.to_string(),
+                payment_hash: r.payment_hash,
+                price_msat: r.price_msat,
+                outcome: match r.status {
+                    Status::AwaitingPayment => O::Unpaid,
+                    Status::Serving | Status::Settling => O::Open,
+                    Status::Settled => O::Delivered,
+                    Status::FailedBack => O::FailedBack,
+                    Status::Expired => O::Expired,
+                },
+            });
+        }
+        Ok(out)
+    }
+
     /// The credit note with this id.
     pub fn credit(&self, id: &[u8; 16]) -> Result<Option<CreditRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db)?;

@@ -1,0 +1,746 @@
+//! The ledger invariant, checked across every node of a Boltensor network.
+//!
+//! Boltensor moves other people's bitcoin, so one checker states what "no sat lost" means and every fault
+//! test, the load benchmark and `boltensor devnet audit` run it:
+//!
+//! 1. **One outcome per paid request.** Every payment a client or validator sent to a miner either
+//!    succeeded — the miner's node received exactly that amount under the same hash *and* the miner's
+//!    request store says the result was delivered — or failed back, and then the miner received nothing.
+//!    A payment still pending is *in flight* (a refund or a settlement not yet done), never lost.
+//! 2. **Conservation.** Client spend (amount + routing fees of every succeeded payment) = miner income +
+//!    routing fees; what failed back is the refunds; what is pending is in flight.
+//! 3. **No epoch paid twice.** Every epoch payout (keysend) a node received carries a receipt in the
+//!    federation's state for one (epoch, payee), the payer's node sent exactly that payment, and no payee
+//!    received a payout without a receipt.
+//!
+//! The epoch pool is paid from the payer coordinator's own node, not carved out of client spend
+//! (docs/economics.md), so it is accounted for separately: pool sent = pool received = Σ receipts.
+//!
+//! The checker is pure: collect a [`Ledger`] (every node's [`PaymentRecord`]s from
+//! `LnNode::payments`, every miner's request outcomes, the federation's receipts) and call [`check`].
+//! A violation carries the msat it puts at risk; [`AuditReport::lost_msat`] sums them and must be 0.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub use boltensor_ln::{PaymentRecord, PaymentState};
+use boltensor_protocol::Role;
+use serde::{Deserialize, Serialize};
+
+/// Everything the checker looks at.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Every node's payments.
+    pub nodes: Vec<NodeLedger>,
+    /// Every miner's paid requests and their outcomes.
+    pub requests: Vec<MinerRequest>,
+    /// The federation's epoch payout receipts.
+    pub payouts: Vec<Payout>,
+}
+
+/// One Lightning node's payments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeLedger {
+    /// A name for reports (`miner-0`, `client-1`, …).
+    pub name: String,
+    /// Its role: clients and validators pay miners; coordinators route and pay epochs.
+    pub role: Role,
+    /// Lightning node id (hex).
+    pub node_id: String,
+    /// From `LnNode::payments`.
+    pub payments: Vec<PaymentRecord>,
+}
+
+/// Where a miner's paid request ended, from the miner's request store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestOutcome {
+    /// Challenge issued, not paid (yet): no money involved.
+    Unpaid,
+    /// Paid and not yet ended: serving or settling.
+    Open,
+    /// The result was stored for the client and the payment claimed (or being claimed).
+    Delivered,
+    /// The held payment was failed back: the client has its funds.
+    FailedBack,
+    /// Never paid before the token expired.
+    Expired,
+}
+
+/// One paid request in a miner's store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MinerRequest {
+    /// The miner's [`NodeLedger::name`].
+    pub miner: String,
+    /// The hold invoice's payment hash (hex in JSON).
+    #[serde(with = "hex::serde")]
+    pub payment_hash: [u8; 32],
+    /// The invoice amount.
+    pub price_msat: u64,
+    /// Where it ended.
+    pub outcome: RequestOutcome,
+}
+
+/// One epoch payout receipt in the federation's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Payout {
+    /// The epoch paid.
+    pub epoch: u64,
+    /// The payee's registration key (hex).
+    pub payee: String,
+    /// The keysend payment's hash (hex in JSON).
+    #[serde(with = "hex::serde")]
+    pub payment_hash: [u8; 32],
+}
+
+impl Payout {
+    /// Parses the federation's `receipts` map (`GET /v1/payouts`: `"epoch:key" → payment hash hex`).
+    pub fn from_receipts<'a>(
+        receipts: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Vec<Payout>, String> {
+        receipts
+            .into_iter()
+            .map(|(k, v)| {
+                let (epoch, payee) = k
+                    .split_once(':')
+                    .ok_or_else(|| format!("receipt key {k:?} is not epoch:key"))?;
+                let epoch = epoch
+                    .parse()
+                    .map_err(|e| format!("receipt key {k:?}: epoch: {e}"))?;
+                let payment_hash = hex::decode(v)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| format!("receipt {k:?}: payment {v:?} is not 32 hex bytes"))?;
+                Ok(Payout {
+                    epoch,
+                    payee: payee.to_string(),
+                    payment_hash,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What went wrong, and how much it puts at risk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Which rule.
+    pub rule: Rule,
+    /// msat a party lost (or would lose) because of it.
+    pub msat: u64,
+    /// Payment hash (hex) or other key.
+    pub key: String,
+    /// What the checker saw.
+    pub detail: String,
+}
+
+/// The rules, for reports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// A payer's payment succeeded but no miner node in the ledger received it (or a different amount).
+    PaidNotReceived,
+    /// A payer's payment succeeded but the miner has no delivered result for it.
+    PaidNotDelivered,
+    /// A payer's payment failed but the miner received it.
+    FailedButReceived,
+    /// A miner received a payment no payer in the ledger sent.
+    ReceivedFromNobody,
+    /// A miner delivered but its payment failed or was never claimed.
+    DeliveredNotPaid,
+    /// A miner received a payment for a request it failed back or never knew.
+    ReceivedWithoutRequest,
+    /// The same payment hash was received twice.
+    ReceivedTwice,
+    /// A payout receipt with no matching keysend received, or a different amount than sent.
+    ReceiptWithoutPayment,
+    /// A keysend payout received (or sent) with no receipt: an epoch paid twice or off the books.
+    PayoutWithoutReceipt,
+    /// Two receipts for one (epoch, payee).
+    EpochPaidTwice,
+    /// The sums do not add up.
+    Conservation,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} {} ({} msat): {}",
+            self.rule, self.key, self.msat, self.detail
+        )
+    }
+}
+
+/// Request counts by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    /// Challenges not paid (yet).
+    pub unpaid: u64,
+    /// Paid and delivered.
+    pub delivered: u64,
+    /// Failed back.
+    pub failed_back: u64,
+    /// Expired unpaid.
+    pub expired: u64,
+    /// Not yet ended.
+    pub open: u64,
+}
+
+/// The checker's answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Amount + fees of every payer payment that succeeded, msat.
+    pub client_spend_msat: u64,
+    /// What miners received from those payments, msat.
+    pub miner_income_msat: u64,
+    /// Routing fees the payers paid (earned by the hubs), msat.
+    pub routing_fees_msat: u64,
+    /// Payer payments that failed: the funds are back with the payer, msat.
+    pub refunded_msat: u64,
+    /// Payer payments still pending (settlement or refund in flight), msat.
+    pub in_flight_msat: u64,
+    /// Payer payments (any state).
+    pub payments: u64,
+    /// Epoch payouts sent by payer coordinators (keysend, succeeded), msat.
+    pub pool_sent_msat: u64,
+    /// Epoch payouts received (keysend, succeeded), msat.
+    pub pool_received_msat: u64,
+    /// Receipts in the federation's state.
+    pub receipts: u64,
+    /// Keysend payouts sent but not yet receipted (the receipt is on its way through consensus), msat.
+    pub unreceipted_msat: u64,
+    /// The miners' requests by outcome.
+    pub requests: Outcomes,
+    /// What broke a rule.
+    pub violations: Vec<Violation>,
+}
+
+impl AuditReport {
+    /// msat lost: the sum over violations. Must be 0.
+    pub fn lost_msat(&self) -> u64 {
+        self.violations.iter().map(|v| v.msat).sum()
+    }
+
+    /// Every rule holds (things may still be in flight).
+    pub fn holds(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Every rule holds and nothing is in flight: no pending payment, no open request, every payout
+    /// receipted. What a fault test waits for after recovery.
+    pub fn settled(&self) -> bool {
+        self.holds()
+            && self.in_flight_msat == 0
+            && self.requests.open == 0
+            && self.unreceipted_msat == 0
+    }
+
+    /// One line for logs and test output.
+    pub fn summary(&self) -> String {
+        format!(
+            "spend {} = income {} + fees {} (refunded {}, in flight {}); requests {} delivered, {} failed back, \
+             {} expired, {} open; pool sent {} received {} ({} receipts, {} unreceipted); {} violations, lost {} msat",
+            self.client_spend_msat,
+            self.miner_income_msat,
+            self.routing_fees_msat,
+            self.refunded_msat,
+            self.in_flight_msat,
+            self.requests.delivered,
+            self.requests.failed_back,
+            self.requests.expired,
+            self.requests.open,
+            self.pool_sent_msat,
+            self.pool_received_msat,
+            self.receipts,
+            self.unreceipted_msat,
+            self.violations.len(),
+            self.lost_msat(),
+        )
+    }
+}
+
+impl AuditReport {
+    fn violate(&mut self, rule: Rule, msat: u64, key: String, detail: String) {
+        self.violations.push(Violation {
+            rule,
+            msat,
+            key,
+            detail,
+        });
+    }
+}
+
+fn is_payer(role: Role) -> bool {
+    matches!(role, Role::Client | Role::Validator)
+}
+
+/// Checks the ledger invariant. Pure: the same ledger always gives the same report.
+pub fn check(ledger: &Ledger) -> AuditReport {
+    let mut r = AuditReport::default();
+
+    // Miner side: inbound invoice payments by hash, and request outcomes by hash.
+    let miners: BTreeSet<&str> = ledger
+        .nodes
+        .iter()
+        .filter(|n| n.role == Role::Miner)
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut received: BTreeMap<[u8; 32], Vec<(&str, &PaymentRecord)>> = BTreeMap::new();
+    for n in ledger.nodes.iter().filter(|n| n.role == Role::Miner) {
+        for p in n.payments.iter().filter(|p| p.inbound && !p.keysend) {
+            if let Some(h) = p.hash {
+                received.entry(h).or_default().push((n.name.as_str(), p));
+            }
+        }
+    }
+    let requests: BTreeMap<[u8; 32], &MinerRequest> = ledger
+        .requests
+        .iter()
+        .map(|q| (q.payment_hash, q))
+        .collect();
+    for q in &ledger.requests {
+        match q.outcome {
+            RequestOutcome::Unpaid => r.requests.unpaid += 1,
+            RequestOutcome::Open => r.requests.open += 1,
+            RequestOutcome::Delivered => r.requests.delivered += 1,
+            RequestOutcome::FailedBack => r.requests.failed_back += 1,
+            RequestOutcome::Expired => r.requests.expired += 1,
+        }
+    }
+    let succeeded_at_miner = |h: &[u8; 32]| -> Vec<&PaymentRecord> {
+        received
+            .get(h)
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, p)| p.state == PaymentState::Succeeded)
+                    .map(|(_, p)| *p)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // Payer side: every invoice payment a client or validator sent.
+    let mut sent: BTreeSet<[u8; 32]> = BTreeSet::new();
+    let mut matched_income = 0u64;
+    for n in ledger.nodes.iter().filter(|n| is_payer(n.role)) {
+        for p in n.payments.iter().filter(|p| !p.inbound && !p.keysend) {
+            let Some(h) = p.hash else { continue };
+            sent.insert(h);
+            r.payments += 1;
+            let key = hex::encode(h);
+            let at_miner = succeeded_at_miner(&h);
+            match p.state {
+                PaymentState::Succeeded => {
+                    r.client_spend_msat += p.amount_msat + p.fee_msat;
+                    r.routing_fees_msat += p.fee_msat;
+                    match at_miner.as_slice() {
+                        [m] if m.amount_msat == p.amount_msat => matched_income += m.amount_msat,
+                        [m] => r.violate(
+                            Rule::PaidNotReceived,
+                            p.amount_msat.abs_diff(m.amount_msat),
+                            key.clone(),
+                            format!(
+                                "{} paid {} msat, the miner received {} msat",
+                                n.name, p.amount_msat, m.amount_msat
+                            ),
+                        ),
+                        [] => r.violate(
+                            Rule::PaidNotReceived,
+                            p.amount_msat,
+                            key.clone(),
+                            format!("{} paid, no miner received it", n.name),
+                        ),
+                        _ => {} // ReceivedTwice, reported below.
+                    }
+                    match requests.get(&h).map(|q| q.outcome) {
+                        Some(RequestOutcome::Delivered) => {}
+                        Some(RequestOutcome::Open) => {} // Settling: the result is on its way.
+                        other => r.violate(
+                            Rule::PaidNotDelivered,
+                            p.amount_msat,
+                            key,
+                            format!("{} paid; the miner's request is {other:?}", n.name),
+                        ),
+                    }
+                }
+                PaymentState::Failed => {
+                    r.refunded_msat += p.amount_msat;
+                    if let Some(m) = at_miner.first() {
+                        r.violate(
+                            Rule::FailedButReceived,
+                            m.amount_msat,
+                            key,
+                            format!("{}'s payment failed but a miner received it", n.name),
+                        );
+                    }
+                }
+                PaymentState::Pending => r.in_flight_msat += p.amount_msat,
+            }
+        }
+    }
+
+    // Miner side again: income with no payer, payments received twice, delivered but unpaid.
+    for (h, recs) in &received {
+        let key = hex::encode(h);
+        let ok: Vec<_> = recs
+            .iter()
+            .filter(|(_, p)| p.state == PaymentState::Succeeded)
+            .collect();
+        for (miner, p) in &ok {
+            r.miner_income_msat += p.amount_msat;
+            if !sent.contains(h) {
+                r.violate(
+                    Rule::ReceivedFromNobody,
+                    p.amount_msat,
+                    key.clone(),
+                    format!("{miner} received a payment no payer in the ledger sent"),
+                );
+            }
+            match requests.get(h).map(|q| q.outcome) {
+                Some(RequestOutcome::Delivered) | Some(RequestOutcome::Open) => {}
+                other => r.violate(
+                    Rule::ReceivedWithoutRequest,
+                    p.amount_msat,
+                    key.clone(),
+                    format!("{miner} received a payment for a request that is {other:?}"),
+                ),
+            }
+        }
+        if ok.len() > 1 {
+            r.violate(
+                Rule::ReceivedTwice,
+                ok.iter().skip(1).map(|(_, p)| p.amount_msat).sum(),
+                key,
+                format!("received {} times", ok.len()),
+            );
+        }
+    }
+    for q in ledger
+        .requests
+        .iter()
+        .filter(|q| q.outcome == RequestOutcome::Delivered)
+    {
+        let recs = received.get(&q.payment_hash);
+        let states: Vec<PaymentState> = recs
+            .map(|v| v.iter().map(|(_, p)| p.state).collect())
+            .unwrap_or_default();
+        if states.contains(&PaymentState::Succeeded) {
+            continue;
+        }
+        if states.contains(&PaymentState::Pending) {
+            // Claimed, the claim is still settling: in flight on the miner's side.
+            continue;
+        }
+        if miners.contains(q.miner.as_str()) {
+            r.violate(
+                Rule::DeliveredNotPaid,
+                q.price_msat,
+                hex::encode(q.payment_hash),
+                format!("{} delivered a result its payment never settled", q.miner),
+            );
+        }
+    }
+    if r.client_spend_msat != matched_income + r.routing_fees_msat && r.violations.is_empty() {
+        r.violate(
+            Rule::Conservation,
+            r.client_spend_msat
+                .abs_diff(matched_income + r.routing_fees_msat),
+            "sums".into(),
+            format!(
+                "spend {} != income {} + fees {}",
+                r.client_spend_msat, matched_income, r.routing_fees_msat
+            ),
+        );
+    }
+
+    // Epoch payouts.
+    let mut receipted: BTreeMap<[u8; 32], &Payout> = BTreeMap::new();
+    let mut per_epoch: BTreeSet<(u64, &str)> = BTreeSet::new();
+    for p in &ledger.payouts {
+        r.receipts += 1;
+        if !per_epoch.insert((p.epoch, p.payee.as_str())) || receipted.contains_key(&p.payment_hash)
+        {
+            r.violate(
+                Rule::EpochPaidTwice,
+                0,
+                format!("{}:{}", p.epoch, p.payee),
+                "two receipts for one epoch and payee".into(),
+            );
+        }
+        receipted.insert(p.payment_hash, p);
+    }
+    let mut keysend_in: BTreeMap<[u8; 32], Vec<&PaymentRecord>> = BTreeMap::new();
+    let mut keysend_out: BTreeMap<[u8; 32], Vec<&PaymentRecord>> = BTreeMap::new();
+    for n in &ledger.nodes {
+        for p in n
+            .payments
+            .iter()
+            .filter(|p| p.keysend && p.state == PaymentState::Succeeded)
+        {
+            let Some(h) = p.hash else { continue };
+            if p.inbound {
+                r.pool_received_msat += p.amount_msat;
+                keysend_in.entry(h).or_default().push(p);
+            } else {
+                r.pool_sent_msat += p.amount_msat;
+                keysend_out.entry(h).or_default().push(p);
+            }
+        }
+    }
+    for (h, p) in &receipted {
+        let key = format!("{}:{}", p.epoch, p.payee);
+        match (
+            keysend_out.get(h).map(Vec::as_slice),
+            keysend_in.get(h).map(Vec::as_slice),
+        ) {
+            (Some([o]), Some([i])) if o.amount_msat == i.amount_msat => {}
+            (Some([o]), Some([i])) => r.violate(
+                Rule::ReceiptWithoutPayment,
+                o.amount_msat.abs_diff(i.amount_msat),
+                key,
+                format!(
+                    "sent {} msat, received {} msat",
+                    o.amount_msat, i.amount_msat
+                ),
+            ),
+            (Some([o]), None) => r.violate(
+                Rule::ReceiptWithoutPayment,
+                o.amount_msat,
+                key,
+                "the payer sent it; the payee's node has no such payment".into(),
+            ),
+            (None, _) => {} // The payer's node is not in the ledger, or the payment is still pending.
+            _ => r.violate(
+                Rule::EpochPaidTwice,
+                0,
+                key,
+                "one receipt, several payments".into(),
+            ),
+        }
+    }
+    for (h, ins) in &keysend_in {
+        if !receipted.contains_key(h) {
+            let msat: u64 = ins.iter().map(|p| p.amount_msat).sum();
+            if keysend_out.contains_key(h) {
+                // Sent and received, the receipt still on its way through consensus.
+                r.unreceipted_msat += msat;
+            } else {
+                r.violate(
+                    Rule::PayoutWithoutReceipt,
+                    msat,
+                    hex::encode(h),
+                    "a keysend payout received that no payer in the ledger sent or receipted".into(),
+                );
+            }
+        }
+    }
+    for (h, outs) in &keysend_out {
+        if !receipted.contains_key(h) && !keysend_in.contains_key(h) {
+            r.unreceipted_msat += outs.iter().map(|p| p.amount_msat).sum::<u64>();
+        }
+    }
+    r
+}
+
+/// Checks the ledger with the rule that an unreceipted keysend left after the network settled is an
+/// epoch paid off the books: for tests that wait until everything settled.
+pub fn check_settled(ledger: &Ledger) -> AuditReport {
+    let mut r = check(ledger);
+    if r.unreceipted_msat > 0 {
+        let msat = r.unreceipted_msat;
+        r.violations.push(Violation {
+            rule: Rule::PayoutWithoutReceipt,
+            msat,
+            key: "payouts".into(),
+            detail: "keysend payouts with no receipt after the network settled".into(),
+        });
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pay(hash: u8, inbound: bool, state: PaymentState, msat: u64, fee: u64) -> PaymentRecord {
+        PaymentRecord {
+            id: [hash; 32],
+            hash: Some([hash; 32]),
+            inbound,
+            keysend: false,
+            state,
+            amount_msat: msat,
+            fee_msat: fee,
+            updated_at: 0,
+        }
+    }
+
+    fn keysend(hash: u8, inbound: bool, msat: u64) -> PaymentRecord {
+        PaymentRecord {
+            keysend: true,
+            ..pay(hash, inbound, PaymentState::Succeeded, msat, 0)
+        }
+    }
+
+    fn node(name: &str, role: Role, payments: Vec<PaymentRecord>) -> NodeLedger {
+        NodeLedger {
+            name: name.into(),
+            role,
+            node_id: format!("{name}-id"),
+            payments,
+        }
+    }
+
+    fn req(hash: u8, msat: u64, outcome: RequestOutcome) -> MinerRequest {
+        MinerRequest {
+            miner: "m".into(),
+            payment_hash: [hash; 32],
+            price_msat: msat,
+            outcome,
+        }
+    }
+
+    fn healthy() -> Ledger {
+        use PaymentState::*;
+        Ledger {
+            nodes: vec![
+                node(
+                    "c",
+                    Role::Client,
+                    vec![
+                        pay(1, false, Succeeded, 1000, 3),
+                        pay(2, false, Failed, 500, 0),
+                        pay(3, false, Succeeded, 2000, 5),
+                    ],
+                ),
+                node(
+                    "m",
+                    Role::Miner,
+                    vec![
+                        pay(1, true, Succeeded, 1000, 0),
+                        pay(2, true, Failed, 500, 0),
+                        pay(3, true, Succeeded, 2000, 0),
+                        keysend(9, true, 777),
+                    ],
+                ),
+                node("h", Role::Coordinator, vec![keysend(9, false, 777)]),
+            ],
+            requests: vec![
+                req(1, 1000, RequestOutcome::Delivered),
+                req(2, 500, RequestOutcome::FailedBack),
+                req(3, 2000, RequestOutcome::Delivered),
+                req(4, 100, RequestOutcome::Expired),
+            ],
+            payouts: vec![Payout {
+                epoch: 1,
+                payee: "k".into(),
+                payment_hash: [9; 32],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_healthy_ledger_settles() {
+        let r = check_settled(&healthy());
+        assert!(r.settled(), "{}", r.summary());
+        assert_eq!(r.client_spend_msat, 3008);
+        assert_eq!(r.miner_income_msat, 3000);
+        assert_eq!(r.routing_fees_msat, 8);
+        assert_eq!(r.refunded_msat, 500);
+        assert_eq!(r.pool_sent_msat, 777);
+        assert_eq!(r.pool_received_msat, 777);
+        assert_eq!(
+            r.requests,
+            Outcomes {
+                unpaid: 0,
+                delivered: 2,
+                failed_back: 1,
+                expired: 1,
+                open: 0
+            }
+        );
+        assert_eq!(r.lost_msat(), 0);
+    }
+
+    #[test]
+    fn paid_without_a_result_is_lost() {
+        let mut l = healthy();
+        l.requests[0].outcome = RequestOutcome::FailedBack;
+        let r = check(&l);
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::PaidNotDelivered && v.msat == 1000));
+        assert_eq!(r.lost_msat(), 2000, "{:?}", r.violations); // and the miner kept it
+    }
+
+    #[test]
+    fn a_failed_payment_the_miner_received_is_lost() {
+        let mut l = healthy();
+        l.nodes[1].payments[1].state = PaymentState::Succeeded;
+        let r = check(&l);
+        assert!(r.violations.iter().any(|v| v.rule == Rule::FailedButReceived));
+        assert!(r.lost_msat() >= 500);
+    }
+
+    #[test]
+    fn pending_is_in_flight_not_lost() {
+        let mut l = healthy();
+        l.nodes[0].payments[1].state = PaymentState::Pending;
+        l.nodes[1].payments[1].state = PaymentState::Pending;
+        l.requests[1].outcome = RequestOutcome::Open;
+        let r = check(&l);
+        assert!(r.holds(), "{:?}", r.violations);
+        assert!(!r.settled());
+        assert_eq!(r.in_flight_msat, 500);
+    }
+
+    #[test]
+    fn an_epoch_paid_twice_is_caught() {
+        let mut l = healthy();
+        l.nodes[1].payments.push(keysend(10, true, 777));
+        l.nodes[2].payments.push(keysend(10, false, 777));
+        let r = check_settled(&l);
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::PayoutWithoutReceipt));
+        let mut l = healthy();
+        l.payouts.push(Payout {
+            epoch: 1,
+            payee: "k".into(),
+            payment_hash: [10; 32],
+        });
+        assert!(check(&l)
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::EpochPaidTwice));
+    }
+
+    #[test]
+    fn income_from_nowhere_and_wrong_amounts_are_caught() {
+        let mut l = healthy();
+        l.nodes[1].payments[2].amount_msat = 1999;
+        assert!(check(&l)
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::PaidNotReceived && v.msat == 1));
+        let mut l = healthy();
+        l.nodes[0].payments.remove(2);
+        assert!(check(&l)
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::ReceivedFromNobody));
+    }
+
+    #[test]
+    fn receipts_parse() {
+        let mut m = BTreeMap::new();
+        m.insert("3:abcd".to_string(), hex::encode([7u8; 32]));
+        let p = Payout::from_receipts(&m).expect("parses");
+        assert_eq!((p[0].epoch, p[0].payee.as_str()), (3, "abcd"));
+        m.insert("x".to_string(), "zz".to_string());
+        assert!(Payout::from_receipts(&m).is_err());
+    }
+}

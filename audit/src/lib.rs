@@ -20,6 +20,8 @@
 //! `LnNode::payments`, every miner's request outcomes, the federation's receipts) and call [`check`].
 //! A violation carries the msat it puts at risk; [`AuditReport::lost_msat`] sums them and must be 0.
 
+pub mod fault;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 

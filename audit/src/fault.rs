@@ -1,0 +1,64 @@
+//! One row of the fault table (docs/reliability.md): what a fault test injected and how the network came back.
+//!
+//! Every fault test ends with [`record`]: it prints the row as one `FAULT-ROW {json}` line (run the tests
+//! with `--nocapture` to see it) and, when `BOLTENSOR_FAULT_REPORT` names a file, appends the JSON there —
+//! `scripts/faults.sh` runs every fault test that way and renders the table.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::AuditReport;
+
+/// One fault and its outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultRow {
+    /// What was injected, e.g. "kill -9 of a miner holding an HTLC, before the model finished".
+    pub fault: String,
+    /// The network recovered: every rule holds, nothing in flight, service answers again.
+    pub recovered: bool,
+    /// Seconds from the fault (or the restart, see `detail`) until recovered.
+    pub recover_secs: f64,
+    /// msat lost according to the ledger audit (must be 0).
+    pub lost_msat: u64,
+    /// The audit's summary line and anything else worth a reader's time.
+    pub detail: String,
+    /// The test that produced the row (`file::test_name`).
+    pub test: String,
+}
+
+impl FaultRow {
+    /// A row from the final audit.
+    pub fn new(
+        test: &str,
+        fault: &str,
+        recovered: bool,
+        recover_secs: f64,
+        audit: &AuditReport,
+    ) -> Self {
+        FaultRow {
+            fault: fault.to_string(),
+            recovered: recovered && audit.holds(),
+            recover_secs,
+            lost_msat: audit.lost_msat(),
+            detail: audit.summary(),
+            test: test.to_string(),
+        }
+    }
+}
+
+/// Prints the row and appends it to `$BOLTENSOR_FAULT_REPORT` (if set).
+pub fn record(row: &FaultRow) {
+    let json = serde_json::to_string(row).expect("a fault row serialises");
+    println!("FAULT-ROW {json}");
+    if let Some(path) = std::env::var_os("BOLTENSOR_FAULT_REPORT") {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{json}"));
+        if let Err(e) = appended {
+            eprintln!("cannot append the fault row to {path:?}: {e}");
+        }
+    }
+}

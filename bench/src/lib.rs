@@ -1,6 +1,9 @@
 //! Benchmarks that print figures (never tests that fail on a timing).
 //!
 //! # Layout
+//! - [`load`]: `boltensor bench load`: a bounded load test (paid requests against one miner, weight
+//!   submissions against a federation of four): throughput, p99, memory, nothing lost.
 //! - [`paid`]: `boltensor bench paid`: what paying per request over Lightning costs, on the regtest network.
 
+pub mod load;
 pub mod paid;

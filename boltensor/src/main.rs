@@ -81,6 +81,46 @@ enum BenchCommand {
     /// The Lightning design vs the token design on one simulated workload: JSON, Markdown and
     /// SVG plots (docs/benchmarks.md).
     Compare(CompareArgs),
+    /// A bounded load test on loopback: paid requests against one miner, weight submissions against a
+    /// federation of four; throughput, p99, memory, and that nothing was lost.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Paid embedding requests.
+    #[arg(long, default_value_t = 400)]
+    requests: usize,
+    /// Paid chat completions (16 tokens), interleaved.
+    #[arg(long, default_value_t = 40)]
+    chats: usize,
+    /// Paid requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Longest load phase of each part, seconds (no request or epoch starts after it).
+    #[arg(long, default_value_t = 300)]
+    max_secs: u64,
+    /// Validators submitting weights.
+    #[arg(long, default_value_t = 64)]
+    validators: usize,
+    /// Miners each weight vector covers.
+    #[arg(long, default_value_t = 256)]
+    miners: usize,
+    /// Epochs measured.
+    #[arg(long, default_value_t = 3)]
+    epochs: u64,
+    /// Consensus sessions per epoch.
+    #[arg(long, default_value_t = 5)]
+    epoch_sessions: u64,
+    /// Skip the paid-requests part.
+    #[arg(long)]
+    skip_paid: bool,
+    /// Skip the weight-submissions part.
+    #[arg(long)]
+    skip_federation: bool,
+    /// Also print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,7 +246,10 @@ fn real_main() -> anyhow::Result<()> {
         // falling back to 1 sat/vB: harmless there, noise in the devnet's output.
         default_filter.push_str(",ldk_node::chain::bitcoind=off");
     }
-    if matches!(cli.command, Command::Devnet(_) | Command::Coordinator(_)) {
+    if matches!(
+        cli.command,
+        Command::Devnet(_) | Command::Coordinator(_) | Command::Bench(BenchCommand::Load(_))
+    ) {
         // aleph-bft logs several INFO lines per session (every few seconds): they drown everything else.
         // RUST_LOG=AlephBFT=info brings them back.
         default_filter.push_str(",AlephBFT=warn");
@@ -255,6 +298,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wrote {}/report.json, summary.md, img/*.svg",
                 args.out.display()
             );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Load(a)) => {
+            use boltensor_bench::load;
+            let max = std::time::Duration::from_secs(a.max_secs);
+            let report = load::run(load::LoadConfig {
+                paid: (!a.skip_paid).then(|| load::PaidLoadConfig {
+                    embeddings: a.requests,
+                    chats: a.chats,
+                    concurrency: a.concurrency,
+                    max_duration: max,
+                    ..load::PaidLoadConfig::default()
+                }),
+                federation: (!a.skip_federation).then(|| load::FederationLoadConfig {
+                    validators: a.validators,
+                    miners: a.miners,
+                    epochs: a.epochs,
+                    epoch_sessions: a.epoch_sessions,
+                    max_duration: max,
+                    ..load::FederationLoadConfig::default()
+                }),
+            })
+            .await?;
+            println!("{}", report.render());
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Paid {

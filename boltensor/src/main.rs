@@ -161,6 +161,16 @@ enum DevnetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the ledger invariant across every node of the running devnet: each paid request has one
+    /// outcome, client spend = miner income + routing fees (+ refunds, + in flight), no epoch paid twice.
+    /// Exits 1 on a violation.
+    Audit {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop a running devnet; with --wipe also delete its data dir.
     Down {
         #[command(flatten)]
@@ -420,6 +430,18 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.render());
+            }
+            Ok(())
+        }
+        DevnetCommand::Audit { dir, json } => {
+            let audit = devnet::audit::audit(&dir.data_dir).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&audit)?);
+            } else {
+                print!("{}", audit.render());
+            }
+            if !audit.report.holds() {
+                std::process::exit(1);
             }
             Ok(())
         }

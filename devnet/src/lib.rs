@@ -11,6 +11,7 @@
 //! miners and submit weights every federation epoch, clients' paying proxies with generated traffic,
 //! and a block timer.
 
+pub mod audit;
 pub mod federation;
 
 use std::collections::{BTreeMap, HashMap};
@@ -403,6 +404,8 @@ struct Shared {
     /// The validators, by node name, and miner names by API URL.
     validators: RwLock<Vec<(String, Arc<Validator>)>>,
     miner_names: RwLock<HashMap<String, String>>,
+    /// The miners, by node name (their request stores feed the ledger audit).
+    miners: RwLock<Vec<(String, Arc<Miner>)>>,
     /// Miner, proxy and traffic tasks, stopped (in order) before the nodes.
     services: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The federation's config and the hub (node name) paying for each member index modulo its length.
@@ -522,6 +525,10 @@ fn control_router(shared: Arc<Shared>) -> Router {
             get(|State(s): State<Arc<Shared>>| async move { Json(s.report().await) }),
         )
         .route(
+            "/audit",
+            get(|State(s): State<Arc<Shared>>| async move { Json(audit::collect(&s).await) }),
+        )
+        .route(
             "/shutdown",
             post(|State(s): State<Arc<Shared>>| async move {
                 let _ = s.shutdown.send(true);
@@ -588,7 +595,7 @@ impl PidLock {
         let path = data_dir.join("devnet.pid");
         if let Ok(pid) = std::fs::read_to_string(&path) {
             let pid = pid.trim();
-            if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
+            if !pid.is_empty() && process_alive(pid) {
                 return Err(TestEnvError::Devnet(format!(
                     "a devnet is already running on {} (pid {pid}); stop it with `boltensor devnet down` or Ctrl-C",
                     data_dir.display()
@@ -598,6 +605,19 @@ impl PidLock {
         std::fs::write(&path, std::process::id().to_string())
             .map_err(TestEnvError::io(format!("writing {}", path.display())))?;
         Ok(PidLock(path))
+    }
+}
+
+/// Whether process `pid` exists and has not exited: a launcher killed with `kill -9` stays a zombie
+/// until its parent reaps it, and that must not block the next `up`.
+fn process_alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state …`: comm may hold spaces and parentheses, the state follows the last `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 
@@ -697,6 +717,7 @@ pub async fn up(
         clients: RwLock::new(Vec::new()),
         validators: RwLock::new(Vec::new()),
         miner_names: RwLock::new(HashMap::new()),
+        miners: RwLock::new(Vec::new()),
         services: tokio::sync::Mutex::new(Vec::new()),
         services_stop: watch::channel(false).0,
         federation: RwLock::new(None),
@@ -1038,6 +1059,7 @@ async fn start_services(
         }
         let miner = Miner::new(cfg, Arc::clone(&nodes[&e.name]), &backends)
             .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
+        write(&shared.miners).push((e.name.clone(), Arc::clone(&miner)));
         let listener = bind(e.api_port, &format!("API of {}", e.name)).await?;
         let mut stop = shared.services_stop.subscribe();
         let name = e.name.clone();
@@ -1227,11 +1249,16 @@ async fn traffic(
     }
 }
 
-/// Pays 1,000 sats from the first client (or validator) to the first miner over two hops.
+/// Routes 1,000 sats from the first client (or validator) to the first miner over two hops, without
+/// moving any: the payment goes to a hold invoice of the miner's, which fails it back once it is held.
+/// That proves every hop can carry the HTLC and leaves every balance as it was, so an `up` that resumes
+/// a devnet finds the balances it left (the paid traffic shows settlement).
 async fn routing_check(
     state: &DevnetState,
     nodes: &HashMap<String, Arc<LnNode>>,
 ) -> Result<String, TestEnvError> {
+    use bitcoin::hashes::{sha256, Hash as _};
+    use boltensor_ln::{PaymentHash, PaymentPreimage};
     let first = |role| state.nodes.iter().find(|n| n.role == role);
     let (Some(payer), Some(miner)) = (
         first(Role::Client).or_else(|| first(Role::Validator)),
@@ -1239,17 +1266,29 @@ async fn routing_check(
     ) else {
         return Ok("skipped (no client or validator)".into());
     };
-    let invoice = nodes[&miner.name].invoice(1_000_000, "devnet routing check", 600)?;
+    let (payer_node, miner_node) = (&nodes[&payer.name], &nodes[&miner.name]);
+    let preimage = PaymentPreimage(sha256::Hash::hash(random_hex().as_bytes()).to_byte_array());
+    let hash = PaymentHash::from(preimage);
+    let invoice = miner_node.hold_invoice(hash, 1_000_000, "devnet routing check", 600)?;
     let started = Instant::now();
-    let sent = nodes[&payer.name]
-        .pay(&invoice, Duration::from_secs(60))
+    let pending = payer_node.send(&invoice)?;
+    miner_node
+        .wait_claimable(hash, Duration::from_secs(60))
         .await?;
+    let held_ms = started.elapsed().as_millis();
+    miner_node.fail(hash)?;
+    match pending.outcome(Duration::from_secs(60)).await {
+        Err(boltensor_ln::LnError::PaymentFailed { .. }) => {}
+        Ok(_) => {
+            return Err(TestEnvError::Devnet(
+                "routing check: the payment settled although the miner failed it back".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(format!(
-        "{} paid {} 1000 sat via a coordinator in {} ms, fee {} msat",
-        payer.name,
-        miner.name,
-        started.elapsed().as_millis(),
-        sent.fee_paid_msat
+        "{} routed 1000 sat to {} via a coordinator in {held_ms} ms (held, then failed back: no sats moved)",
+        payer.name, miner.name,
     ))
 }
 

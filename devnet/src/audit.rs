@@ -1,0 +1,161 @@
+//! `boltensor devnet audit`: the ledger invariant ([`boltensor_audit`]) over every node of the running devnet.
+//!
+//! The launcher holds every node, every miner's request store and a view of the federation, so it collects
+//! the [`Ledger`] itself and answers `GET /audit` on its control API; `boltensor devnet audit` asks it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use boltensor_audit::{AuditReport, Ledger, NodeLedger, Payout};
+use serde::{Deserialize, Serialize};
+
+use crate::{read, Shared, TestEnvError};
+
+/// What `GET /audit` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetAudit {
+    /// The checker's report.
+    pub report: AuditReport,
+    /// Nodes, miners' request records and receipts looked at.
+    pub nodes: usize,
+    /// Miner request records.
+    pub requests: usize,
+    /// Where the receipts came from (a coordinator's API), or why there are none.
+    pub receipts_from: String,
+}
+
+impl DevnetAudit {
+    /// The text `boltensor devnet audit` prints.
+    pub fn render(&self) -> String {
+        let r = &self.report;
+        let mut out = format!(
+            "ledger audit over {} nodes, {} paid-request records, receipts from {}\n\
+             client spend      {:>14} msat\n\
+             = miner income    {:>14} msat\n\
+             + routing fees    {:>14} msat\n\
+             refunded          {:>14} msat\n\
+             in flight         {:>14} msat\n\
+             requests          {} delivered, {} failed back, {} expired, {} open, {} unpaid challenges\n\
+             epoch payouts     {} msat sent, {} msat received, {} receipts, {} msat awaiting a receipt\n",
+            self.nodes,
+            self.requests,
+            self.receipts_from,
+            r.client_spend_msat,
+            r.miner_income_msat,
+            r.routing_fees_msat,
+            r.refunded_msat,
+            r.in_flight_msat,
+            r.requests.delivered,
+            r.requests.failed_back,
+            r.requests.expired,
+            r.requests.open,
+            r.requests.unpaid,
+            r.pool_sent_msat,
+            r.pool_received_msat,
+            r.receipts,
+            r.unreceipted_msat,
+        );
+        if r.holds() {
+            out.push_str("every rule holds: 0 msat lost\n");
+        } else {
+            out.push_str(&format!(
+                "{} VIOLATIONS, {} msat lost:\n",
+                r.violations.len(),
+                r.lost_msat()
+            ));
+            for v in &r.violations {
+                out.push_str(&format!("  {v}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// Collects the ledger from the running devnet and checks it.
+pub(crate) async fn collect(shared: &Arc<Shared>) -> DevnetAudit {
+    let nodes: Vec<NodeLedger> = read(&shared.nodes)
+        .iter()
+        .map(|(e, n)| NodeLedger {
+            name: e.name.clone(),
+            role: e.role,
+            node_id: n.node_id().to_string(),
+            payments: n.payments(),
+        })
+        .collect();
+    let mut requests = Vec::new();
+    for (name, miner) in read(&shared.miners).iter() {
+        match miner.store().audit(name) {
+            Ok(r) => requests.extend(r),
+            Err(e) => tracing::warn!(miner = %name, error = %e, "cannot read the miner's requests"),
+        }
+    }
+    let urls: Vec<String> = read(&shared.federation)
+        .as_ref()
+        .map(|(f, _)| {
+            (0..f.n())
+                .map(|i| crate::federation::api_url(f, i))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (payouts, receipts_from) = receipts(&urls).await;
+    let ledger = Ledger {
+        nodes,
+        requests,
+        payouts,
+    };
+    DevnetAudit {
+        report: boltensor_audit::check(&ledger),
+        nodes: ledger.nodes.len(),
+        requests: ledger.requests.len(),
+        receipts_from,
+    }
+}
+
+/// The federation's payout receipts from the first member that answers.
+async fn receipts(urls: &[String]) -> (Vec<Payout>, String) {
+    #[derive(Deserialize)]
+    struct Payouts {
+        receipts: BTreeMap<String, String>,
+    }
+    if urls.is_empty() {
+        return (Vec::new(), "nowhere (no federation)".into());
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("a reqwest client builds");
+    for url in urls {
+        let got = async {
+            http.get(format!("{url}/v1/payouts"))
+                .send()
+                .await?
+                .error_for_status()?
+                .json::<Payouts>()
+                .await
+        }
+        .await;
+        match got {
+            Ok(p) => match Payout::from_receipts(&p.receipts) {
+                Ok(list) => return (list, url.clone()),
+                Err(e) => tracing::warn!(%url, error = %e, "bad receipts"),
+            },
+            Err(e) => tracing::debug!(%url, error = %e, "no payouts from this member"),
+        }
+    }
+    (Vec::new(), "nowhere (no member answered)".into())
+}
+
+/// Asks the running devnet in `data_dir` for its audit.
+pub async fn audit(data_dir: &Path) -> Result<DevnetAudit, TestEnvError> {
+    let url = crate::control_url(data_dir)?;
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/audit"))
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| crate::not_running(data_dir, &url, e))?;
+    resp.json()
+        .await
+        .map_err(|e| TestEnvError::Devnet(format!("the devnet's audit answer: {e}")))
+}

@@ -738,7 +738,7 @@ impl LnNode {
                 })
             })
             .collect();
-        out.sort_by(|a, b| (a.updated_at, a.id).cmp(&(b.updated_at, b.id)));
+        out.sort_by_key(|p| (p.updated_at, p.id));
         out
     }
 

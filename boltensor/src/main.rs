@@ -224,7 +224,7 @@ struct UpArgs {
     /// Seconds between blocks mined on a timer (0: none).
     #[arg(long, default_value_t = 30)]
     block_interval_secs: u64,
-    /// Local port of the control API (/status, /shutdown).
+    /// Local port of the control API (/status, /metrics, /shutdown).
     #[arg(long, default_value_t = boltensor_devnet::DEFAULT_CONTROL_PORT)]
     control_port: u16,
 }

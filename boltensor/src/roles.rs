@@ -400,6 +400,10 @@ pub struct ValidatorRunArgs {
     /// Where the reference models are.
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
+    /// Serve GET /metrics (Prometheus text) and GET /v1/scores (JSON) on this HTTP address
+    /// (e.g. 127.0.0.1:9102). Off by default.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// The coordinator federation and the bond, for `validator run` and `validator register`.
@@ -533,6 +537,25 @@ pub async fn validator(cmd: ValidatorCommand) -> anyhow::Result<()> {
             let mut cfg = ValidatorConfig::new(args.miners.clone(), &args.node.data_dir);
             cfg.coordinators = args.federation.coordinators.clone();
             let v = Arc::new(Validator::new(cfg, Arc::clone(&node), &backends)?);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let api = match args.listen {
+                Some(addr) => {
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding {addr} (in use?)"))?;
+                    println!("validator API on http://{addr} (/metrics, /v1/scores)");
+                    let router = boltensor_validator::api::router(Arc::clone(&v));
+                    let mut stopped = stopped.clone();
+                    Some(tokio::spawn(async move {
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            })
+                            .await
+                    }))
+                }
+                None => None,
+            };
             if !args.federation.coordinators.is_empty() {
                 validator_register(&node, &args.node, &args.federation).await?;
             }
@@ -556,6 +579,13 @@ pub async fn validator(cmd: ValidatorCommand) -> anyhow::Result<()> {
                     shutdown_signal(),
                 )
                 .await;
+            let _ = stop.send(true);
+            if let Some(api) = api {
+                api.await
+                    .context("validator API task")?
+                    .context("validator API")?;
+            }
+            drop(stopped);
             node.stop().await;
             Ok(())
         }

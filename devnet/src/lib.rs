@@ -2,8 +2,10 @@
 //!
 //! `boltensor devnet up` calls [`up`]: it starts (or resumes) a regtest bitcoind and one ldk-node node per
 //! role member, funds them, opens the channel topology (clients and validators → every coordinator →
-//! every miner; every coordinator → every validator, for dividends), checks that a client can pay a miner through a coordinator, and serves its state on a
-//! local control port. `boltensor devnet status` calls [`status`], which reads that port.
+//! every miner; every coordinator → every validator, for dividends), checks that a client can pay a
+//! miner through a coordinator (a held payment, failed back: no sats move, so a resumed devnet keeps
+//! its balances), and serves its state on a local control port (`GET /status` as JSON, `GET /metrics`
+//! as Prometheus text, `POST /shutdown`). `boltensor devnet status` calls [`status`], which reads it.
 //!
 //! On these nodes run the role services: the coordinator federation ([`federation`]: at least four
 //! members running consensus, each paying its epochs from a coordinator's node), miners' APIs
@@ -388,6 +390,167 @@ impl StatusReport {
     }
 }
 
+impl StatusReport {
+    /// The same as Prometheus text (`GET /metrics` on the control port): readiness, height, each
+    /// node's balances and channels, the clients' spend, the validators' scores, the federation's
+    /// progress. Each role's own daemon serves its detailed metrics (docs/operators.md).
+    pub fn prometheus(&self) -> String {
+        fn label(v: &str) -> String {
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        }
+        fn gauge(out: &mut String, name: &str, help: &str) {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        }
+        let mut out = String::new();
+        gauge(
+            &mut out,
+            "boltensor_devnet_ready",
+            "1 once every channel is usable and the services run.",
+        );
+        let _ = writeln!(out, "boltensor_devnet_ready {}", u8::from(self.ready));
+        if let Some(h) = self.height {
+            gauge(
+                &mut out,
+                "boltensor_devnet_block_height",
+                "The regtest chain's height.",
+            );
+            let _ = writeln!(out, "boltensor_devnet_block_height {h}");
+        }
+        type Field = fn(&NodeStatus) -> u64;
+        let fields: [(&str, &str, Field); 4] = [
+            (
+                "boltensor_devnet_onchain_sats",
+                "A node's on-chain funds.",
+                |n| n.onchain_sats,
+            ),
+            (
+                "boltensor_devnet_lightning_sats",
+                "A node's Lightning funds.",
+                |n| n.lightning_sats,
+            ),
+            (
+                "boltensor_devnet_keysend_received_msat",
+                "Epoch payouts a node received (keysend).",
+                |n| n.keysend_received_msat,
+            ),
+            (
+                "boltensor_devnet_usable_channels",
+                "A node's channels usable for payments now.",
+                |n| n.channels.iter().filter(|c| c.usable).count() as u64,
+            ),
+        ];
+        for (name, help, get) in fields {
+            gauge(&mut out, name, help);
+            for n in &self.nodes {
+                let _ = writeln!(
+                    out,
+                    "{name}{{node=\"{}\",role=\"{}\"}} {}",
+                    label(&n.name),
+                    n.role,
+                    get(n)
+                );
+            }
+        }
+        type SpendField = fn(&boltensor_client::Spend) -> u64;
+        let spend: [(&str, &str, SpendField); 5] = [
+            (
+                "boltensor_devnet_client_requests_total",
+                "Requests a client sent.",
+                |s| s.requests,
+            ),
+            (
+                "boltensor_devnet_client_paid_requests_total",
+                "Requests whose payment settled.",
+                |s| s.paid_requests,
+            ),
+            (
+                "boltensor_devnet_client_spent_msat_total",
+                "Settled prices.",
+                |s| s.spent_msat,
+            ),
+            (
+                "boltensor_devnet_client_fees_msat_total",
+                "Routing fees of settled payments.",
+                |s| s.fees_msat,
+            ),
+            (
+                "boltensor_devnet_client_refunded_total",
+                "Payments failed back (refunded).",
+                |s| s.refunded,
+            ),
+        ];
+        for (name, help, get) in spend {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (client, s) in &self.spend {
+                let _ = writeln!(out, "{name}{{client=\"{}\"}} {}", label(client), get(s));
+            }
+        }
+        gauge(
+            &mut out,
+            "boltensor_devnet_validator_score",
+            "A validator's current score of a miner.",
+        );
+        for (validator, scores) in &self.scores {
+            for (miner, score) in scores {
+                let _ = writeln!(
+                    out,
+                    "boltensor_devnet_validator_score{{validator=\"{}\",miner=\"{}\"}} {score}",
+                    label(validator),
+                    label(miner)
+                );
+            }
+        }
+        if let Some(f) = &self.federation {
+            let values = [
+                (
+                    "boltensor_devnet_federation_session",
+                    "The highest session a member runs.",
+                    f.session,
+                ),
+                (
+                    "boltensor_devnet_federation_epoch",
+                    "The epoch being collected.",
+                    f.epoch,
+                ),
+                (
+                    "boltensor_devnet_federation_last_signed_epoch",
+                    "The last epoch whose result is signed.",
+                    f.last_signed_epoch,
+                ),
+                (
+                    "boltensor_devnet_federation_registered",
+                    "Registered miners and validators.",
+                    f.registered,
+                ),
+                (
+                    "boltensor_devnet_federation_payouts_receipted",
+                    "Epoch payouts made and receipted.",
+                    Some(f.payouts_receipted as u64),
+                ),
+                (
+                    "boltensor_devnet_federation_payouts_owed_msat",
+                    "Epoch payouts owed, not yet receipted.",
+                    Some(f.payouts_owed_msat),
+                ),
+                (
+                    "boltensor_devnet_federation_members_answering",
+                    "Members whose API answers.",
+                    Some(f.members.iter().filter(|m| m.status.is_some()).count() as u64),
+                ),
+            ];
+            for (name, help, value) in values {
+                if let Some(v) = value {
+                    gauge(&mut out, name, help);
+                    let _ = writeln!(out, "{name} {v}");
+                }
+            }
+        }
+        out
+    }
+}
+
 struct Shared {
     data_dir: PathBuf,
     phase: RwLock<String>,
@@ -527,6 +690,18 @@ fn control_router(shared: Arc<Shared>) -> Router {
         .route(
             "/audit",
             get(|State(s): State<Arc<Shared>>| async move { Json(audit::collect(&s).await) }),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<Shared>>| async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    s.report().await.prometheus(),
+                )
+            }),
         )
         .route(
             "/shutdown",

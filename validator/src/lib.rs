@@ -5,16 +5,18 @@
 //! # Layout
 //! - [`scoring`]: the formula (pure).
 //! - [`federation`]: the coordinator federation's API (epoch, miners, registration with a bond, weights).
-//! - [`Validator`]: challenges, checks, the store, epochs.
+//! - [`Validator`]: challenges, checks, the store, epochs; [`Validator::metrics`] counts what it did.
+//! - [`api`]: the optional HTTP API of `boltensor validator run --listen` (`/metrics`, `/v1/scores`).
 //!
 //! Checks (docs/scoring.md): an embedding is recomputed with the same model at batch size 1 and must
 //! have cosine similarity ≥ `embed_tolerance` with the miner's; a greedy chat answer is re-scored by
 //! teacher forcing and each token must be the greedy choice within `logit_margin`.
 
+pub mod api;
 pub mod federation;
 pub mod scoring;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -117,6 +119,111 @@ pub struct Validator {
     challenge_spend: AtomicU64,
     seq: AtomicU64,
     http: reqwest::Client,
+    metrics: Counters,
+}
+
+/// How many latencies the summaries keep (the most recent ones).
+const LATENCY_WINDOW: usize = 512;
+
+/// What [`Validator::metrics`] reads: counters since start and recent latencies.
+#[derive(Default)]
+struct Counters {
+    /// Per [`Kind`] (embedding, chat): challenges attempted, paid (settled), failed (not answered,
+    /// not paid or not settled), and recent latencies of answered ones.
+    sent: [AtomicU64; 2],
+    paid: [AtomicU64; 2],
+    failed: [AtomicU64; 2],
+    latencies: Mutex<[VecDeque<Duration>; 2]>,
+    /// Weight vectors signed (one per epoch), delivered to the federation, delivery failures.
+    signed: AtomicU64,
+    submitted: AtomicU64,
+    submit_failures: AtomicU64,
+    /// The last epoch delivered, plus one (0: none).
+    last_submitted: AtomicU64,
+    submit_latencies: Mutex<VecDeque<Duration>>,
+}
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Embedding => 0,
+        Kind::Chat => 1,
+    }
+}
+
+fn push_latency(window: &mut VecDeque<Duration>, d: Duration) {
+    if window.len() == LATENCY_WINDOW {
+        window.pop_front();
+    }
+    window.push_back(d);
+}
+
+/// Quantiles of recent latencies, in seconds (0 when there are none).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LatencySummary {
+    /// How many latencies the quantiles are over (the most recent, at most 512).
+    pub count: usize,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl LatencySummary {
+    fn of(window: &VecDeque<Duration>) -> Self {
+        let mut v: Vec<Duration> = window.iter().copied().collect();
+        v.sort();
+        let q = |q: f64| {
+            v.get(((v.len() as f64 - 1.0) * q).round().max(0.0) as usize)
+                .map_or(0.0, Duration::as_secs_f64)
+        };
+        LatencySummary {
+            count: v.len(),
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+        }
+    }
+}
+
+/// One kind of challenge in [`ValidatorMetrics`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ChallengeMetrics {
+    /// Challenges attempted.
+    pub sent: u64,
+    /// Challenges whose payment settled.
+    pub paid: u64,
+    /// Challenges that failed (no answer, an error, not paid or refunded, a failed check excluded:
+    /// that is a quality of 0 on an answered challenge).
+    pub failed: u64,
+    /// Latency of answered challenges (request to checked answer).
+    pub latency: LatencySummary,
+}
+
+/// What a validator has done since it started (`GET /metrics`, `GET /v1/scores`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ValidatorMetrics {
+    /// Embedding challenges.
+    pub embedding: ChallengeMetrics,
+    /// Chat challenges.
+    pub chat: ChallengeMetrics,
+    /// Sum of the prices of settled challenges, msat.
+    pub spent_msat: u64,
+    /// Routing fees on settled challenges, msat.
+    pub fees_msat: u64,
+    /// Challenge payments failed back by the miner (refunded in full).
+    pub refunded: u64,
+    /// Weight vectors signed (one per epoch).
+    pub epochs_signed: u64,
+    /// Weight vectors delivered to the federation (resubmissions of an epoch included).
+    pub epochs_submitted: u64,
+    /// Deliveries that failed.
+    pub submit_failures: u64,
+    /// The last epoch delivered.
+    pub last_submitted_epoch: Option<u64>,
+    /// Time to deliver a vector to the federation.
+    pub submit_latency: LatencySummary,
 }
 
 impl std::fmt::Debug for Validator {
@@ -222,7 +329,43 @@ impl Validator {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
+            metrics: Counters::default(),
         })
+    }
+
+    /// Counters since start and recent latencies.
+    pub fn metrics(&self) -> ValidatorMetrics {
+        let m = &self.metrics;
+        let latencies = lock(&m.latencies);
+        let kind = |i: usize| ChallengeMetrics {
+            sent: m.sent[i].load(Ordering::Relaxed),
+            paid: m.paid[i].load(Ordering::Relaxed),
+            failed: m.failed[i].load(Ordering::Relaxed),
+            latency: LatencySummary::of(&latencies[i]),
+        };
+        let spend = self.client.spend();
+        ValidatorMetrics {
+            embedding: kind(0),
+            chat: kind(1),
+            spent_msat: spend.spent_msat,
+            fees_msat: spend.fees_msat,
+            refunded: spend.refunded,
+            epochs_signed: m.signed.load(Ordering::Relaxed),
+            epochs_submitted: m.submitted.load(Ordering::Relaxed),
+            submit_failures: m.submit_failures.load(Ordering::Relaxed),
+            last_submitted_epoch: m.last_submitted.load(Ordering::Relaxed).checked_sub(1),
+            submit_latency: LatencySummary::of(&lock(&m.submit_latencies)),
+        }
+    }
+
+    /// The Lightning node the validator pays from.
+    pub fn node(&self) -> &LnNode {
+        &self.node
+    }
+
+    /// Node ids of the miners, by base URL, as far as known (from the registry or their quotes).
+    pub fn node_ids(&self) -> BTreeMap<String, String> {
+        lock(&self.node_ids).clone()
     }
 
     /// The validator's signing key (x-only, hex): its identity in weight vectors.
@@ -286,8 +429,23 @@ impl Validator {
         fed: &FederationClient,
         timeout: Duration,
     ) -> Result<(SignedWeights, Delivery), FederationError> {
-        fed.submit_epoch(|epoch| self.close_epoch(epoch), timeout)
-            .await
+        let started = Instant::now();
+        let result = fed
+            .submit_epoch(|epoch| self.close_epoch(epoch), timeout)
+            .await;
+        let m = &self.metrics;
+        match &result {
+            Ok((signed, _)) => {
+                m.submitted.fetch_add(1, Ordering::Relaxed);
+                m.last_submitted
+                    .fetch_max(signed.vector.epoch + 1, Ordering::Relaxed);
+                push_latency(&mut lock(&m.submit_latencies), started.elapsed());
+            }
+            Err(_) => {
+                m.submit_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
     }
 
     /// The paying client (its [`boltensor_client::Spend`] is the validator's challenge spend).
@@ -325,7 +483,14 @@ impl Validator {
         for url in miners {
             self.learn_node_id(&url).await;
             for kind in [Kind::Embedding, Kind::Chat] {
+                let i = kind_index(kind);
+                self.metrics.sent[i].fetch_add(1, Ordering::Relaxed);
                 let o = self.challenge(&url, kind).await;
+                if o.ok {
+                    push_latency(&mut lock(&self.metrics.latencies)[i], o.latency);
+                } else {
+                    self.metrics.failed[i].fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::info!(miner = %url, kind = ?kind, ok = o.ok, quality = o.quality, latency_ms = o.latency.as_millis() as u64, "challenge");
                 let rec = {
                     let mut records = lock(&self.records);
@@ -418,6 +583,7 @@ impl Validator {
         if settled {
             self.challenge_spend
                 .fetch_add(paid.price_msat, Ordering::Relaxed);
+            self.metrics.paid[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
         }
         let Some(answer) = answer.filter(|_| status.is_success() && settled) else {
             return failed(latency);
@@ -517,6 +683,7 @@ impl Validator {
             t.insert(epoch, bytes.as_slice()).map_err(store_err)?;
         }
         txn.commit().map_err(store_err)?;
+        self.metrics.signed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(epoch, weights = ?signed.vector.weights, "signed weight vector");
         Ok(signed)
     }
@@ -527,6 +694,15 @@ impl Validator {
         let t = txn.open_table(EPOCHS).map_err(store_err)?;
         let got = t.get(epoch).map_err(store_err)?;
         got.map(|v| serde_json::from_slice(v.value()).map_err(store_err))
+            .transpose()
+    }
+
+    /// The most recent signed vector in the store.
+    pub fn last_signed(&self) -> Result<Option<SignedWeights>, ValidatorError> {
+        let txn = self.db.begin_read().map_err(store_err)?;
+        let t = txn.open_table(EPOCHS).map_err(store_err)?;
+        let last = t.last().map_err(store_err)?;
+        last.map(|(_, v)| serde_json::from_slice(v.value()).map_err(store_err))
             .transpose()
     }
 

@@ -532,7 +532,8 @@ pub fn check(ledger: &Ledger) -> AuditReport {
                     Rule::PayoutWithoutReceipt,
                     msat,
                     hex::encode(h),
-                    "a keysend payout received that no payer in the ledger sent or receipted".into(),
+                    "a keysend payout received that no payer in the ledger sent or receipted"
+                        .into(),
                 );
             }
         }
@@ -682,7 +683,10 @@ mod tests {
         let mut l = healthy();
         l.nodes[1].payments[1].state = PaymentState::Succeeded;
         let r = check(&l);
-        assert!(r.violations.iter().any(|v| v.rule == Rule::FailedButReceived));
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::FailedButReceived));
         assert!(r.lost_msat() >= 500);
     }
 

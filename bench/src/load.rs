@@ -291,12 +291,15 @@ pub struct Outcomes {
     pub refunded: usize,
     /// Refused or failed before a payment outcome was known (no route, miner unreachable, …).
     pub client_error: usize,
-    /// Neither settled nor failed back within the client's payment timeout.
+    /// Neither settled nor failed back, even after the drain.
     pub pending: usize,
     /// Settled with a failed answer, or refunded with a 2xx answer, or a 2xx answer with no payment.
     pub inconsistent: usize,
     /// A worker task died with the request.
     pub panicked: usize,
+    /// Of the settled and refunded: outcomes that came after the client's payment timeout (the
+    /// client's node's payment store has them; the miner had failed the payment back, or settled it).
+    pub resolved_late: usize,
 }
 
 impl Outcomes {
@@ -501,6 +504,8 @@ enum Class {
 #[derive(Debug)]
 struct Done {
     kind: Kind,
+    /// A 2xx answer, body read.
+    answered_ok: bool,
     latency: Duration,
     class: Class,
     hash: Option<String>,
@@ -533,6 +538,7 @@ async fn one_request(client: &PayingClient, kind: Kind, i: usize) -> Done {
     let (path, body) = request_body(kind, i);
     let done = |class, hash, detail: Option<String>| Done {
         kind,
+        answered_ok: false,
         latency: started.elapsed(),
         class,
         hash,
@@ -551,6 +557,10 @@ async fn one_request(client: &PayingClient, kind: Kind, i: usize) -> Done {
         None => None,
     };
     let ok = status.is_success() && body.is_ok();
+    let done = |class, hash, detail| Done {
+        answered_ok: ok,
+        ..done(class, hash, detail)
+    };
     match outcome {
         Some(PaymentOutcome::Settled { .. }) if ok => done(Class::Settled, hash, None),
         Some(PaymentOutcome::Refunded { reason }) if !ok => {
@@ -612,19 +622,8 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
     ccfg.budget_msat = u64::MAX / 2;
     let client = PayingClient::new(ccfg, Arc::clone(&client_node));
 
-    // Warm up (the first payment after start waits out LDK's start-up), then start the books.
-    for i in 0..2 {
-        let d = one_request(&client, Kind::Embedding, usize::MAX - i).await;
-        if d.class != Class::Settled {
-            return Err(LoadError::Miner(format!(
-                "warm-up request failed: {:?}",
-                d.detail
-            )));
-        }
-    }
-    let client_before: HashSet<[u8; 32]> = client_node.payments().iter().map(|p| p.id).collect();
-    let miner_before: HashSet<[u8; 32]> = miner_node.payments().iter().map(|p| p.id).collect();
-    let spend_before = client.spend();
+    // The hub's forwards, counted from before the warm-up: its forward event can come after the payer's
+    // success, so the warm-up's forwards are waited for and then taken off.
     let forwards = Arc::new(AtomicUsize::new(0));
     let fees = Arc::new(AtomicU64::new(0));
     let mut hub_events = hub.subscribe();
@@ -636,8 +635,8 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
                     Ok(LnEvent::PaymentForwarded {
                         fee_earned_msat, ..
                     }) => {
-                        forwards.fetch_add(1, Ordering::Relaxed);
                         fees.fetch_add(fee_earned_msat.unwrap_or(0), Ordering::Relaxed);
+                        forwards.fetch_add(1, Ordering::Release);
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -648,6 +647,31 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
             }
         }
     });
+    // Warm up (the first payment after start waits out LDK's start-up), then start the books.
+    const WARM_UP: usize = 2;
+    for i in 0..WARM_UP {
+        let d = one_request(&client, Kind::Embedding, usize::MAX - i).await;
+        if d.class != Class::Settled {
+            return Err(LoadError::Miner(format!(
+                "warm-up request failed: {:?}",
+                d.detail
+            )));
+        }
+    }
+    wait_for(
+        "the hub to report the warm-up's forwards",
+        Duration::from_secs(30),
+        || {
+            let forwards = forwards.clone();
+            async move { Ok((forwards.load(Ordering::Acquire) >= WARM_UP).then_some(())) }
+        },
+    )
+    .await?;
+    let forwards_before = forwards.load(Ordering::Acquire);
+    let fees_before = fees.load(Ordering::Relaxed);
+    let client_before: HashSet<[u8; 32]> = client_node.payments().iter().map(|p| p.id).collect();
+    let miner_before: HashSet<[u8; 32]> = miner_node.payments().iter().map(|p| p.id).collect();
+    let spend_before = client.spend();
 
     // The jobs: the chats spread evenly among the embeddings.
     let planned = cfg.embeddings + cfg.chats;
@@ -704,20 +728,6 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
     let elapsed = started.elapsed();
     let started_count = next.load(Ordering::Relaxed).min(planned);
 
-    let mut first_failure = None;
-    for d in &done {
-        match d.class {
-            Class::Settled => outcomes.settled += 1,
-            Class::Refunded => outcomes.refunded += 1,
-            Class::ClientError => outcomes.client_error += 1,
-            Class::Pending => outcomes.pending += 1,
-            Class::Inconsistent => outcomes.inconsistent += 1,
-        }
-        if d.class != Class::Settled && first_failure.is_none() {
-            first_failure = d.detail.clone();
-        }
-    }
-
     // Drain: wait until no payment of the load phase is pending on the client's or the miner's node and
     // the miner has no record in flight.
     let drain_started = Instant::now();
@@ -763,12 +773,49 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
         Duration::from_secs(30),
         || {
             let forwards = forwards.clone();
-            async move { Ok((forwards.load(Ordering::Relaxed) >= settled_out).then_some(())) }
+            async move {
+                Ok(
+                    (forwards.load(Ordering::Acquire) >= forwards_before + settled_out)
+                        .then_some(()),
+                )
+            }
         },
     )
     .await;
     let drain_secs = drain_started.elapsed().as_secs_f64();
     let memory = memory.finish().await;
+
+    // A payment still open when the client stopped waiting (its payment timeout) ended since: take the
+    // outcome from the client node's payment store.
+    let final_state: HashMap<String, boltensor_ln::PaymentState> =
+        new_records(&client_node, &client_before)
+            .iter()
+            .filter(|p| !p.inbound)
+            .filter_map(|p| p.hash.map(|h| (hex::encode(h), p.state)))
+            .collect();
+    for d in done.iter_mut().filter(|d| d.class == Class::Pending) {
+        let state = d.hash.as_ref().and_then(|h| final_state.get(h));
+        d.class = match state {
+            Some(boltensor_ln::PaymentState::Failed) if !d.answered_ok => Class::Refunded,
+            Some(boltensor_ln::PaymentState::Succeeded) if d.answered_ok => Class::Settled,
+            Some(boltensor_ln::PaymentState::Pending) | None => continue,
+            Some(_) => Class::Inconsistent,
+        };
+        outcomes.resolved_late += 1;
+    }
+    let mut first_failure = None;
+    for d in &done {
+        match d.class {
+            Class::Settled => outcomes.settled += 1,
+            Class::Refunded => outcomes.refunded += 1,
+            Class::ClientError => outcomes.client_error += 1,
+            Class::Pending => outcomes.pending += 1,
+            Class::Inconsistent => outcomes.inconsistent += 1,
+        }
+        if d.class != Class::Settled && first_failure.is_none() {
+            first_failure = d.detail.clone();
+        }
+    }
 
     let ledger = ledger(LedgerInputs {
         client_id: client_node.node_id().to_string(),
@@ -777,8 +824,8 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
         client_records: new_records(&client_node, &client_before),
         hub_records: new_records(&hub, &HashSet::new()),
         miner_records: new_records(&miner_node, &miner_before),
-        hub_forwards: forwards.load(Ordering::Relaxed),
-        hub_fees_msat: fees.load(Ordering::Relaxed),
+        hub_forwards: forwards.load(Ordering::Acquire) - forwards_before,
+        hub_fees_msat: fees.load(Ordering::Relaxed) - fees_before,
         spend_before: &spend_before,
         spend_after: &client.spend(),
         done: &done,
@@ -1624,8 +1671,8 @@ impl LoadReport {
             );
             let _ = writeln!(
                 out,
-                "  requests: {} planned, {} started, {} settled, {} refunded, {} client errors, {} pending, {} inconsistent, {} panicked",
-                p.planned, p.started, o.settled, o.refunded, o.client_error, o.pending, o.inconsistent, o.panicked
+                "  requests: {} planned, {} started, {} settled, {} refunded, {} client errors, {} pending, {} inconsistent, {} panicked ({} resolved after the client's payment timeout)",
+                p.planned, p.started, o.settled, o.refunded, o.client_error, o.pending, o.inconsistent, o.panicked, o.resolved_late
             );
             let _ = writeln!(
                 out,

@@ -223,6 +223,8 @@ async fn ln_node(
     index: usize,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<boltensor_ln::LnNode> {
+    // `boltensor node info|open-channel --data-dir <member dir>` runs the same node: never both at once.
+    crate::roles::lock_data_dir(dir)?;
     let url = chain.url();
     let hostport = url
         .trim_start_matches("http://")

@@ -37,6 +37,10 @@ enum Command {
     /// Pay per inference: local OpenAI-compatible proxy and one-shot commands.
     #[command(subcommand)]
     Client(roles::ClientCommand),
+    /// A role's Lightning node while its daemon is stopped: address to fund it, balances, channels,
+    /// opening a channel.
+    #[command(subcommand)]
+    Node(roles::NodeCommand),
     /// Create, show, prove, verify, withdraw or slash bonds (Bitcoin Script contracts on your bitcoind).
     #[command(subcommand)]
     Bond(bond::BondCommand),
@@ -286,6 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Miner(cmd) => roles::miner(cmd).await,
         Command::Validator(cmd) => roles::validator(cmd).await,
         Command::Client(cmd) => roles::client(cmd).await,
+        Command::Node(cmd) => roles::node(cmd).await,
         Command::Bond(cmd) => bond::run(cmd).await,
         Command::Bench(BenchCommand::Compare(args)) => {
             let config = boltensor_compare::Config {

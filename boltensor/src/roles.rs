@@ -71,14 +71,175 @@ impl NodeArgs {
         })
     }
 
+    /// Locks the data dir and starts the node, silently.
+    async fn start_node(&self, alias: &str) -> anyhow::Result<Arc<LnNode>> {
+        lock_data_dir(&self.data_dir)?;
+        Ok(Arc::new(LnNode::start(self.node_config(alias)?).await?))
+    }
+
     async fn start(&self, alias: &str) -> anyhow::Result<Arc<LnNode>> {
-        let node = LnNode::start(self.node_config(alias)?).await?;
+        let node = self.start_node(alias).await?;
         println!(
             "lightning node {} listening on {}",
             node.node_id(),
             node.listen_addr()
         );
-        Ok(Arc::new(node))
+        Ok(node)
+    }
+}
+
+/// Takes an exclusive lock on `<data_dir>/node.lock` for the rest of the process: two processes running
+/// one Lightning node (same keys, same channels) would broadcast conflicting states and lose funds.
+pub(crate) fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another boltensor process runs the Lightning node in {} (stop it first: one node, one process)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+    HELD.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+    Ok(())
+}
+
+/// `boltensor node …`
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// The node's id, a fresh on-chain address to fund it, its balances and channels. Runs the node from
+    /// its data dir for a moment: stop the role's daemon first (a lock refuses otherwise).
+    Info {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a channel from the node's on-chain funds to a peer (e.g. a coordinator), wait until the
+    /// funding transaction is broadcast, and stop. Start the role's daemon afterwards: the channel is
+    /// usable once confirmed (6 blocks) with both nodes online.
+    OpenChannel(Box<OpenChannelArgs>),
+}
+
+/// `boltensor node open-channel`
+#[derive(Debug, Args)]
+pub struct OpenChannelArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// The peer: NODE_ID@HOST:PORT (a coordinator's node id and Lightning address).
+    #[arg(long)]
+    pub peer: String,
+    /// The channel's capacity, sat (funded from this node's on-chain wallet).
+    #[arg(long)]
+    pub sats: u64,
+    /// Give the peer this much of it at opening, msat (it becomes the peer's balance: this node's
+    /// inbound liquidity).
+    #[arg(long, default_value_t = 0)]
+    pub push_msat: u64,
+}
+
+pub async fn node(cmd: NodeCommand) -> anyhow::Result<()> {
+    match cmd {
+        NodeCommand::Info { node: args, json } => {
+            let node = args.start_node("boltensor-node").await?;
+            let result = async {
+                node.sync().context("syncing with the chain")?;
+                let address = node.new_address()?;
+                let b = node.balances();
+                let channels = node.channels();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "node_id": node.node_id().to_string(),
+                            "listen": node.listen_addr().to_string(),
+                            "address": address.to_string(),
+                            "onchain_sats": b.onchain_sats,
+                            "spendable_onchain_sats": b.spendable_onchain_sats,
+                            "lightning_sats": b.lightning_sats,
+                            "channels": channels.iter().map(|c| serde_json::json!({
+                                "channel_id": c.channel_id,
+                                "counterparty": c.counterparty.to_string(),
+                                "capacity_sats": c.capacity_sats,
+                                "outbound_msat": c.outbound_msat,
+                                "inbound_msat": c.inbound_msat,
+                                "is_outbound": c.is_outbound,
+                                "is_usable": c.is_usable,
+                                "confirmations": c.confirmations,
+                            })).collect::<Vec<_>>(),
+                        }))?
+                    );
+                } else {
+                    println!("node {}@{}", node.node_id(), node.listen_addr());
+                    println!("address to fund it: {address}");
+                    println!(
+                        "on-chain: {} sat ({} spendable now), lightning: {} sat",
+                        b.onchain_sats, b.spendable_onchain_sats, b.lightning_sats
+                    );
+                    for c in &channels {
+                        println!(
+                            "channel {} {} {}: {} sat, can send {} sat, can receive {} sat, {} confirmations, {}",
+                            c.channel_id,
+                            if c.is_outbound { "to" } else { "from" },
+                            c.counterparty,
+                            c.capacity_sats,
+                            c.outbound_msat / 1000,
+                            c.inbound_msat / 1000,
+                            c.confirmations.unwrap_or(0),
+                            if c.is_usable { "usable" } else { "not usable now" }
+                        );
+                    }
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            node.stop().await;
+            result
+        }
+        NodeCommand::OpenChannel(args) => {
+            let (id, addr) = args
+                .peer
+                .split_once('@')
+                .context("--peer NODE_ID@HOST:PORT")?;
+            let peer: boltensor_ln::PublicKey = id.parse().context("--peer: the node id")?;
+            let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+                .with_context(|| format!("--peer: resolving {addr}"))?
+                .next()
+                .with_context(|| format!("--peer: no address for {addr}"))?;
+            let node = args.node.start_node("boltensor-node").await?;
+            let result = async {
+                node.sync().context("syncing with the chain")?;
+                let (_, txid) = node
+                    .open_channel(peer, addr, args.sats, args.push_msat)
+                    .await
+                    .context(
+                        "opening the channel (enough confirmed on-chain funds? the peer online?)",
+                    )?;
+                println!(
+                    "channel of {} sat to {peer} opening: funding transaction {txid} broadcast",
+                    args.sats
+                );
+                println!(
+                    "start the role's daemon now: the channel is usable once confirmed (6 blocks)"
+                );
+                anyhow::Ok(())
+            }
+            .await;
+            node.stop().await;
+            result
+        }
     }
 }
 

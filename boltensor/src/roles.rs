@@ -276,6 +276,15 @@ pub struct MinerRunArgs {
     /// Longest a payment is held while the model runs, seconds.
     #[arg(long, default_value_t = 60)]
     pub hold_timeout_secs: u64,
+    /// Register with the coordinator federation through this member's API URL (repeat: give more than
+    /// f members), so clients route to this miner by score and validators challenge it. The
+    /// registration key is `<data-dir>/registration.key`; registering again updates the URL and models.
+    #[arg(long = "coordinator")]
+    pub coordinators: Vec<String>,
+    /// The API's public base URL, as clients and validators reach it (e.g. https://miner.example:8081)
+    /// [default: http://<--listen>].
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
@@ -330,6 +339,7 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
         )
     })?;
     let node = args.node.start("boltensor-miner").await?;
+    let model_ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
     let mut cfg = boltensor_miner::MinerConfig::new(specs, &args.node.data_dir);
     cfg.hold_timeout = std::time::Duration::from_secs(args.hold_timeout_secs);
     let miner = boltensor_miner::Miner::new(cfg, Arc::clone(&node), &backends)?;
@@ -337,6 +347,35 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (in use?)", args.listen))?;
     println!("miner API on http://{}/v1", args.listen);
+    if !args.coordinators.is_empty() {
+        let api = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.listen));
+        let api = api.trim_end_matches('/').trim_end_matches("/v1").to_owned();
+        let keypair = boltensor_devnet::federation::miner_keypair(&args.node.data_dir)?;
+        let item = boltensor_devnet::federation::miner_registration(
+            &keypair,
+            node.node_id().to_string(),
+            api.clone(),
+            model_ids,
+        );
+        // A federation that is down does not stop the miner from serving: say so and go on.
+        match boltensor_devnet::federation::submit(
+            &args.coordinators,
+            &item,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        {
+            Ok(queued) => println!(
+                "registered with the federation as {api} (key {}; queued by {queued} of {} coordinators)",
+                keypair.x_only_public_key().0,
+                args.coordinators.len()
+            ),
+            Err(e) => eprintln!("warning: not registered with the federation: {e}"),
+        }
+    }
     miner.run(listener, shutdown_signal()).await?;
     node.stop().await;
     Ok(())

@@ -12,6 +12,7 @@
 //! | `GET /v1/registry` | every registrant with its stake |
 //! | `GET /v1/payouts` | epoch payouts owed (`epoch:key` → msat) and receipted (→ payment hash) |
 //! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
+//! | `GET /v1/admin/ledger` | this member's Lightning payments, for the ledger audit (bearer token; only with a node) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | the dashboard (live over `GET /v1/stream`, server-sent events; `GET /v1/dashboard` one snapshot) |
 
@@ -338,4 +339,37 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// `GET /v1/admin/ledger`, served when the member runs a Lightning node: the node's payments (the epoch
+/// payouts it sent, the payments it routed to itself) for the ledger audit (`boltensor-audit`). Read-only,
+/// behind the admin bearer token.
+pub fn ledger_router(ln: Arc<boltensor_ln::LnNode>, admin_token: String) -> Router {
+    Router::new()
+        .route("/v1/admin/ledger", get(ledger))
+        .with_state(Arc::new(LedgerState { ln, admin_token }))
+}
+
+struct LedgerState {
+    ln: Arc<boltensor_ln::LnNode>,
+    admin_token: String,
+}
+
+async fn ledger(State(s): State<Arc<LedgerState>>, headers: HeaderMap) -> Response {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| !s.admin_token.is_empty() && t.trim() == s.admin_token);
+    if !authorised {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "admin endpoint: send Authorization: Bearer <contents of admin.token>",
+        );
+    }
+    Json(json!({
+        "node_id": s.ln.node_id().to_string(),
+        "payments": s.ln.payments(),
+    }))
+    .into_response()
 }

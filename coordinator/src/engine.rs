@@ -494,15 +494,56 @@ impl Engine {
                 continue;
             }
             if let Ok(signed) = resp.json::<SignedSession>().await {
-                if signed.session == session
-                    && signed.signatures.len() >= self.cfg.federation.threshold()
+                if signed.session != session
+                    || signed.signatures.len() < self.cfg.federation.threshold()
                 {
+                    continue;
+                }
+                // Check the signatures over the header the session claims before touching the ledger:
+                // a faulty peer's API may serve a forged session, which must neither be applied nor
+                // stop this member (only a recomputation that disagrees with a real threshold does).
+                let valid = signed_session_signatures(&self.cfg.federation, &signed);
+                if valid >= self.cfg.federation.threshold() {
                     return Some(signed);
                 }
+                tracing::warn!(
+                    session,
+                    member = i,
+                    valid,
+                    "a peer served a signed session without a threshold of valid signatures; ignored"
+                );
             }
         }
         None
     }
+}
+
+/// How many of a signed session's signatures are valid over the header its own items and epoch digest
+/// give (what a member checks before adopting a session from a peer).
+pub fn signed_session_signatures(
+    federation: &crate::FederationConfig,
+    signed: &SignedSession,
+) -> usize {
+    let epoch = match signed.epoch_digest.as_deref().map(hex::decode) {
+        None => None,
+        Some(Ok(b)) => match <[u8; 32]>::try_from(b) {
+            Ok(d) => Some(d),
+            Err(_) => return 0,
+        },
+        Some(Err(_)) => return 0,
+    };
+    let header = session_header(
+        &federation.id(),
+        signed.session,
+        &items_digest(&signed.items),
+        epoch,
+    );
+    crate::keychain::count_valid(
+        &federation.id(),
+        &federation.keys(),
+        &header,
+        &signed.signatures,
+    )
 }
 
 /// The header members sign for a session.

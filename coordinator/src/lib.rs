@@ -129,7 +129,11 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
         what: "API address".into(),
         source: e,
     })?;
-    let router = api::router(engine.clone(), token);
+    let router = api::router(engine.clone(), token.clone());
+    let router = match &opts.ln {
+        Some(ln) => router.merge(api::ledger_router(ln.clone(), token)),
+        None => router,
+    };
     let mut tasks = vec![tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     })];

@@ -1,0 +1,646 @@
+//! Fault injection on the federation with real processes (issue 10): `kill -9` of a `boltensor
+//! coordinator run` process during epoch agreement and, for the epoch's payer, in the middle of its
+//! keysend payouts; then a restart on the same directory. Each test ends with the ledger audit
+//! (boltensor-audit) and a row of the fault table (docs/reliability.md). In-process faults (garbage,
+//! forged sessions, an equivocating validator, a bond reorg) are in coordinator/tests/faults.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
+use bitcoin::{Amount, FeeRate, Network};
+use boltensor_audit::fault::{record, FaultRow};
+use boltensor_audit::{check_settled, AuditReport, Ledger, NodeLedger, Payout};
+use boltensor_contracts::{
+    BitcoindRpc, Bond, BondClaims, Federation as BondFederation, KeyWallet, RpcAuth,
+};
+use boltensor_coordinator::items::{ConsensusItem, Registration};
+use boltensor_coordinator::state::payer;
+use boltensor_coordinator::store::SignedEpoch;
+use boltensor_coordinator::{CoordinatorConfig, FederationConfig};
+use boltensor_ln::{ChainSource, LnNode, NodeConfig, PaymentRecord};
+use boltensor_protocol::weights::WeightVector;
+use boltensor_protocol::Role;
+use boltensor_testenv::{free_port, wait_for, TestNet};
+use serde_json::Value;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn key(label: &str) -> Keypair {
+    let digest = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(label.as_bytes());
+    let secret =
+        SecretKey::from_slice(bitcoin::hashes::Hash::as_byte_array(&digest)).expect("a valid key");
+    Keypair::from_secret_key(SECP256K1, &secret)
+}
+
+/// A base port with the 8 ports after it free.
+fn free_block() -> u16 {
+    for _ in 0..50 {
+        let base = free_port().expect("a free port");
+        if base > 60_000 {
+            continue;
+        }
+        if (0..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no block of 8 free ports");
+}
+
+/// Four `boltensor coordinator run` processes on one regtest bitcoind; killed (SIGKILL) on drop.
+struct Federation {
+    dir: PathBuf,
+    base: u16,
+    rpc: (u16, String, String),
+    /// Extra arguments per member (member 0's `--ln-listen`).
+    extra: Vec<Vec<String>>,
+    procs: Vec<Option<Child>>,
+    starts: Vec<usize>,
+    http: reqwest::Client,
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        for c in self.procs.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Federation {
+    /// `coordinator init` in `dir`: four members, one session per epoch.
+    fn init(dir: &Path, bitcoind: &boltensor_testenv::Bitcoind) -> Result<Federation> {
+        let ChainSource::BitcoindRpc {
+            port,
+            user,
+            password,
+            ..
+        } = bitcoind.chain_source()
+        else {
+            unreachable!("regtest bitcoind")
+        };
+        let base = free_block();
+        let out = Command::new(env!("CARGO_BIN_EXE_boltensor"))
+            .args([
+                "coordinator",
+                "init",
+                "--members",
+                "4",
+                "--epoch-sessions",
+                "1",
+            ])
+            .args(["--rounds-per-session", "10", "--round-delay-ms", "60"])
+            .arg(format!("--base-port={base}"))
+            .arg(format!("--dir={}", dir.join("fed").display()))
+            .output()?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+        }
+        Ok(Federation {
+            dir: dir.to_path_buf(),
+            base,
+            rpc: (port, user, password),
+            extra: vec![Vec::new(); 4],
+            procs: (0..4).map(|_| None).collect(),
+            starts: vec![0; 4],
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        })
+    }
+
+    fn member_dir(&self, i: usize) -> PathBuf {
+        self.dir.join("fed").join(format!("member-{i}"))
+    }
+
+    fn config(&self) -> Result<FederationConfig> {
+        Ok(CoordinatorConfig::load(&self.member_dir(0))?.federation)
+    }
+
+    fn log(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("member-{i}.{}.log", self.starts[i]))
+    }
+
+    fn spawn(&mut self, i: usize) -> Result {
+        self.starts[i] += 1;
+        let log = std::fs::File::create(self.log(i))?;
+        let (port, user, pass) = &self.rpc;
+        let child = Command::new(env!("CARGO_BIN_EXE_boltensor"))
+            .args(["coordinator", "run"])
+            .arg(format!("--dir={}", self.member_dir(i).display()))
+            .arg(format!("--rpc-url=http://127.0.0.1:{port}"))
+            .arg(format!("--rpc-user={user}"))
+            .arg(format!("--rpc-pass={pass}"))
+            .args(&self.extra[i])
+            .env("RUST_LOG", "boltensor_coordinator=info,warn")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        self.procs[i] = Some(child);
+        Ok(())
+    }
+
+    /// kill -9.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn api(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.base + 2 * i as u16 + 1)
+    }
+
+    async fn get(&self, i: usize, path: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.api(i)))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
+    async fn post(&self, i: usize, path: &str, body: &Value) -> Result<u16> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.api(i)))
+            .json(body)
+            .send()
+            .await?;
+        Ok(r.status().as_u16())
+    }
+
+    async fn status(&self, i: usize) -> Option<(u64, u64)> {
+        let s = self.get(i, "/v1/status").await?;
+        Some((s["session"].as_u64()?, s["epoch"].as_u64()?))
+    }
+
+    async fn epoch(&self, i: usize, e: u64) -> Option<SignedEpoch> {
+        serde_json::from_value(self.get(i, &format!("/v1/epochs/{e}")).await?).ok()
+    }
+
+    async fn wait_epoch(
+        &self,
+        who: &[usize],
+        e: u64,
+        timeout: Duration,
+    ) -> Result<Vec<SignedEpoch>> {
+        let mut out = Vec::new();
+        for &i in who {
+            let r = wait_for(
+                &format!("member {i} to sign epoch {e}"),
+                timeout,
+                || async { Ok(self.epoch(i, e).await) },
+            )
+            .await
+            .map_err(|err| format!("{err}; member {i}'s log:\n{}", self.log_tail(i)))?;
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn log_tail(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(self.log(i)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The federation's receipts at member `i` (`GET /v1/payouts`).
+    async fn receipts(&self, i: usize) -> Result<Vec<Payout>> {
+        let p = self.get(i, "/v1/payouts").await.ok_or("no /v1/payouts")?;
+        let receipts: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(p["receipts"].clone())?;
+        Ok(Payout::from_receipts(&receipts)?)
+    }
+
+    /// Payouts still owed at member `i` (`epoch:key` → msat).
+    async fn owed(&self, i: usize) -> Result<std::collections::BTreeMap<String, u64>> {
+        let p = self.get(i, "/v1/payouts").await.ok_or("no /v1/payouts")?;
+        Ok(serde_json::from_value(p["owed_msat"].clone())?)
+    }
+}
+
+fn miner_registration(label: &str, node_id: &str) -> ConsensusItem {
+    let kp = key(label);
+    ConsensusItem::Register(
+        Registration {
+            role: Role::Miner,
+            key: kp.x_only_public_key().0,
+            node_id: node_id.to_string(),
+            api: Some(format!("http://127.0.0.1:1/{label}")),
+            models: vec!["all-minilm-l6-v2".into()],
+            payout_offer: None,
+            bond: None,
+            signature: String::new(),
+        }
+        .sign(&kp),
+    )
+}
+
+fn weights(validator: &str, epoch: u64, w: &[(String, u16)]) -> Value {
+    let kp = key(validator);
+    let vector = WeightVector {
+        epoch,
+        validator: kp.x_only_public_key().0.serialize(),
+        weights: w.iter().cloned().collect(),
+    };
+    serde_json::to_value(vector.sign(&kp)).expect("signed weights serialise")
+}
+
+fn cleanup_rpc(rpc: &(u16, String, String)) -> BitcoindRpc {
+    BitcoindRpc::new(
+        format!("http://127.0.0.1:{}", rpc.0),
+        RpcAuth::UserPass {
+            user: rpc.1.clone(),
+            password: rpc.2.clone(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
+    let long = Duration::from_secs(60);
+    let testnet = TestNet::start().await?;
+    let dir = tempfile::tempdir()?;
+    let mut fed = Federation::init(dir.path(), &testnet.bitcoind)?;
+    for i in 0..4 {
+        fed.spawn(i)?;
+    }
+    fed.wait_epoch(&[0, 1, 2, 3], 1, long).await?;
+
+    // The fault: member 2 (f = 1 of 4) is killed in the middle of a session (every session closes an
+    // epoch here, so it dies while the members order items or collect signatures for an epoch result).
+    let victim = 2;
+    let (s0, _) = fed.status(victim).await.ok_or("member 2's status")?;
+    wait_for("member 2 to start its next session", long, || async {
+        Ok(fed.status(victim).await.filter(|(s, _)| *s > s0))
+    })
+    .await?;
+    fed.kill(victim);
+    let t_kill = Instant::now();
+    let (_, e_kill) = fed.status(0).await.ok_or("member 0's status")?;
+
+    // The others keep signing epochs; a registration submitted meanwhile is ordered without member 2.
+    let miner = key("miner-late").public_key().to_string();
+    assert_eq!(
+        fed.post(
+            0,
+            "/v1/items",
+            &serde_json::to_value(miner_registration("miner-late", &miner))?
+        )
+        .await?,
+        202
+    );
+    let during = fed.wait_epoch(&[0, 1, 3], e_kill + 3, long).await?;
+    let continued_secs = t_kill.elapsed().as_secs_f64();
+    assert_eq!(during[0], during[1]);
+    assert_eq!(during[0], during[2]);
+    assert!(boltensor_coordinator::verify_epoch(&during[0], &fed.config()?)? >= 3);
+
+    // Restart member 2 on its directory: it catches up from its peers and publishes the same results.
+    fed.spawn(victim)?;
+    let t_restart = Instant::now();
+    let (target, e_target) = fed.status(0).await.ok_or("member 0's status")?;
+    wait_for(
+        "member 2 to catch up with the others' session",
+        long,
+        || async { Ok(fed.status(victim).await.filter(|(s, _)| *s >= target)) },
+    )
+    .await
+    .map_err(|e| format!("{e}; member 2's log:\n{}", fed.log_tail(victim)))?;
+    let recover_secs = t_restart.elapsed().as_secs_f64();
+    let cfg = fed.config()?;
+    for e in e_kill..e_target {
+        let theirs = fed.wait_epoch(&[0], e, long).await?.remove(0);
+        let mine = fed.wait_epoch(&[victim], e, long).await?.remove(0);
+        assert_eq!(mine, theirs, "epoch {e} differs on the restarted member");
+        boltensor_coordinator::verify_epoch(&mine, &cfg)?;
+    }
+    let reg = fed.get(victim, "/v1/registry").await.ok_or("registry")?;
+    let miner_key = key("miner-late").x_only_public_key().0.to_string();
+    assert!(
+        reg["registry"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|n| n["key"].as_str() == Some(miner_key.as_str()))),
+        "the registration ordered while member 2 was down is in its registry"
+    );
+    // And it takes part again: the next epochs are signed by all four.
+    let (_, now) = fed.status(0).await.ok_or("status")?;
+    let next = fed.wait_epoch(&[0, 1, 2, 3], now + 1, long).await?;
+    for r in &next[1..] {
+        assert_eq!(r, &next[0]);
+    }
+
+    // No Lightning money moves in this test: the audit checks the receipts (none without a payment).
+    let report = check_settled(&Ledger {
+        payouts: fed.receipts(victim).await?,
+        ..Ledger::default()
+    });
+    let mut row = FaultRow::new(
+        "boltensor/tests/faults_federation.rs::fault_kill_coordinator_during_epoch_agreement",
+        "kill -9 of a coordinator process during epoch agreement (f = 1 of 4), then a restart",
+        true,
+        recover_secs,
+        &report,
+    );
+    row.detail = format!(
+        "the other 3 signed epochs {}..={} meanwhile ({continued_secs:.1} s after the kill); restarted, it caught up \
+         {} sessions in {recover_secs:.1} s with identical signed epochs {e_kill}..{e_target}; {}",
+        e_kill + 1,
+        e_kill + 3,
+        target.saturating_sub(s0),
+        row.detail
+    );
+    record(&row);
+    assert_eq!(row.lost_msat, 0);
+    assert!(row.recovered);
+    drop(fed);
+    Ok(())
+}
+
+/// The payer's node as `coordinator run --ln-listen` builds it (boltensor/src/federation.rs `ln_node`).
+fn payer_node_config(
+    fed: &Federation,
+    bitcoind: &boltensor_testenv::Bitcoind,
+    listen: std::net::SocketAddr,
+) -> NodeConfig {
+    NodeConfig {
+        alias: "coordinator-0".into(),
+        storage_dir: fed.member_dir(0).join("ln"),
+        network: Network::Regtest,
+        listen,
+        chain: bitcoind.chain_source(),
+        trusted_peers_no_reserve: vec![],
+        liquidity_provider: true,
+    }
+}
+
+/// Every node's payments, payees first, then the payer (over its admin endpoint), then the receipts: a
+/// payout the payee saw has reached the payer's record by the time it is read.
+async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str) -> Result<Ledger> {
+    let mut nodes: Vec<NodeLedger> = payees
+        .iter()
+        .map(|(name, role, n)| NodeLedger {
+            name: name.to_string(),
+            role: *role,
+            node_id: n.node_id().to_string(),
+            payments: n.payments(),
+        })
+        .collect();
+    let l: Value = fed
+        .http
+        .get(format!("{}/v1/admin/ledger", fed.api(0)))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let payments: Vec<PaymentRecord> = serde_json::from_value(l["payments"].clone())?;
+    nodes.push(NodeLedger {
+        name: "coordinator-0".into(),
+        role: Role::Coordinator,
+        node_id: l["node_id"].as_str().unwrap_or_default().to_string(),
+        payments,
+    });
+    Ok(Ledger {
+        nodes,
+        requests: Vec::new(),
+        payouts: fed.receipts(1).await?,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_kill_payer_coordinator_during_payouts() -> Result {
+    let long = Duration::from_secs(90);
+    let testnet = TestNet::start().await?;
+    let dir = tempfile::tempdir()?;
+    let mut fed = Federation::init(dir.path(), &testnet.bitcoind)?;
+    let cfg = fed.config()?;
+
+    // Member 0's Lightning node, prepared on its storage dir (funded, a channel to each payee), then
+    // stopped: `coordinator run --ln-listen` opens the same node. Payees: two miners and a validator.
+    let listen: std::net::SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let miner_a = Arc::new(testnet.node("miner-a").await?);
+    let miner_b = Arc::new(testnet.node("miner-b").await?);
+    let validator = Arc::new(testnet.node("validator-1").await?);
+    let outcome = async {
+        {
+            let payer = LnNode::start(payer_node_config(&fed, &testnet.bitcoind, listen)).await?;
+            testnet.fund(&[&payer], 1).await?;
+            for to in [&miner_a, &miner_b, &validator] {
+                testnet.open_channel(&payer, to, 1_000_000, 0).await?;
+            }
+            payer.stop().await;
+        }
+
+        // validator-1's bond (the default parameters: 6 confirmations, timelock ≥ 1008).
+        let rpc = cleanup_rpc(&fed.rpc);
+        let owner = key("validator-1");
+        let wallet = KeyWallet::new(owner, Network::Regtest);
+        testnet.bitcoind.mine_to(1, &wallet.address()).await?;
+        testnet.bitcoind.mine(100).await?;
+        let bond = Bond::new(owner.x_only_public_key().0, BondFederation::byzantine(cfg.keys())?, 2000)?;
+        let funding = wallet
+            .fund(&rpc, bond.script_pubkey(), Amount::from_sat(200_000), FeeRate::from_sat_per_vb(2).ok_or("fee")?)
+            .await?;
+        let proof = BondClaims {
+            outpoint: funding.outpoint,
+            amount: Amount::from_sat(200_000),
+            timelock: 2000,
+            owner: owner.x_only_public_key().0,
+            role: Role::Validator,
+            node_id: validator.node_id(),
+            registration_key: owner.x_only_public_key().0,
+        }
+        .sign(&owner)?;
+        testnet.bitcoind.wait_for_tx(funding.outpoint.txid, long).await?;
+        testnet.bitcoind.mine(6).await?;
+
+        fed.extra[0] = vec![format!("--ln-listen={listen}")];
+        for i in 0..4 {
+            fed.spawn(i)?;
+        }
+        fed.wait_epoch(&[0, 1, 2, 3], 1, long).await?;
+        let token = std::fs::read_to_string(fed.member_dir(0).join("admin.token"))?.trim().to_string();
+        for (label, node) in [("miner-a", &miner_a), ("miner-b", &miner_b)] {
+            let item = miner_registration(label, &node.node_id().to_string());
+            assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(item)?).await?, 202);
+        }
+        let reg = ConsensusItem::Register(
+            Registration {
+                role: Role::Validator,
+                key: owner.x_only_public_key().0,
+                node_id: validator.node_id().to_string(),
+                api: None,
+                models: vec![],
+                payout_offer: None,
+                bond: Some(proof.to_hex()),
+                signature: String::new(),
+            }
+            .sign(&owner),
+        );
+        assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(reg)?).await?, 202);
+        wait_for("the validator's bond to count", long, || async {
+            let reg = fed.get(1, "/v1/registry").await;
+            Ok(reg.filter(|r| {
+                r["registry"].as_array().is_some_and(|l| l.iter().any(|n| n["stake_sat"].as_u64().unwrap_or(0) > 0))
+            }))
+        })
+        .await?;
+        // The validator submits its weights every epoch (to two members).
+        let submitter = {
+            let http = fed.http.clone();
+            let apis = [fed.api(1), fed.api(2)];
+            let w = vec![(miner_a.node_id().to_string(), 40_000u16), (miner_b.node_id().to_string(), 25_000u16)];
+            tokio::spawn(async move {
+                loop {
+                    for api in &apis {
+                        let epoch = async {
+                            let s: Value = http.get(format!("{api}/v1/status")).send().await.ok()?.json().await.ok()?;
+                            s["epoch"].as_u64()
+                        }
+                        .await;
+                        if let Some(e) = epoch {
+                            let _ = http.post(format!("{api}/v1/weights")).json(&weights("validator-1", e, &w)).send().await;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            })
+        };
+
+        // The fault: the moment the first payout reaches a payee, member 0 (the payer of every 4th epoch)
+        // is killed with its other keysends of that epoch in flight or not yet sent.
+        let payees: [(&str, Role, &LnNode); 3] = [
+            ("miner-a", Role::Miner, &miner_a),
+            ("miner-b", Role::Miner, &miner_b),
+            ("validator-1", Role::Validator, &validator),
+        ];
+        let arrived = || -> Vec<[u8; 32]> {
+            payees
+                .iter()
+                .flat_map(|(_, _, n)| n.payments())
+                .filter(|p| p.inbound && p.keysend)
+                .filter_map(|p| p.hash)
+                .collect()
+        };
+        let deadline = Instant::now() + long;
+        while arrived().is_empty() {
+            if Instant::now() > deadline {
+                return Err(format!("no payout arrived; member 0's log:\n{}", fed.log_tail(0)).into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        fed.kill(0);
+        let t_kill = Instant::now();
+        let at_kill = arrived();
+        // Which epoch was being paid: the payer-0 epoch whose payouts include what arrived.
+        let secret = CoordinatorConfig::load(&fed.member_dir(0))?.keypair.secret_bytes();
+        let (_, e_now) = fed.status(1).await.ok_or("status")?;
+        let mut paid_epoch = None;
+        for e in (0..=e_now).rev().filter(|e| payer(*e, 4) == 0) {
+            let Some(signed) = fed.epoch(1, e).await else { continue };
+            let hashes: Vec<[u8; 32]> = signed
+                .result
+                .payouts
+                .iter()
+                .map(|p| {
+                    let pre = boltensor_ln::PaymentPreimage(boltensor_coordinator::payout::payout_preimage(&secret, e, &p.key));
+                    boltensor_ln::PaymentHash::from(pre).0
+                })
+                .collect();
+            if at_kill.iter().any(|h| hashes.contains(h)) {
+                paid_epoch = Some((e, signed.result.payouts.len()));
+                break;
+            }
+        }
+        let (e_paid, n_payouts) = paid_epoch.ok_or("the arrived payout belongs to no signed epoch of member 0")?;
+
+        // The others go on without the payer; then it restarts on the same directory and node.
+        fed.wait_epoch(&[1, 2, 3], e_now + 2, long).await?;
+        fed.spawn(0)?;
+        let t_restart = Instant::now();
+        let last = std::sync::Mutex::new(AuditReport::default());
+        let settled = wait_for("every payout of the killed epoch receipted and the ledger settled", long, || async {
+            let Ok(owed) = fed.owed(1).await else { return Ok(None) };
+            if owed.keys().any(|k| k.split_once(':').and_then(|(e, _)| e.parse::<u64>().ok()) == Some(e_paid)) {
+                return Ok(None);
+            }
+            let Ok(l) = ledger(&fed, &payees, &token).await else { return Ok(None) };
+            let r = check_settled(&l);
+            let done = r.settled() && l.payouts.iter().any(|p| p.epoch == e_paid);
+            *last.lock().expect("not poisoned") = r.clone();
+            Ok(done.then_some((r, l)))
+        })
+        .await;
+        let (report, l) = match settled {
+            Ok(x) => x,
+            Err(e) => {
+                let last = last.lock().expect("not poisoned").clone();
+                return Err(format!(
+                    "{e}; last audit: {} {:?}; member 0's log:\n{}",
+                    last.summary(),
+                    last.violations,
+                    fed.log_tail(0)
+                )
+                .into());
+            }
+        };
+        let recover_secs = t_kill.elapsed().as_secs_f64();
+        let restart_secs = t_restart.elapsed().as_secs_f64();
+        submitter.abort();
+
+        // Exactly once: each payout of the killed epoch was received once, for the signed amount.
+        let signed = fed.epoch(1, e_paid).await.ok_or("the killed epoch")?;
+        boltensor_coordinator::verify_epoch(&signed, &cfg)?;
+        for p in &signed.result.payouts {
+            let pre = boltensor_ln::PaymentPreimage(boltensor_coordinator::payout::payout_preimage(&secret, e_paid, &p.key));
+            let h = boltensor_ln::PaymentHash::from(pre).0;
+            let got: Vec<&PaymentRecord> = l
+                .nodes
+                .iter()
+                .filter(|n| n.node_id == p.node_id)
+                .flat_map(|n| &n.payments)
+                .filter(|r| r.inbound && r.hash == Some(h))
+                .collect();
+            assert_eq!(got.len(), 1, "payout of epoch {e_paid} to {} received once", p.node_id);
+            assert_eq!(got[0].amount_msat, p.msat);
+        }
+        let epochs_paid: std::collections::BTreeSet<u64> = l.payouts.iter().map(|p| p.epoch).collect();
+
+        let mut row = FaultRow::new(
+            "boltensor/tests/faults_federation.rs::fault_kill_payer_coordinator_during_payouts",
+            "kill -9 of the payer coordinator (its ldk-node inside) mid-way through an epoch's keysend payouts, then a restart",
+            true,
+            recover_secs,
+            &report,
+        );
+        row.detail = format!(
+            "killed when {} of epoch {e_paid}'s {n_payouts} payouts had reached a payee; restarted after {:.1} s; every \
+             payout of it receipted once, the ledger settled {restart_secs:.1} s after the restart; epochs receipted: \
+             {epochs_paid:?}; {}",
+            at_kill.len(),
+            (t_restart - t_kill).as_secs_f64(),
+            row.detail
+        );
+        record(&row);
+        assert_eq!(row.lost_msat, 0);
+        assert!(row.recovered);
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    }
+    .await;
+    drop(fed);
+    miner_a.stop().await;
+    miner_b.stop().await;
+    validator.stop().await;
+    outcome
+}

@@ -21,16 +21,38 @@ use serde_json::json;
 
 use crate::{ClientError, PayingClient, PaymentOutcome};
 
-/// The proxy's router.
+/// The proxy's HTTP limits: 1 MiB bodies (a miner refuses what is over its own limit), 10 minutes per
+/// request (the client's own timeouts bound a paid request well inside it), the default per-IP rate
+/// limit with loopback exempt.
+pub fn limits() -> boltensor_http::Limits {
+    boltensor_http::Limits {
+        max_body_bytes: 1024 * 1024,
+        request_timeout: std::time::Duration::from_secs(600),
+        ..boltensor_http::Limits::default()
+    }
+}
+
+/// Serves the proxy on `listener` until `shutdown` resolves, with [`limits`] (and the per-IP rate
+/// limit, which needs the peer addresses [`boltensor_http::serve`] provides).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    client: PayingClient,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    boltensor_http::serve(listener, router(client), &limits(), shutdown).await
+}
+
+/// The proxy's router, hardened with [`limits`].
 pub fn router(client: PayingClient) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/spend", get(spend))
         .route("/metrics", get(metrics))
         .route("/v1/directory", get(directory))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
-        .with_state(client)
+        .with_state(client);
+    boltensor_http::harden(router, &limits())
 }
 
 fn error(status: StatusCode, kind: &str, message: String) -> Response {
@@ -142,7 +164,31 @@ async fn relay(resp: reqwest::Response) -> Response {
     out
 }
 
-async fn forward(client: PayingClient, path: &str, body: Bytes) -> Response {
+/// Forwards a request on its own task: a caller that goes away (or times out) does not cut a payment
+/// short half-way; its outcome is tracked in the spend either way.
+async fn forward(client: PayingClient, path: &'static str, body: Bytes) -> Response {
+    // Not a JSON object: no miner would take it, so no miner is asked.
+    if !matches!(
+        serde_json::from_slice::<serde_json::Value>(&body),
+        Ok(serde_json::Value::Object(_))
+    ) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "the body must be a JSON object (an OpenAI request)".into(),
+        );
+    }
+    match tokio::spawn(forward_now(client, path, body)).await {
+        Ok(resp) => resp,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "boltensor_client_error",
+            format!("the request task failed: {e}"),
+        ),
+    }
+}
+
+async fn forward_now(client: PayingClient, path: &str, body: Bytes) -> Response {
     let mut paid = match client.post(path, body.to_vec()).await {
         Ok(p) => p,
         Err(e) => return client_error(e),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,7 +53,7 @@ pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
         submitted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     });
-    Router::new()
+    let router = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/federation", get(federation))
         .route("/v1/items", post(submit_item))
@@ -69,8 +69,18 @@ pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
         .route("/dashboard", get(crate::dashboard::page))
         .route("/v1/dashboard", get(crate::dashboard::snapshot_json))
         .route("/v1/stream", get(crate::dashboard::stream))
-        .layer(DefaultBodyLimit::max(MAX_ITEM_BYTES))
-        .with_state(state)
+        .with_state(state);
+    boltensor_http::harden(router, &limits())
+}
+
+/// The API's HTTP limits: bodies up to one consensus item, 30 s per request (every handler reads local
+/// state), the default per-IP rate limit.
+pub fn limits() -> boltensor_http::Limits {
+    boltensor_http::Limits {
+        max_body_bytes: MAX_ITEM_BYTES,
+        request_timeout: std::time::Duration::from_secs(30),
+        ..boltensor_http::Limits::default()
+    }
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -294,7 +304,7 @@ async fn vote(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| !s.admin_token.is_empty() && t.trim() == s.admin_token);
+        .is_some_and(|t| !s.admin_token.is_empty() && same_secret(t.trim(), &s.admin_token));
     if !authorised {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -316,6 +326,12 @@ async fn vote(
     }
     s.engine.propose(ConsensusItem::Vote(v));
     (StatusCode::ACCEPTED, Json(json!({ "status": "queued" }))).into_response()
+}
+
+/// Compares a presented secret with ours in time independent of where they differ.
+fn same_secret(presented: &str, ours: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), ours.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
@@ -345,9 +361,10 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
 /// payouts it sent, the payments it routed to itself) for the ledger audit (`boltensor-audit`). Read-only,
 /// behind the admin bearer token.
 pub fn ledger_router(ln: Arc<boltensor_ln::LnNode>, admin_token: String) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/admin/ledger", get(ledger))
-        .with_state(Arc::new(LedgerState { ln, admin_token }))
+        .with_state(Arc::new(LedgerState { ln, admin_token }));
+    boltensor_http::harden(router, &limits())
 }
 
 struct LedgerState {
@@ -360,7 +377,7 @@ async fn ledger(State(s): State<Arc<LedgerState>>, headers: HeaderMap) -> Respon
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| !s.admin_token.is_empty() && t.trim() == s.admin_token);
+        .is_some_and(|t| !s.admin_token.is_empty() && same_secret(t.trim(), &s.admin_token));
     if !authorised {
         return error(
             StatusCode::UNAUTHORIZED,

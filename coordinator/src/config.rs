@@ -286,6 +286,12 @@ pub(crate) fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     opts.mode(0o600);
     let mut f = opts.open(path)?;
+    // `mode` applies only to a file this call creates: tighten one that was already there.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     f.write_all(content.as_bytes())?;
     f.sync_all()
 }

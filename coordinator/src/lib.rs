@@ -135,7 +135,13 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
         None => router,
     };
     let mut tasks = vec![tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = boltensor_http::serve(
+            listener,
+            router,
+            &api::limits(),
+            std::future::pending::<()>(),
+        )
+        .await;
     })];
     if let Some(rpc) = opts.rpc {
         let every = opts

@@ -137,8 +137,20 @@ impl DevnetState {
         let path = Self::path(data_dir);
         let tmp = path.with_extension("json.tmp");
         let json = serde_json::to_vec_pretty(self).expect("state serialises");
-        std::fs::write(&tmp, json)
-            .map_err(TestEnvError::io(format!("writing {}", tmp.display())))?;
+        // It holds bitcoind's RPC password: owner only.
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(&json)
+        };
+        write().map_err(TestEnvError::io(format!("writing {}", tmp.display())))?;
         std::fs::rename(&tmp, &path)
             .map_err(TestEnvError::io(format!("writing {}", path.display())))
     }

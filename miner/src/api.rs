@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -94,16 +94,19 @@ impl From<StoreError> for ApiError {
 }
 
 /// The API router.
+///
+/// Hardened by [`boltensor_http::harden`] with [`crate::MinerConfig::http_limits`]: body limit, request
+/// timeout, per-IP rate limit, JSON errors for unknown paths and methods.
 pub fn router(miner: Arc<Miner>) -> Router {
-    let limit = miner.cfg.max_body_bytes;
-    Router::new()
+    let limits = miner.cfg.http_limits();
+    let router = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/quote", get(quote))
         .route("/metrics", get(metrics))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(miner)
+        .with_state(miner);
+    boltensor_http::harden(router, &limits)
 }
 
 async fn models(State(m): State<Arc<Miner>>) -> Json<ModelList> {
@@ -294,6 +297,18 @@ impl Miner {
                         ApiError::BadRequest("only text content is supported".into())
                     })?;
                     turns.push((msg.role.clone(), text));
+                }
+                if let Some(t) = req.temperature {
+                    if !(0.0..=2.0).contains(&t) {
+                        return Err(ApiError::BadRequest(format!(
+                            "temperature {t}: use 0 (greedy) to 2"
+                        )));
+                    }
+                }
+                if let Some(p) = req.top_p {
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err(ApiError::BadRequest(format!("top_p {p}: use 0 to 1")));
+                    }
                 }
                 let max_tokens = req
                     .requested_max_tokens()

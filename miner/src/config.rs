@@ -161,6 +161,14 @@ pub struct MinerConfig {
     pub max_body_bytes: usize,
     /// Credit notes expire after this many seconds.
     pub credit_ttl_secs: u64,
+    /// Longest a request may take until its response starts (504 beyond). Keep it above
+    /// `payment_wait + hold_timeout`, which bound a paid request; a paid request cut off by it is
+    /// failed back like one whose client went away.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Duration,
+    /// Per-client-IP request rate limit (429 beyond).
+    #[serde(default)]
+    pub rate_limit: boltensor_http::RateLimit,
     /// Deliberate misbehaviour, for tests and the devnet only (validators must catch it).
     #[serde(default)]
     pub misbehaviour: Option<Misbehaviour>,
@@ -189,7 +197,23 @@ impl MinerConfig {
             hold_timeout: Duration::from_secs(60),
             max_body_bytes: 256 * 1024,
             credit_ttl_secs: 24 * 3600,
+            request_timeout: default_request_timeout(),
+            rate_limit: boltensor_http::RateLimit::default(),
             misbehaviour: None,
         }
     }
+
+    /// The HTTP limits the API is served with.
+    pub fn http_limits(&self) -> boltensor_http::Limits {
+        boltensor_http::Limits {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            rate: self.rate_limit,
+            ..boltensor_http::Limits::default()
+        }
+    }
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(300)
 }

@@ -163,9 +163,8 @@ impl Miner {
         let resolver = tokio::spawn(Arc::clone(&self).resolve_loop(stop_rx));
         let router = api::router(Arc::clone(&self));
         tracing::info!(addr = %listener.local_addr()?, node_id = %self.node.node_id(), "miner API listening");
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served =
+            boltensor_http::serve(listener, router, &self.cfg.http_limits(), shutdown).await;
         let _ = stop_tx.send(true);
         let _ = resolver.await;
         self.fail_back_all_undelivered("miner shut down");

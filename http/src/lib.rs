@@ -143,6 +143,16 @@ async fn content_length_check(max: usize, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
+/// A 413 leaves the rest of the body unread on the connection: tell the client it closes, so the
+/// connection is not reused for its next request (which would fail as an incomplete message).
+fn close_after_413(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 async fn time_limit(timeout: Duration, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     match tokio::time::timeout(timeout, next.run(req)).await {
@@ -167,7 +177,7 @@ const MAX_ERROR_TEXT: usize = 16 * 1024;
 /// Rewrites non-JSON error responses (axum's rejections are plain text; 404 and 405 are empty) as JSON
 /// errors with the same status and headers.
 async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+    let resp = close_after_413(next.run(req).await);
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -411,13 +421,31 @@ mod tests {
             .expect("send");
         assert_eq!(streamed.status(), 413);
         assert_eq!(json(streamed).await["error"]["type"], "request_too_large");
+        // The same client's next request (on a fresh connection: the 413's was closed) goes through.
         let small = http
             .post(format!("{url}/echo"))
             .body("hello")
             .send()
             .await
-            .expect("send");
+            .expect("send after a 413");
         assert_eq!(small.text().await.expect("text"), "hello");
+        for i in 0..20 {
+            let big = http
+                .post(format!("{url}/echo"))
+                .body(vec![b'x'; 5000])
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(big.status(), 413);
+            assert_eq!(big.headers()["connection"], "close");
+            let small = http
+                .post(format!("{url}/echo"))
+                .body("hello")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("request {i} after a 413: {e:?}"));
+            assert_eq!(small.status(), 200);
+        }
         // Unknown path, wrong method, timeout: JSON errors.
         let missing = http.get(format!("{url}/nope")).send().await.expect("send");
         assert_eq!(missing.status(), 404);

@@ -466,9 +466,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                     args.coordinators.len()
                 );
             }
-            axum::serve(listener, boltensor_client::proxy::router(client))
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            boltensor_client::proxy::serve(listener, client, shutdown_signal()).await?;
             node.stop().await;
             Ok(())
         }

@@ -1317,13 +1317,12 @@ async fn start_services(
         let client = PayingClient::new(client_cfg, Arc::clone(&nodes[&e.name]));
         let listener = bind(e.api_port, &format!("proxy of {}", e.name)).await?;
         let mut stop = shared.services_stop.subscribe();
-        let router = boltensor_client::proxy::router(client.clone());
+        let proxy = client.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await;
+            let _ = boltensor_client::proxy::serve(listener, proxy, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
         }));
         if let Some(every) = cfg.traffic_interval {
             tasks.push(tokio::spawn(traffic(

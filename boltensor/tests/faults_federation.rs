@@ -533,8 +533,17 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
                 .filter_map(|p| p.hash)
                 .collect()
         };
+        // Arm once the epochs pay all three payees (the validator holds a permit), so the killed epoch has
+        // several keysends.
+        wait_for("an epoch paying all three payees", long, || async {
+            let Some((_, e)) = fed.status(1).await else { return Ok(None) };
+            let e = e.saturating_sub(1);
+            Ok(fed.epoch(1, e).await.filter(|s| s.result.payouts.len() == 3).map(|_| ()))
+        })
+        .await?;
+        let before = arrived();
         let deadline = Instant::now() + long;
-        while arrived().is_empty() {
+        while arrived().len() == before.len() {
             if Instant::now() > deadline {
                 return Err(format!("no payout arrived; member 0's log:\n{}", fed.log_tail(0)).into());
             }
@@ -542,7 +551,7 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
         }
         fed.kill(0);
         let t_kill = Instant::now();
-        let at_kill = arrived();
+        let at_kill: Vec<[u8; 32]> = arrived().into_iter().filter(|h| !before.contains(h)).collect();
         // Which epoch was being paid: the payer-0 epoch whose payouts include what arrived.
         let secret = CoordinatorConfig::load(&fed.member_dir(0))?.keypair.secret_bytes();
         let (_, e_now) = fed.status(1).await.ok_or("status")?;

@@ -708,7 +708,11 @@ impl aleph_bft::Network<Data> for SessionNetwork {
             let (now, later): (Vec<_>, Vec<_>) =
                 future.drain(..).partition(|(_, s, _)| *s == session);
             *future = later;
-            for (_, _, bytes) in now {
+            let n = self.p2p.members();
+            for (from, _, bytes) in now {
+                if !indices_in_range(&bytes, from, n) {
+                    continue;
+                }
                 if let Ok(d) = Data::decode(&mut bytes.as_slice()) {
                     self.pending.push_back(d);
                 }
@@ -718,7 +722,15 @@ impl aleph_bft::Network<Data> for SessionNetwork {
             return Some(d);
         }
         loop {
-            let (_, session, bytes) = self.p2p.recv().await?;
+            let (from, session, bytes) = self.p2p.recv().await?;
+            if !indices_in_range(&bytes, from, self.p2p.members()) {
+                tracing::warn!(
+                    session,
+                    member = from,
+                    "a peer sent an aleph-bft request naming another or no member; dropped"
+                );
+                continue;
+            }
             if session == self.session {
                 match Data::decode(&mut bytes.as_slice()) {
                     Ok(d) => return Some(d),
@@ -727,10 +739,35 @@ impl aleph_bft::Network<Data> for SessionNetwork {
             } else if session > self.session && session <= self.session + 2 {
                 let mut future = self.future.lock().expect("not poisoned");
                 if future.len() < 10_000 {
-                    future.push((0, session, bytes));
+                    future.push((from, session, bytes));
                 }
             }
         }
+    }
+}
+
+/// Whether an encoded aleph-bft message from member `from` names only members that exist, where aleph-bft
+/// would index its per-member tables with the index unchecked (and panic, stopping the session): the
+/// requester of a unit request or an alert request and the sender of an RMC message must be the member
+/// the link authenticated, the creator of a requested unit coordinate one of the `n` members. SCALE layout
+/// (aleph-bft 0.45): `NetworkData` = `Units(UnitMessage)` (0) | `Alert(AlertMessage)` (1); `UnitMessage` =
+/// `Unit` (0) | `CoordRequest(NodeIndex, UnitCoord { round: u16, creator: NodeIndex })` (1) |
+/// `ParentsRequest(NodeIndex, Hash)` (2) | `ParentsResponse` (3) | `NewestRequest(NodeIndex, u64)` (4) |
+/// `NewestResponse` (5); `AlertMessage` = `ForkAlert` (0) | `RmcMessage(NodeIndex, …)` (1) |
+/// `AlertRequest(NodeIndex, Hash)` (2); a `NodeIndex` is a little-endian u64. Signed content (units,
+/// alerts, responses) is checked by aleph-bft against the keychain, which refuses unknown indices.
+pub fn indices_in_range(bytes: &[u8], from: usize, n: usize) -> bool {
+    let index = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    match (bytes.first(), bytes.get(1)) {
+        (Some(0), Some(1)) => {
+            index(2) == Some(from as u64) && index(12).is_some_and(|c| c < n as u64)
+        }
+        (Some(0), Some(2 | 4)) | (Some(1), Some(1 | 2)) => index(2) == Some(from as u64),
+        _ => true,
     }
 }
 

@@ -928,6 +928,11 @@ impl Miner {
             .get(hash)?
             .map(|r| r.preimage)
             .ok_or(StoreError::Unknown)?;
+        if let Some(pause) = test_pause_before_claim() {
+            // Test-only (see the function): a fault test kills the process in this window.
+            tracing::warn!(payment_hash = %hex::encode(hash), pause_ms = pause.as_millis() as u64, "test hook: result stored, pausing before the claim");
+            std::thread::sleep(pause);
+        }
         self.claim(hash, preimage).map_err(|e| {
             tracing::error!(payment_hash = %hex::encode(hash), error = %e, "claim failed");
             self.failed(
@@ -1098,6 +1103,20 @@ impl Started {
             Started::Chat { run, .. } => run.abort(),
         }
     }
+}
+
+/// **Test-only fault injection.** `BOLTENSOR_TEST_PAUSE_BEFORE_CLAIM_MS=<ms>` (read once per process)
+/// makes [`Miner::settle`] block that long between storing a result (`Settling`) and claiming its
+/// payment, so `boltensor/tests/faults_ln.rs` can kill -9 a miner in that window deterministically
+/// (recovery must then claim the stored result). It blocks a runtime thread: never set it in production.
+fn test_pause_before_claim() -> Option<std::time::Duration> {
+    static PAUSE: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *PAUSE.get_or_init(|| {
+        std::env::var("BOLTENSOR_TEST_PAUSE_BEFORE_CLAIM_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(std::time::Duration::from_millis)
+    })
 }
 
 /// Removes a request from the in-process serving set when its handler (or stream task) ends.

@@ -97,6 +97,7 @@ impl BitcoindOptions {
 #[derive(Debug)]
 pub struct Bitcoind {
     child: Mutex<Option<Child>>,
+    exe: PathBuf,
     datadir: PathBuf,
     rpc_port: u16,
     rpc: RpcClient,
@@ -137,37 +138,13 @@ impl Bitcoind {
             .clone()
             .unwrap_or_else(|| ("boltensor".to_owned(), crate::random_hex()));
 
-        let log_path = opts.datadir.join("bitcoind.stdout.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(TestEnvError::io(format!("creating {}", log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(TestEnvError::io("duplicating a log handle"))?;
-        let child = Command::new(&exe)
-            .arg("-regtest")
-            .arg("-server")
-            .arg("-listen=0")
-            .arg(format!("-datadir={}", opts.datadir.display()))
-            .arg(format!("-rpcport={rpc_port}"))
-            .arg("-rpcbind=127.0.0.1")
-            .arg("-rpcallowip=127.0.0.1")
-            .arg(format!("-rpcuser={user}"))
-            .arg(format!("-rpcpassword={password}"))
-            .arg("-txindex=1")
-            .arg("-printtoconsole=1")
-            .arg("-rpcworkqueue=64")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|source| TestEnvError::BitcoindSpawn {
-                path: exe.clone(),
-                source,
-            })?;
+        let child = spawn(&exe, &opts.datadir, rpc_port, &user, &password, false)?;
         tracing::info!(exe = %exe.display(), rpc_port, datadir = %opts.datadir.display(), pid = child.id(), "starting bitcoind");
 
+        let log_path = opts.datadir.join(LOG_FILE);
         let bitcoind = Bitcoind {
             child: Mutex::new(Some(child)),
+            exe,
             datadir: opts.datadir.clone(),
             rpc_port,
             rpc: RpcClient::new(format!("http://127.0.0.1:{rpc_port}"), user, password),
@@ -295,6 +272,36 @@ impl Bitcoind {
         self.kill();
     }
 
+    /// Starts bitcoind again on the same data dir, RPC port and credentials (stopping it cleanly first if
+    /// it still runs) and waits until it answers RPC. The chain is kept; nodes following it see their
+    /// chain source go away and come back, as in a bitcoind restart under a running network (fault tests).
+    pub async fn restart(&self) -> Result<(), TestEnvError> {
+        self.stop().await;
+        self.kill(); // reaps the exited process
+                     // The RPC port is released when the old process exits; a moment's grace for the OS.
+        crate::wait_for(
+            &format!("bitcoind's RPC port {} to be free again", self.rpc_port),
+            Duration::from_secs(10),
+            || async { Ok(ensure_port_free(self.rpc_port, "bitcoind RPC").ok()) },
+        )
+        .await?;
+        let child = spawn(
+            &self.exe,
+            &self.datadir,
+            self.rpc_port,
+            &self.rpc.user,
+            &self.rpc.password,
+            true,
+        )?;
+        tracing::info!(
+            rpc_port = self.rpc_port,
+            pid = child.id(),
+            "restarting bitcoind"
+        );
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        self.wait_ready(&self.datadir.join(LOG_FILE)).await
+    }
+
     fn kill(&self) {
         let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(mut child) = guard.take() {
@@ -302,6 +309,52 @@ impl Bitcoind {
             let _ = child.wait();
         }
     }
+}
+
+/// bitcoind's console output, in its data dir.
+const LOG_FILE: &str = "bitcoind.stdout.log";
+
+/// Spawns regtest bitcoind; its console goes to [`LOG_FILE`] (truncated, or appended to with `append`).
+fn spawn(
+    exe: &Path,
+    datadir: &Path,
+    rpc_port: u16,
+    user: &str,
+    password: &str,
+    append: bool,
+) -> Result<Child, TestEnvError> {
+    let log_path = datadir.join(LOG_FILE);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(&log_path)
+        .map_err(TestEnvError::io(format!("creating {}", log_path.display())))?;
+    let log_err = log
+        .try_clone()
+        .map_err(TestEnvError::io("duplicating a log handle"))?;
+    Command::new(exe)
+        .arg("-regtest")
+        .arg("-server")
+        .arg("-listen=0")
+        .arg(format!("-datadir={}", datadir.display()))
+        .arg(format!("-rpcport={rpc_port}"))
+        .arg("-rpcbind=127.0.0.1")
+        .arg("-rpcallowip=127.0.0.1")
+        .arg(format!("-rpcuser={user}"))
+        .arg(format!("-rpcpassword={password}"))
+        .arg("-txindex=1")
+        .arg("-printtoconsole=1")
+        .arg("-rpcworkqueue=64")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|source| TestEnvError::BitcoindSpawn {
+            path: exe.to_path_buf(),
+            source,
+        })
 }
 
 impl Drop for Bitcoind {

@@ -233,40 +233,54 @@ async fn fault_miner_killed_holding_htlc_after_model_finished() -> Result<(), Te
     Ok(())
 }
 
-/// (c) kill -9 of the paying `boltensor client proxy` while its request is paid and the model runs, then
-/// the proxy restarted on its data dir: the interrupted payment resolves, the proxy pays for new requests.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
-    init_tracing();
-    let proxy_dir = tempfile::tempdir().expect("a temp dir");
-    let net = LnNet::start(Some(proxy_dir.path()), false).await?;
-    let mut miner = net.spawn_miner(&[]).await?;
-    // The client node, funded and with its channel, goes to the proxy process.
-    net.client.stop().await;
-    let client_id = net.client.node_id();
-    let client_addr = net.client_cfg.listen;
-    let proxy_port = boltensor_testenv::free_port().expect("port");
-    let proxy_url = format!("http://127.0.0.1:{proxy_port}/v1");
-    let mut args: Vec<String> = vec!["client".into(), "proxy".into()];
-    args.extend(net.node_args(proxy_dir.path(), client_addr));
-    args.extend([
-        "--listen".into(),
-        format!("127.0.0.1:{proxy_port}"),
-        "--miner".into(),
-        miner.api.clone(),
-    ]);
-    let start_proxy = || async {
-        let mut p = Proc::spawn("proxy", &args, &[]);
+/// A `boltensor client proxy` process paying `miner` from the client node of `net` (which must be
+/// stopped in-process first: the proxy takes its data dir over).
+struct ProxyProc {
+    args: Vec<String>,
+    url: String,
+    client_id: boltensor_ln::PublicKey,
+    client_addr: std::net::SocketAddr,
+    http: reqwest::Client,
+}
+
+impl ProxyProc {
+    fn new(net: &LnNet, dir: &std::path::Path, miner: &MinerProc) -> Self {
+        let port = boltensor_testenv::free_port().expect("port");
+        let mut args: Vec<String> = vec!["client".into(), "proxy".into()];
+        args.extend(net.node_args(dir, net.client_cfg.listen));
+        args.extend([
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--miner".into(),
+            miner.api.clone(),
+        ]);
+        ProxyProc {
+            args,
+            url: format!("http://127.0.0.1:{port}/v1"),
+            client_id: net.client.node_id(),
+            client_addr: net.client_cfg.listen,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts the process; it answers once its channel is back (`usable`) or at once.
+    async fn start(&self, net: &LnNet, usable: bool) -> Result<Proc, TestEnvError> {
+        let mut p = Proc::spawn("proxy", &self.args, &[]);
         p.line("OpenAI-compatible proxy on").await;
-        net.wait_usable_to(client_id, client_addr, false).await?;
-        Ok::<_, TestEnvError>(p)
-    };
-    let http = reqwest::Client::new();
-    let embed = || async {
-        // The proxy's node may need a moment after reconnecting before its channel takes an HTLC.
+        if usable {
+            net.wait_usable_to(self.client_id, self.client_addr, false)
+                .await?;
+        }
+        Ok(p)
+    }
+
+    /// A paid embedding through the proxy (its node may need a moment after reconnecting before its
+    /// channel takes an HTLC).
+    async fn embed(&self) -> Result<(), TestEnvError> {
         wait_for("a paid embedding through the proxy", STEP, || async {
-            let resp = http
-                .post(format!("{proxy_url}/embeddings"))
+            let resp = self
+                .http
+                .post(format!("{}/embeddings", self.url))
                 .header("content-type", "application/json")
                 .body(EMBED)
                 .send()
@@ -274,12 +288,11 @@ async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
             Ok(resp.ok().filter(|r| r.status() == 200).map(drop))
         })
         .await
-    };
-    let mut proxy = start_proxy().await?;
-    embed().await?;
+    }
 
-    let chat = {
-        let (http, url) = (http.clone(), format!("{proxy_url}/chat/completions"));
+    /// A chat request for the model that hangs, on its own task.
+    fn chat(&self) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+        let (http, url) = (self.http.clone(), format!("{}/chat/completions", self.url));
         tokio::spawn(async move {
             http.post(url)
                 .header("content-type", "application/json")
@@ -287,7 +300,24 @@ async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
                 .send()
                 .await
         })
-    };
+    }
+}
+
+/// (c) kill -9 of the paying `boltensor client proxy` while its request is paid (the HTLC held at the
+/// miner) and the model runs, then the proxy restarted on its data dir: the miner fails the payment back
+/// (the proxy's connection dropped), the restarted proxy receives the refund and pays for new requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
+    init_tracing();
+    let proxy_dir = tempfile::tempdir().expect("a temp dir");
+    let net = LnNet::start(Some(proxy_dir.path()), false).await?;
+    let mut miner = net.spawn_miner(&[]).await?;
+    net.client.stop().await; // the proxy process takes the client node over
+    let proxy_proc = ProxyProc::new(&net, proxy_dir.path(), &miner);
+    let mut proxy = proxy_proc.start(&net, true).await?;
+    proxy_proc.embed().await?;
+
+    let chat = proxy_proc.chat();
     net.model.arrived().await;
     // Paid: the HTLC is held at the miner (the first one was the embedding's).
     miner.proc().count("PaymentClaimable", 2).await;
@@ -299,9 +329,9 @@ async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
     );
 
     drop(proxy);
-    let mut proxy = start_proxy().await?;
+    let mut proxy = proxy_proc.start(&net, true).await?;
     miner.wait_resolved(2).await?;
-    embed().await?;
+    proxy_proc.embed().await?;
     let recover_secs = secs(fault);
     let states = miner.request_states().await;
 
@@ -318,8 +348,98 @@ async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
         recover_secs,
         &report,
         &format!(
-            "miner's records {states:?}; time: kill → proxy back, the miner resolved the interrupted request and a new paid request served through the proxy"
+            "the miner failed the payment back when the proxy's connection dropped, records {states:?}; time: kill → proxy back, the miner resolved the interrupted request and a new paid request served through the proxy"
         ),
+    );
+    miner_node.stop().await;
+    client.stop().await;
+    net.coordinator.stop().await;
+    Ok(())
+}
+
+/// (c′) kill -9 of the paying proxy the moment its request reached the model, i.e. while the proxy is
+/// still committing its HTLC with the coordinator. If the kill lands between ldk-node persisting a
+/// ChannelMonitor update and persisting its ChannelManager (most runs here), LDK finds the manager stale
+/// on restart and force-closes the channel: the payment then resolves on-chain (the HTLC times out back
+/// to the client) and the ledger must still balance. Otherwise it is fault (c).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_client_proxy_killed_while_sending_its_htlc() -> Result<(), TestEnvError> {
+    init_tracing();
+    let proxy_dir = tempfile::tempdir().expect("a temp dir");
+    let net = LnNet::start(Some(proxy_dir.path()), false).await?;
+    // A request interrupted before its payment arrived is closed after 2 × 10 s.
+    let mut miner = net.spawn_miner_holding(&[], 10).await?;
+    net.client.stop().await;
+    let proxy_proc = ProxyProc::new(&net, proxy_dir.path(), &miner);
+    let mut proxy = proxy_proc.start(&net, true).await?;
+    proxy_proc.embed().await?;
+
+    let chat = proxy_proc.chat();
+    net.model.arrived().await; // the miner starts the model while the HTLC is on its way
+    let fault = Instant::now();
+    proxy.kill9();
+    assert!(chat.await.expect("join").is_err());
+    drop(proxy);
+
+    let mut proxy = proxy_proc.start(&net, false).await?;
+    let stale = proxy.saw("ChannelManager is stale compared to the current ChannelMonitor");
+    let (client, note) = if !stale {
+        net.wait_usable_to(proxy_proc.client_id, proxy_proc.client_addr, false)
+            .await?;
+        miner.wait_resolved(2).await?;
+        proxy_proc.embed().await?;
+        proxy.terminate().await;
+        let client = Arc::new(boltensor_ln::LnNode::start(net.client_cfg.clone()).await?);
+        (client, "this run the kill missed the window: the channel survived, as in (c); time: kill → the interrupted request resolved and a new paid request served".to_string())
+    } else {
+        // The channel is force-closed; run the client's node here to watch its payment resolve as
+        // blocks are mined (its HTLC times out on-chain, then back to the client).
+        proxy.terminate().await;
+        let client = Arc::new(boltensor_ln::LnNode::start(net.client_cfg.clone()).await?);
+        let pending = |node: &boltensor_ln::LnNode| {
+            node.payments()
+                .iter()
+                .any(|p| !p.inbound && p.state == boltensor_ln::PaymentState::Pending)
+        };
+        let start_height = net.net.bitcoind.height().await?;
+        wait_for(
+            "the client's payment to resolve on-chain",
+            Duration::from_secs(120),
+            || async {
+                if !pending(&client) {
+                    return Ok(Some(()));
+                }
+                net.net.bitcoind.mine(6).await?;
+                let _ = client.sync();
+                let _ = net.coordinator.sync();
+                Ok(None)
+            },
+        )
+        .await?;
+        let blocks = net.net.bitcoind.height().await? - start_height;
+        miner.wait_resolved(2).await?;
+        (
+            client,
+            format!("LDK found the restarted proxy's ChannelManager stale and force-closed its channel; the payment failed back on-chain after {blocks} blocks (the channel is gone: the client needs a new one); time: kill → payment resolved on-chain (mining 6 blocks a step)"),
+        )
+    };
+    let recover_secs = secs(fault);
+    net.model.release();
+    let (report, miner_node) = audit(&net, &mut miner, &client).await?;
+    finish(
+        "faults_ln::fault_client_proxy_killed_while_sending_its_htlc",
+        &format!(
+            "kill -9 of a client (the paying proxy) while it commits its HTLC (restarted at once): {}",
+            if stale {
+                "LDK force-closed its channel (stale ChannelManager), the HTLC resolved on-chain"
+            } else {
+                "the kill missed LDK's persistence window this run, the channel survived"
+            }
+        ),
+        true,
+        recover_secs,
+        &report,
+        &note,
     );
     miner_node.stop().await;
     client.stop().await;

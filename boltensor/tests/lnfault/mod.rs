@@ -113,6 +113,14 @@ impl Proc {
         }
     }
 
+    /// Whether a line received so far (without waiting) contains `needle`.
+    pub fn saw(&mut self, needle: &str) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.iter().any(|l| l.contains(needle))
+    }
+
     /// SIGKILL, and reap it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -302,6 +310,16 @@ impl LnNet {
     /// Starts a miner process serving MiniLM embeddings and the chat model `hang` (the model server),
     /// opens a 1,000,000 sat channel coordinator → miner and waits until it is usable.
     pub async fn spawn_miner(&self, env: &[(&str, String)]) -> Result<MinerProc, TestEnvError> {
+        self.spawn_miner_holding(env, 600).await
+    }
+
+    /// [`LnNet::spawn_miner`] with `--hold-timeout-secs hold_secs` (a request interrupted before its
+    /// payment arrived is closed after twice that).
+    pub async fn spawn_miner_holding(
+        &self,
+        env: &[(&str, String)],
+        hold_secs: u64,
+    ) -> Result<MinerProc, TestEnvError> {
         let data_dir = self.net.dir().join("miner-process");
         let ln_addr = SocketAddr::from(([127, 0, 0, 1], free_port().expect("port")));
         let api_port = free_port().expect("port");
@@ -316,7 +334,7 @@ impl LnNet {
                 "--external",
                 &format!("hang={}#anything#chat", self.model.url),
                 "--hold-timeout-secs",
-                "600",
+                &hold_secs.to_string(),
             ]
             .iter()
             .map(|s| s.to_string()),

@@ -573,7 +573,10 @@ fn items_digest(items: &[AcceptedItem]) -> [u8; 32] {
     sha256::Hash::from_engine(e).to_byte_array()
 }
 
-fn decode_batch(bytes: &[u8]) -> Vec<ConsensusItem> {
+/// The items of an ordered unit's batch (a JSON array of items); items that do not parse are skipped.
+/// Public only for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn decode_batch(bytes: &[u8]) -> Vec<ConsensusItem> {
     // A batch that does not parse as a whole is dropped (identically by every member).
     serde_json::from_slice::<Vec<serde_json::Value>>(bytes)
         .map(|values| {
@@ -583,6 +586,16 @@ fn decode_batch(bytes: &[u8]) -> Vec<ConsensusItem> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Decodes a peer's frame payload as aleph-bft network data, as the session's network does: the bytes
+/// consumed and the data re-encoded, or `None` if it does not decode. Public only for the fuzz targets
+/// (fuzz/).
+#[doc(hidden)]
+pub fn decode_network_data(bytes: &[u8]) -> Option<(usize, Vec<u8>)> {
+    let mut rest = bytes;
+    let data = Data::decode(&mut rest).ok()?;
+    Some((bytes.len() - rest.len(), data.encode()))
 }
 
 struct Provider {

@@ -156,8 +156,7 @@ async fn serve_inbound(
     tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut hello))
         .await
         .map_err(|_| std::io::Error::other("handshake timed out"))??;
-    let from = u32::from_be_bytes(hello[..4].try_into().expect("4 bytes")) as usize;
-    let sig = Sig(hello[4..].try_into().expect("64 bytes"));
+    let (from, sig) = parse_hello(&hello);
     let digest = handshake_digest(&federation, from, keychain.own_index(), &challenge);
     if from >= n || from == keychain.own_index() || !keychain.verify_bytes(&digest, &sig, from) {
         return Err(std::io::Error::other(format!(
@@ -173,12 +172,28 @@ async fn serve_inbound(
         }
         let mut buf = vec![0u8; len];
         stream.read_exact(&mut buf).await?;
-        let session = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
-        buf.drain(..8);
-        if inbox.send((from, session, buf)).await.is_err() {
+        let (session, payload) = split_frame(buf).expect("at least 8 bytes: checked above");
+        if inbox.send((from, session, payload)).await.is_err() {
             return Ok(());
         }
     }
+}
+
+/// The dialer's hello: the member index it claims and its signature over the handshake digest.
+/// Public only for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn parse_hello(hello: &[u8; 4 + 64]) -> (usize, Sig) {
+    let from = u32::from_be_bytes(hello[..4].try_into().expect("4 bytes")) as usize;
+    (from, Sig(hello[4..].try_into().expect("64 bytes")))
+}
+
+/// A frame's body (after its length prefix): the session it belongs to, then the payload; `None` if it
+/// is shorter than the session number. Public only for the fuzz targets (fuzz/).
+#[doc(hidden)]
+pub fn split_frame(mut frame: Vec<u8>) -> Option<(u64, Vec<u8>)> {
+    let session = u64::from_be_bytes(frame.get(..8)?.try_into().expect("8 bytes"));
+    frame.drain(..8);
+    Some((session, frame))
 }
 
 async fn dial_loop(

@@ -576,15 +576,19 @@ impl EpochInputs {
                 continue;
             }
             last_update[u] = w.block;
-            // Miners by node id → uid; unknown ids are ignored; uid order as subtensor stores rows.
+            // Miners by node id → uid (its position: a published `uid` field that disagrees is refused by
+            // `recompute`, and never indexes out of range here); unknown ids are ignored; uid order as
+            // subtensor stores rows.
             let mut row: Vec<(u16, u16)> = w
                 .signed
                 .vector
                 .weights
                 .iter()
                 .filter_map(|(node, weight)| {
-                    self.neurons.iter().flatten().find_map(|nn| {
-                        (nn.role == Role::Miner && nn.node_id == *node).then_some((nn.uid, *weight))
+                    self.neurons.iter().enumerate().find_map(|(j, nn)| {
+                        nn.as_ref()
+                            .is_some_and(|nn| nn.role == Role::Miner && nn.node_id == *node)
+                            .then_some((j as u16, *weight))
                     })
                 })
                 .filter(|(_, w)| *w > 0)
@@ -634,9 +638,9 @@ impl EpochInputs {
         let payouts = self
             .neurons
             .iter()
-            .flatten()
-            .filter_map(|nn| {
-                let u = nn.uid as usize;
+            .enumerate()
+            .filter_map(|(u, nn)| Some((u, nn.as_ref()?)))
+            .filter_map(|(u, nn)| {
                 let msat = output.server_emission[u].saturating_add(output.validator_emission[u]);
                 (msat > 0).then(|| Payout {
                     uid: nn.uid,
@@ -690,6 +694,9 @@ pub enum RecomputeError {
         /// Why.
         reason: String,
     },
+    /// The inputs are not a shape any member produces (a neuron's `uid` is not its position).
+    #[error("malformed epoch inputs: {0}")]
+    Malformed(String),
     /// A weight vector's key is not the neuron's.
     #[error("the weights at uid {0} are signed by another key than that uid's validator")]
     WrongSigner(u16),
@@ -738,6 +745,16 @@ impl EpochResult {
 
     /// Recomputes the result from its inputs: every weight vector's signature, Yuma, the payouts.
     pub fn recompute(&self) -> Result<(), RecomputeError> {
+        for (u, nn) in self.inputs.neurons.iter().enumerate() {
+            if let Some(nn) = nn {
+                if usize::from(nn.uid) != u {
+                    return Err(RecomputeError::Malformed(format!(
+                        "the neuron at position {u} says it is uid {}",
+                        nn.uid
+                    )));
+                }
+            }
+        }
         for w in &self.inputs.weights {
             w.signed.verify().map_err(|e| RecomputeError::BadWeights {
                 uid: w.uid,
@@ -879,5 +896,22 @@ mod tests {
             ok: true,
         });
         assert!(st.apply(&other, 3).is_err());
+    }
+
+    #[test]
+    fn a_published_result_whose_uid_is_not_its_position_is_refused_without_a_panic() {
+        // Found by fuzz/epoch_inputs: compute() indexed Yuma's output by the published `uid` field, so
+        // a coordinator serving this from GET /v1/epochs/{n} crashed `verify_epoch` (the auditors' check).
+        let mut st = state(8, 0);
+        st.apply(&miner(0), 0).expect("registers");
+        st.apply(&miner(1), 0).expect("registers");
+        let mut result = st.epoch_result([0; 32], 1, 4);
+        result.inputs.neurons[1].as_mut().expect("uid 1").uid = 27_499;
+        let (output, _) = result.inputs.compute();
+        assert_eq!(output.incentive.len(), 2);
+        assert!(matches!(
+            result.recompute(),
+            Err(RecomputeError::Malformed(_))
+        ));
     }
 }

@@ -516,16 +516,7 @@ impl External {
             user: None,
         };
         let resp: EmbeddingsResponse = self.post("embeddings", &req).await?;
-        let mut data = resp.data;
-        data.sort_by_key(|d| d.index);
-        data.into_iter()
-            .map(|d| match d.embedding {
-                EmbeddingVector::Float(v) => Ok(v),
-                EmbeddingVector::Base64(_) => Err(ModelError::External(
-                    "answered base64 when asked for floats".into(),
-                )),
-            })
-            .collect()
+        external_embeddings(resp)
     }
 
     /// Runs a chat completion remotely (not streamed).
@@ -640,5 +631,48 @@ impl Backend {
             }
             _ => Err(ModelError::Inference("not a chat model".into())),
         }
+    }
+}
+
+/// The float vectors of an external server's embeddings answer, in input order. A number outside f32's
+/// range parses as infinity, which JSON cannot carry back (the miner would serve `null`, which no client
+/// reads): refused, so the payment is failed back instead.
+fn external_embeddings(resp: EmbeddingsResponse) -> Result<Vec<Vec<f32>>, ModelError> {
+    let mut data = resp.data;
+    data.sort_by_key(|d| d.index);
+    data.into_iter()
+        .map(|d| match d.embedding {
+            EmbeddingVector::Float(v) if v.iter().all(|x| x.is_finite()) => Ok(v),
+            EmbeddingVector::Float(_) => Err(ModelError::External(
+                "answered an embedding value outside f32's finite range".into(),
+            )),
+            EmbeddingVector::Base64(_) => Err(ModelError::External(
+                "answered base64 when asked for floats".into(),
+            )),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_external_embedding_outside_f32_range_is_refused() {
+        // Found by fuzz/openai: 1e39 parses as an f32 infinity, which serialises as `null`.
+        let answer = |v: &str| -> EmbeddingsResponse {
+            serde_json::from_str(&format!(
+                r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":[{v}]}}],"model":"m","usage":{{"prompt_tokens":3,"total_tokens":3}}}}"#
+            ))
+            .expect("an embeddings answer")
+        };
+        assert!(matches!(
+            external_embeddings(answer("0.5, 1e39")),
+            Err(ModelError::External(_))
+        ));
+        assert_eq!(
+            external_embeddings(answer("0.5, -3e38")).expect("finite"),
+            vec![vec![0.5, -3e38]]
+        );
     }
 }

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use boltensor_ln::{LnEvent, LnNode, PaymentHash, PaymentPreimage};
+use boltensor_ln::{LnEvent, LnNode, PaymentHash, PaymentPreimage, PaymentState};
 use tokio::net::TcpListener;
 
 pub use backend::{Backend, ModelError, ModelKind};
@@ -318,13 +318,25 @@ impl Miner {
             }
             Status::Serving if !lock(&self.serving).contains(hash) => self.fail_back(
                 hash,
-                "the miner restarted while serving this request",
+                "no handler is serving this request (the client went away, or the miner restarted)",
                 Status::FailedBack,
             ),
             Status::AwaitingPayment => {
                 lock(&self.held_since)
                     .entry(*hash)
                     .or_insert_with(Instant::now);
+            }
+            // Delivered and claimed, yet the payment is offered (again): a claim made while the node did
+            // not hold the payment — right after a restart, before LDK replayed it — is a silent no-op in
+            // LDK (`claim_funds` on an unknown hash). Claim again, or the HTLC times out and the client
+            // keeps both the result and its money. Claiming twice is harmless.
+            Status::Settled
+                if self.node.payment_state(PaymentHash(*hash)) != Some(PaymentState::Succeeded) =>
+            {
+                tracing::info!(payment_hash = %hex::encode(hash), "held payment of a delivered request offered again: claiming it again");
+                if let Err(e) = self.claim(hash, r.preimage) {
+                    tracing::warn!(payment_hash = %hex::encode(hash), error = %e, "repeat claim failed");
+                }
             }
             _ => {}
         }

@@ -717,9 +717,8 @@ impl LnNode {
                         (Some(*hash), false)
                     }
                     PaymentKind::Spontaneous { hash, .. } => (Some(*hash), true),
-                    PaymentKind::Bolt12Offer { hash, .. } | PaymentKind::Bolt12Refund { hash, .. } => {
-                        (*hash, false)
-                    }
+                    PaymentKind::Bolt12Offer { hash, .. }
+                    | PaymentKind::Bolt12Refund { hash, .. } => (*hash, false),
                     PaymentKind::Onchain { .. } => return None,
                 };
                 Some(PaymentRecord {

@@ -295,21 +295,29 @@ async fn payouts(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     Json(json!({ "owed_msat": st.owed, "receipts": st.receipts }))
 }
 
+/// Admin endpoints: `Authorization: Bearer <contents of admin.token>`, compared in constant time; an
+/// empty token (none configured) refuses everyone. `Some(401 response)` when refused.
+fn refuse_unless_admin(headers: &HeaderMap, token: &str) -> Option<Response> {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| !token.is_empty() && same_secret(t.trim(), token));
+    (!authorised).then(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "admin endpoint: send Authorization: Bearer <contents of admin.token>",
+        )
+    })
+}
+
 async fn vote(
     State(s): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| !s.admin_token.is_empty() && same_secret(t.trim(), &s.admin_token));
-    if !authorised {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "admin endpoint: send Authorization: Bearer <contents of admin.token>",
-        );
+    if let Some(refused) = refuse_unless_admin(&headers, &s.admin_token) {
+        return refused;
     }
     let body = match body {
         Ok(b) => b,
@@ -373,16 +381,8 @@ struct LedgerState {
 }
 
 async fn ledger(State(s): State<Arc<LedgerState>>, headers: HeaderMap) -> Response {
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| !s.admin_token.is_empty() && same_secret(t.trim(), &s.admin_token));
-    if !authorised {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "admin endpoint: send Authorization: Bearer <contents of admin.token>",
-        );
+    if let Some(refused) = refuse_unless_admin(&headers, &s.admin_token) {
+        return refused;
     }
     Json(json!({
         "node_id": s.ln.node_id().to_string(),

@@ -562,7 +562,8 @@ pub fn session_header(
     sha256::Hash::from_engine(e).to_byte_array()
 }
 
-fn items_digest(items: &[AcceptedItem]) -> [u8; 32] {
+/// The items digest a session header commits to.
+pub fn items_digest(items: &[AcceptedItem]) -> [u8; 32] {
     let mut e = sha256::Hash::engine();
     for a in items {
         let bytes = a.item.encode();

@@ -20,7 +20,7 @@ use bitcoin::{Amount, FeeRate, Network};
 use boltensor_audit::fault::{record, FaultRow};
 use boltensor_audit::{check_settled, AuditReport, Ledger, Payout};
 use boltensor_contracts::{KeyWallet, Utxo};
-use boltensor_coordinator::engine::{session_header, signed_session_signatures};
+use boltensor_coordinator::engine::{items_digest, session_header, signed_session_signatures};
 use boltensor_coordinator::keychain::Keychain;
 use boltensor_coordinator::store::{AcceptedItem, SignedEpoch, SignedSession};
 use boltensor_testenv::wait_for;
@@ -142,18 +142,6 @@ fn random_vec(max: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
     boltensor_coordinator::net::fill_random(&mut b);
     b
-}
-
-/// The items digest a session header commits to (as coordinator/src/engine.rs computes it).
-fn items_digest(items: &[AcceptedItem]) -> [u8; 32] {
-    let mut e = sha256::Hash::engine();
-    for a in items {
-        let bytes = a.item.encode();
-        e.input(&(a.peer as u32).to_be_bytes());
-        e.input(&(bytes.len() as u64).to_be_bytes());
-        e.input(&bytes);
-    }
-    sha256::Hash::from_engine(e).to_byte_array()
 }
 
 /// A session member 3 made up: an item the federation never ordered, member 3's own valid signature over

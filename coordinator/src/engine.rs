@@ -751,14 +751,26 @@ impl aleph_bft::Network<Data> for SessionNetwork {
                     Err(_) => continue,
                 }
             } else if session > self.session && session <= self.session + 2 {
+                // Frames for the next sessions wait here; bounded per sender in count and bytes, so a
+                // faulty member can neither exhaust memory nor crowd out the honest members' frames.
                 let mut future = self.future.lock().expect("not poisoned");
-                if future.len() < 10_000 {
+                let (count, held) = future
+                    .iter()
+                    .filter(|(f, _, _)| *f == from)
+                    .fold((0usize, 0usize), |(c, b), (_, _, x)| (c + 1, b + x.len()));
+                if count < FUTURE_FRAMES_PER_MEMBER && held + bytes.len() <= FUTURE_BYTES_PER_MEMBER
+                {
                     future.push((from, session, bytes));
                 }
             }
         }
     }
 }
+
+/// Frames a member may have waiting for a later session (the next two), in count and in bytes. A dropped
+/// frame is not lost for good: aleph-bft requests missing units again.
+const FUTURE_FRAMES_PER_MEMBER: usize = 2_500;
+const FUTURE_BYTES_PER_MEMBER: usize = 32 << 20;
 
 /// Whether an encoded aleph-bft message from member `from` names only members that exist, where aleph-bft
 /// would index its per-member tables with the index unchecked (and panic, stopping the session): the

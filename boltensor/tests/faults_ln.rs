@@ -122,7 +122,7 @@ async fn fault_miner_killed_holding_htlc_before_model_finished() -> Result<(), T
         "the client's balance is whole but for the embedding"
     );
     finish(
-        "faults_ln::fault_miner_killed_holding_htlc_before_model_finished",
+        "boltensor/tests/faults_ln.rs::fault_miner_killed_holding_htlc_before_model_finished",
         "kill -9 of a miner holding an HTLC, before the model finished (restarted at once)",
         true,
         recover_secs,
@@ -220,7 +220,7 @@ async fn fault_miner_killed_holding_htlc_after_model_finished() -> Result<(), Te
         (0, 2)
     );
     finish(
-        "faults_ln::fault_miner_killed_holding_htlc_after_model_finished",
+        "boltensor/tests/faults_ln.rs::fault_miner_killed_holding_htlc_after_model_finished",
         "kill -9 of a miner holding an HTLC, after the model finished (result stored, not claimed; restarted at once)",
         true,
         recover_secs,
@@ -342,7 +342,7 @@ async fn fault_client_proxy_killed_mid_request() -> Result<(), TestEnvError> {
     let (report, miner_node) = audit(&net, &mut miner, &client).await?;
     assert_eq!(report.requests.delivered + report.requests.failed_back, 3);
     finish(
-        "faults_ln::fault_client_proxy_killed_mid_request",
+        "boltensor/tests/faults_ln.rs::fault_client_proxy_killed_mid_request",
         "kill -9 of a client (the paying proxy) mid-request, its payment held at the miner (restarted at once)",
         true,
         recover_secs,
@@ -427,7 +427,7 @@ async fn fault_client_proxy_killed_while_sending_its_htlc() -> Result<(), TestEn
     net.model.release();
     let (report, miner_node) = audit(&net, &mut miner, &client).await?;
     finish(
-        "faults_ln::fault_client_proxy_killed_while_sending_its_htlc",
+        "boltensor/tests/faults_ln.rs::fault_client_proxy_killed_while_sending_its_htlc",
         &format!(
             "kill -9 of a client (the paying proxy) while it commits its HTLC (restarted at once): {}",
             if stale {
@@ -515,7 +515,7 @@ async fn fault_bitcoind_restarted_under_the_nodes() -> Result<(), TestEnvError> 
     .await?;
     assert_eq!(report.requests.delivered, 3);
     finish(
-        "faults_ln::fault_bitcoind_restarted_under_the_nodes",
+        "boltensor/tests/faults_ln.rs::fault_bitcoind_restarted_under_the_nodes",
         "bitcoind restarted under the running nodes (a paid request served while it was down)",
         true,
         recover_secs,

@@ -4,228 +4,33 @@
 //! (boltensor-audit) and a row of the fault table (docs/reliability.md). In-process faults (garbage,
 //! forged sessions, an equivocating validator, a bond reorg) are in coordinator/tests/faults.rs.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use bitcoin::{Amount, FeeRate, Network};
 use boltensor_audit::fault::{record, FaultRow};
-use boltensor_audit::{check_settled, AuditReport, Ledger, NodeLedger, Payout};
+use boltensor_audit::{check_settled, AuditReport, Ledger, NodeLedger};
 use boltensor_contracts::{
     BitcoindRpc, Bond, BondClaims, Federation as BondFederation, KeyWallet, RpcAuth,
 };
 use boltensor_coordinator::items::{ConsensusItem, Registration};
 use boltensor_coordinator::state::payer;
-use boltensor_coordinator::store::SignedEpoch;
-use boltensor_coordinator::{CoordinatorConfig, FederationConfig};
-use boltensor_ln::{ChainSource, LnNode, NodeConfig, PaymentRecord};
+use boltensor_coordinator::CoordinatorConfig;
+use boltensor_ln::{LnNode, NodeConfig, PaymentRecord};
 use boltensor_protocol::weights::WeightVector;
 use boltensor_protocol::Role;
 use boltensor_testenv::{free_port, wait_for, TestNet};
 use serde_json::Value;
 
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod fedproc;
+use fedproc::{Federation, Result};
 
 fn key(label: &str) -> Keypair {
     let digest = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(label.as_bytes());
     let secret =
         SecretKey::from_slice(bitcoin::hashes::Hash::as_byte_array(&digest)).expect("a valid key");
     Keypair::from_secret_key(SECP256K1, &secret)
-}
-
-/// A base port with the 8 ports after it free.
-fn free_block() -> u16 {
-    for _ in 0..50 {
-        let base = free_port().expect("a free port");
-        if base > 60_000 {
-            continue;
-        }
-        if (0..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no block of 8 free ports");
-}
-
-/// Four `boltensor coordinator run` processes on one regtest bitcoind; killed (SIGKILL) on drop.
-struct Federation {
-    dir: PathBuf,
-    base: u16,
-    rpc: (u16, String, String),
-    /// Extra arguments per member (member 0's `--ln-listen`).
-    extra: Vec<Vec<String>>,
-    procs: Vec<Option<Child>>,
-    starts: Vec<usize>,
-    http: reqwest::Client,
-}
-
-impl Drop for Federation {
-    fn drop(&mut self) {
-        for c in self.procs.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Federation {
-    /// `coordinator init` in `dir`: four members, one session per epoch.
-    fn init(dir: &Path, bitcoind: &boltensor_testenv::Bitcoind) -> Result<Federation> {
-        let ChainSource::BitcoindRpc {
-            port,
-            user,
-            password,
-            ..
-        } = bitcoind.chain_source()
-        else {
-            unreachable!("regtest bitcoind")
-        };
-        let base = free_block();
-        let out = Command::new(env!("CARGO_BIN_EXE_boltensor"))
-            .args([
-                "coordinator",
-                "init",
-                "--members",
-                "4",
-                "--epoch-sessions",
-                "1",
-            ])
-            .args(["--rounds-per-session", "10", "--round-delay-ms", "60"])
-            .arg(format!("--base-port={base}"))
-            .arg(format!("--dir={}", dir.join("fed").display()))
-            .output()?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
-        }
-        Ok(Federation {
-            dir: dir.to_path_buf(),
-            base,
-            rpc: (port, user, password),
-            extra: vec![Vec::new(); 4],
-            procs: (0..4).map(|_| None).collect(),
-            starts: vec![0; 4],
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()?,
-        })
-    }
-
-    fn member_dir(&self, i: usize) -> PathBuf {
-        self.dir.join("fed").join(format!("member-{i}"))
-    }
-
-    fn config(&self) -> Result<FederationConfig> {
-        Ok(CoordinatorConfig::load(&self.member_dir(0))?.federation)
-    }
-
-    fn log(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("member-{i}.{}.log", self.starts[i]))
-    }
-
-    fn spawn(&mut self, i: usize) -> Result {
-        self.starts[i] += 1;
-        let log = std::fs::File::create(self.log(i))?;
-        let (port, user, pass) = &self.rpc;
-        let child = Command::new(env!("CARGO_BIN_EXE_boltensor"))
-            .args(["coordinator", "run"])
-            .arg(format!("--dir={}", self.member_dir(i).display()))
-            .arg(format!("--rpc-url=http://127.0.0.1:{port}"))
-            .arg(format!("--rpc-user={user}"))
-            .arg(format!("--rpc-pass={pass}"))
-            .args(&self.extra[i])
-            .env("RUST_LOG", "boltensor_coordinator=info,warn")
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()?;
-        self.procs[i] = Some(child);
-        Ok(())
-    }
-
-    /// kill -9.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.procs[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn api(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.base + 2 * i as u16 + 1)
-    }
-
-    async fn get(&self, i: usize, path: &str) -> Option<Value> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.api(i)))
-            .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.json().await.ok()
-    }
-
-    async fn post(&self, i: usize, path: &str, body: &Value) -> Result<u16> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.api(i)))
-            .json(body)
-            .send()
-            .await?;
-        Ok(r.status().as_u16())
-    }
-
-    async fn status(&self, i: usize) -> Option<(u64, u64)> {
-        let s = self.get(i, "/v1/status").await?;
-        Some((s["session"].as_u64()?, s["epoch"].as_u64()?))
-    }
-
-    async fn epoch(&self, i: usize, e: u64) -> Option<SignedEpoch> {
-        serde_json::from_value(self.get(i, &format!("/v1/epochs/{e}")).await?).ok()
-    }
-
-    async fn wait_epoch(
-        &self,
-        who: &[usize],
-        e: u64,
-        timeout: Duration,
-    ) -> Result<Vec<SignedEpoch>> {
-        let mut out = Vec::new();
-        for &i in who {
-            let r = wait_for(
-                &format!("member {i} to sign epoch {e}"),
-                timeout,
-                || async { Ok(self.epoch(i, e).await) },
-            )
-            .await
-            .map_err(|err| format!("{err}; member {i}'s log:\n{}", self.log_tail(i)))?;
-            out.push(r);
-        }
-        Ok(out)
-    }
-
-    fn log_tail(&self, i: usize) -> String {
-        let text = std::fs::read_to_string(self.log(i)).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// The federation's receipts at member `i` (`GET /v1/payouts`).
-    async fn receipts(&self, i: usize) -> Result<Vec<Payout>> {
-        let p = self.get(i, "/v1/payouts").await.ok_or("no /v1/payouts")?;
-        let receipts: std::collections::BTreeMap<String, String> =
-            serde_json::from_value(p["receipts"].clone())?;
-        Ok(Payout::from_receipts(&receipts)?)
-    }
-
-    /// Payouts still owed at member `i` (`epoch:key` → msat).
-    async fn owed(&self, i: usize) -> Result<std::collections::BTreeMap<String, u64>> {
-        let p = self.get(i, "/v1/payouts").await.ok_or("no /v1/payouts")?;
-        Ok(serde_json::from_value(p["owed_msat"].clone())?)
-    }
 }
 
 fn miner_registration(label: &str, node_id: &str) -> ConsensusItem {
@@ -270,7 +75,7 @@ async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
     let long = Duration::from_secs(60);
     let testnet = TestNet::start().await?;
     let dir = tempfile::tempdir()?;
-    let mut fed = Federation::init(dir.path(), &testnet.bitcoind)?;
+    let (mut fed, _) = Federation::init(dir.path(), &testnet.bitcoind, &["--epoch-sessions", "1"])?;
     for i in 0..4 {
         fed.spawn(i)?;
     }
@@ -423,7 +228,7 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
     let long = Duration::from_secs(90);
     let testnet = TestNet::start().await?;
     let dir = tempfile::tempdir()?;
-    let mut fed = Federation::init(dir.path(), &testnet.bitcoind)?;
+    let (mut fed, _) = Federation::init(dir.path(), &testnet.bitcoind, &["--epoch-sessions", "1"])?;
     let cfg = fed.config()?;
 
     // Member 0's Lightning node, prepared on its storage dir (funded, a channel to each payee), then

@@ -2,43 +2,26 @@
 //! `boltensor coordinator run` processes, and the members list it (node id, public URL, models) for
 //! clients' routing. Real processes on a regtest bitcoind.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use boltensor_testenv::{free_port, wait_for, Bitcoind, BitcoindOptions, TestEnvError};
 
-/// Kills the processes when the test ends, however it ends.
-struct Procs(Vec<Child>);
+mod fedproc;
+use fedproc::{bin, Federation, Result};
 
-impl Drop for Procs {
+/// Kills the miner when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
     fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_boltensor"))
-}
-
-/// A base port with the 8 ports after it free.
-fn free_block() -> u16 {
-    for _ in 0..20 {
-        let base = free_port().expect("a free port");
-        if base > 60_000 {
-            continue;
-        }
-        if (0..8).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no block of 8 free ports");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_miner_process_registers_with_the_federation() -> Result<(), Box<dyn std::error::Error>> {
+async fn a_miner_process_registers_with_the_federation() -> Result {
     let dir = tempfile::tempdir()?;
     let bitcoind = Bitcoind::start(BitcoindOptions::new(dir.path().join("bitcoind"))).await?;
     let boltensor_ln::ChainSource::BitcoindRpc {
@@ -50,40 +33,9 @@ async fn a_miner_process_registers_with_the_federation() -> Result<(), Box<dyn s
     else {
         unreachable!("regtest bitcoind")
     };
-    let base = free_block();
-    let fed = dir.path().join("fed");
-    let out = bin()
-        .args(["coordinator", "init", "--members", "4"])
-        .args(["--rounds-per-session", "10", "--round-delay-ms", "60"])
-        .arg(format!("--base-port={base}"))
-        .arg(format!("--dir={}", fed.display()))
-        .output()?;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut procs = Procs(Vec::new());
-    for i in 0..4 {
-        let log = std::fs::File::create(dir.path().join(format!("member-{i}.log")))?;
-        procs.0.push(
-            bin()
-                .args(["coordinator", "run"])
-                .arg(format!(
-                    "--dir={}",
-                    fed.join(format!("member-{i}")).display()
-                ))
-                .arg(format!("--rpc-url=http://127.0.0.1:{port}"))
-                .arg(format!("--rpc-user={user}"))
-                .arg(format!("--rpc-pass={password}"))
-                .stdout(Stdio::from(log.try_clone()?))
-                .stderr(Stdio::from(log))
-                .spawn()?,
-        );
-    }
-    let apis: Vec<String> = (0..4)
-        .map(|i| format!("http://127.0.0.1:{}", base + 2 * i + 1))
-        .collect();
+    let (mut fed, _) = Federation::init(dir.path(), &bitcoind, &[])?;
+    fed.spawn_all()?;
+    let apis: Vec<String> = (0..4).map(|i| fed.api(i)).collect();
 
     let api_port = free_port()?;
     let public = format!("http://miner.example:{api_port}");
@@ -102,7 +54,7 @@ async fn a_miner_process_registers_with_the_federation() -> Result<(), Box<dyn s
     for api in &apis[..2] {
         miner.arg(format!("--coordinator={api}"));
     }
-    procs.0.push(
+    let miner = Proc(
         miner
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -151,7 +103,8 @@ async fn a_miner_process_registers_with_the_federation() -> Result<(), Box<dyn s
         assert_eq!(entry["api"], public.as_str(), "{entry}");
         assert_eq!(entry["models"], serde_json::json!(["all-minilm-l6-v2"]));
     }
-    drop(procs);
+    drop(miner);
+    drop(fed);
     bitcoind.stop().await;
     Ok(())
 }

@@ -16,6 +16,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use boltensor_client::{ClientConfig, PayingClient};
 use boltensor_miner::Misbehaviour;
+use boltensor_testenv::hostile::{self, assert_json_error, Answer, Rng};
 use boltensor_testenv::TestEnvError;
 use common::PaidNet;
 use serde_json::{json, Value};
@@ -24,22 +25,6 @@ type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + 
 
 fn to_env(e: Box<dyn std::error::Error + Send + Sync>) -> TestEnvError {
     TestEnvError::Devnet(e.to_string())
-}
-
-/// A small deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 /// The proxy for `client` on a free port; stops when the returned sender is dropped.
@@ -59,12 +44,7 @@ async fn proxy(client: PayingClient) -> (String, tokio::sync::oneshot::Sender<()
     (url, tx)
 }
 
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-}
-
+/// Sends one request to the proxy (a body over its limit may be cut off: that counts as its 413).
 async fn send(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -72,60 +52,13 @@ async fn send(
     headers: &[(&str, Vec<u8>)],
     body: Vec<u8>,
 ) -> Result<Answer> {
-    let len = body.len();
-    let mut req = http.request(method, url).body(body);
-    for (k, v) in headers {
-        req = req.header(*k, reqwest::header::HeaderValue::from_bytes(v)?);
-    }
-    match req.send().await {
-        Ok(resp) => Ok(Answer {
-            status: resp.status().as_u16(),
-            content_type: resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
-            body: resp.bytes().await?.to_vec(),
-        }),
-        // Past the body limit the server answers 413 and closes while the client is still writing.
-        Err(e) if len > boltensor_client::proxy::limits().max_body_bytes && e.is_request() => {
-            Ok(Answer {
-                status: 413,
-                content_type: "application/json".into(),
-                body: br#"{"error":{"message":"(closed while sending)"}}"#.to_vec(),
-            })
-        }
-        Err(e) => Err(format!("{url}, {len} bytes: {e:?}").into()),
-    }
+    let limit = boltensor_client::proxy::limits().max_body_bytes;
+    Ok(hostile::send(http, method, url, headers, body, limit).await?)
 }
 
 /// A 4xx (or, when `ok_2xx`, a 200) with a JSON error message.
 fn check(what: &str, a: &Answer, ok_2xx: bool) {
-    if ok_2xx && a.status == 200 {
-        return;
-    }
-    assert!(
-        (400..500).contains(&a.status),
-        "{what}: answered {} {}",
-        a.status,
-        String::from_utf8_lossy(&a.body[..a.body.len().min(300)])
-    );
-    assert!(
-        a.content_type.starts_with("application/json"),
-        "{what}: {} with content-type {:?}",
-        a.status,
-        a.content_type
-    );
-    let v: Value = serde_json::from_slice(&a.body)
-        .unwrap_or_else(|e| panic!("{what}: {} with a body that is not JSON: {e}", a.status));
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: {} without an error message: {v}",
-        a.status
-    );
+    assert_json_error(what, a, ok_2xx);
 }
 
 fn emb_body() -> Value {
@@ -231,7 +164,7 @@ fn bodies(rng: &mut Rng, path: &str) -> Vec<(String, Vec<u8>, bool)> {
         out.push((format!("{path} malformed JSON"), raw.to_vec(), false));
     }
     for _ in 0..25 {
-        let n = (rng.next() % 3000) as usize;
+        let n = rng.below(3000);
         out.push((format!("{path} random bytes"), rng.bytes(n), false));
     }
     out.push((

@@ -3,24 +3,9 @@
 
 mod common;
 
+use boltensor_testenv::hostile::Rng;
 use common::{Net, Result};
 use serde_json::json;
-
-/// A small deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_input_gets_a_server_error() -> Result {
@@ -48,7 +33,7 @@ async fn no_input_gets_a_server_error() -> Result {
         vec![b'a'; 2 * 1024 * 1024],
     ];
     for _ in 0..60 {
-        let n = (rng.next() % 600) as usize;
+        let n = rng.below(600);
         bodies.push(rng.bytes(n));
     }
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();

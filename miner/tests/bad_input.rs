@@ -14,6 +14,7 @@ use boltensor_ln::LnNode;
 use boltensor_miner::config::{default_models, default_models_dir};
 use boltensor_miner::{Miner, MinerConfig, Misbehaviour};
 use boltensor_protocol::l402::{self, CreditNote, PaymentClaims};
+use boltensor_testenv::hostile::{assert_json_error, send, Answer, Rng};
 use boltensor_testenv::TestNet;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -22,26 +23,6 @@ type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + 
 
 const EMB: &str = "all-minilm-l6-v2";
 const CHAT: &str = "smollm2-135m-instruct";
-
-/// A small deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// A miner on its own task; stopped (and its payments resolved) by [`Running::stop`].
 struct Running {
@@ -101,61 +82,6 @@ fn config(net: &TestNet, name: &str) -> MinerConfig {
     cfg
 }
 
-/// What came back for one request.
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
-    www_authenticate: Option<String>,
-}
-
-/// Sends one request; a connection the server closes while an oversized body is still being written
-/// counts as its 413 (the server answers 413 and closes; the client may see the closed pipe first).
-async fn send(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: &str,
-    headers: &[(&str, Vec<u8>)],
-    body: Vec<u8>,
-    limit: usize,
-) -> Result<Answer> {
-    let len = body.len();
-    let mut req = http.request(method, url).body(body);
-    for (k, v) in headers {
-        req = req.header(*k, reqwest::header::HeaderValue::from_bytes(v)?);
-    }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let content_type = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let www_authenticate = resp
-                .headers()
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = resp.bytes().await?.to_vec();
-            Ok(Answer {
-                status,
-                content_type,
-                body,
-                www_authenticate,
-            })
-        }
-        Err(e) if len > limit && e.is_request() => Ok(Answer {
-            status: 413,
-            content_type: "application/json".into(),
-            body: br#"{"error":{"message":"(connection closed while sending)"}}"#.to_vec(),
-            www_authenticate: None,
-        }),
-        Err(e) => Err(format!("{url} with headers {headers:?}, {len} bytes: {e:?}").into()),
-    }
-}
-
 /// Checks an answer to bad input: a 4xx with a JSON error message; a 402 carries a challenge.
 fn check(what: &str, a: &Answer) {
     check_allowing(what, a, false)
@@ -163,30 +89,7 @@ fn check(what: &str, a: &Answer) {
 
 /// [`check`], also allowing a 200 (for a free model, where input that is in fact valid is served).
 fn check_allowing(what: &str, a: &Answer, ok_2xx: bool) {
-    if ok_2xx && a.status == 200 {
-        return;
-    }
-    assert!(
-        (400..500).contains(&a.status),
-        "{what}: answered {} {}",
-        a.status,
-        String::from_utf8_lossy(&a.body[..a.body.len().min(300)])
-    );
-    assert!(
-        a.content_type.starts_with("application/json"),
-        "{what}: {} with content-type {:?}",
-        a.status,
-        a.content_type
-    );
-    let v: Value = serde_json::from_slice(&a.body)
-        .unwrap_or_else(|e| panic!("{what}: {} with a body that is not JSON: {e}", a.status));
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: {} without an error message: {v}",
-        a.status
-    );
+    let v = assert_json_error(what, a, ok_2xx);
     if a.status == 402 {
         // A fresh challenge, or "no payment held for this token" (the token stays usable).
         assert_eq!(v["error"]["type"], "payment_required", "{what}");

@@ -9,9 +9,11 @@
 //! - [`bitcoind`]: find the binary, start regtest on free ports, JSON-RPC, mine.
 //! - [`net`]: [`TestNet`]: a bitcoind plus any number of named [`LnNode`](boltensor_ln::LnNode)s.
 //! - [`wait`]: [`wait_for`], the one polling helper (no fixed sleeps).
+//! - [`hostile`]: hostile HTTP input and the 4xx-with-a-JSON-error check of the bad-input tests.
 
 pub mod bitcoind;
 pub mod error;
+pub mod hostile;
 pub mod net;
 pub mod wait;
 

@@ -6,17 +6,16 @@
 //! No bitcoind: miners need no bond, and a member without an RPC only skips bond checks.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use boltensor_client::{DirectoryConfig, MinerDirectory};
-use boltensor_coordinator::config::{ConsensusTiming, Member};
+use boltensor_coordinator::config::ConsensusTiming;
 use boltensor_coordinator::items::{ConsensusItem, Registration};
 use boltensor_coordinator::params::Params;
-use boltensor_coordinator::{start, CoordinatorConfig, FederationConfig, Options};
+use boltensor_coordinator::{start, CoordinatorConfig, Options};
 use boltensor_protocol::Role;
-use boltensor_testenv::{free_port, wait_for};
+use boltensor_testenv::wait_for;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -55,27 +54,19 @@ async fn the_directory_lists_registered_miners_from_the_federation_and_spreads_p
         )
         .with_test_writer()
         .try_init();
-    let keys: Vec<Keypair> = (0..4).map(|i| key(&format!("member-{i}"))).collect();
-    let mut members = Vec::new();
-    for kp in &keys {
-        members.push(Member {
-            key: kp.x_only_public_key().0,
-            p2p: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-            api: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-        });
-    }
-    let federation = FederationConfig {
-        name: "routing".into(),
-        members,
-        timing: ConsensusTiming {
+    let (federation, keys) = boltensor_coordinator::config::loopback_federation(
+        "routing",
+        b"routing",
+        4,
+        ConsensusTiming {
             rounds_per_session: 8,
             round_delay_ms: 60,
         },
-        params: Params {
+        Params {
             epoch_sessions: 2,
             ..Params::default()
         },
-    };
+    )?;
     federation.validate()?;
     let dirs: Vec<tempfile::TempDir> = (0..4)
         .map(|_| tempfile::tempdir())

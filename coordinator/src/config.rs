@@ -227,19 +227,54 @@ pub fn local_federation(
     timing: ConsensusTiming,
     params: Params,
 ) -> (FederationConfig, Vec<Keypair>) {
-    let keypairs: Vec<Keypair> = (0..n).map(|i| derive_keypair(seed, i)).collect();
-    let members = keypairs
-        .iter()
+    let ports = (0..n).map(|i| (base_port + 2 * i as u16, base_port + 2 * i as u16 + 1));
+    loopback("boltensor-devnet", seed, ports, timing, params)
+}
+
+/// A federation named `name` of `n` members on loopback ports the OS reports free right now (for
+/// tests and benchmarks, where no contiguous block is needed); keys derived from `seed` as in
+/// [`local_federation`].
+pub fn loopback_federation(
+    name: &str,
+    seed: &[u8],
+    n: usize,
+    timing: ConsensusTiming,
+    params: Params,
+) -> std::io::Result<(FederationConfig, Vec<Keypair>)> {
+    let free = || -> std::io::Result<u16> {
+        Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+            .local_addr()?
+            .port())
+    };
+    let ports = (0..n)
+        .map(|_| Ok((free()?, free()?)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(loopback(name, seed, ports, timing, params))
+}
+
+fn loopback(
+    name: &str,
+    seed: &[u8],
+    ports: impl IntoIterator<Item = (u16, u16)>,
+    timing: ConsensusTiming,
+    params: Params,
+) -> (FederationConfig, Vec<Keypair>) {
+    let (members, keypairs) = ports
+        .into_iter()
         .enumerate()
-        .map(|(i, kp)| Member {
-            key: kp.x_only_public_key().0,
-            p2p: SocketAddr::from(([127, 0, 0, 1], base_port + 2 * i as u16)),
-            api: SocketAddr::from(([127, 0, 0, 1], base_port + 2 * i as u16 + 1)),
+        .map(|(i, (p2p, api))| {
+            let kp = derive_keypair(seed, i);
+            let member = Member {
+                key: kp.x_only_public_key().0,
+                p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),
+                api: SocketAddr::from(([127, 0, 0, 1], api)),
+            };
+            (member, kp)
         })
-        .collect();
+        .unzip();
     (
         FederationConfig {
-            name: "boltensor-devnet".into(),
+            name: name.into(),
             members,
             timing,
             params,

@@ -5,20 +5,19 @@
 //! collected to every coordinator URL it knows, and the epoch result — verified independently — has it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use bitcoin::{Amount, Network};
 use boltensor_contracts::{BitcoindRpc, RpcAuth};
-use boltensor_coordinator::config::{ConsensusTiming, Member};
+use boltensor_coordinator::config::ConsensusTiming;
 use boltensor_coordinator::items::Registration;
 use boltensor_coordinator::params::Params;
 use boltensor_coordinator::{start, CoordinatorConfig, FederationConfig, Options, Running};
 use boltensor_ln::ChainSource;
 use boltensor_protocol::weights::{SignedWeights, WeightVector};
 use boltensor_protocol::Role;
-use boltensor_testenv::{free_port, wait_for, TestNet};
+use boltensor_testenv::{wait_for, TestNet};
 use boltensor_validator::federation::{self, Answer, FederationClient, FederationError};
 use boltensor_validator::BondRequest;
 
@@ -55,23 +54,15 @@ impl Net {
             format!("http://127.0.0.1:{port}"),
             RpcAuth::UserPass { user, password },
         );
-        let keys: Vec<Keypair> = (0..4).map(|i| key(&format!("member-{i}"))).collect();
-        let mut members = Vec::new();
-        for kp in &keys {
-            members.push(Member {
-                key: kp.x_only_public_key().0,
-                p2p: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-                api: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
-            });
-        }
-        let federation = FederationConfig {
-            name: "validator-test".into(),
-            members,
-            timing: ConsensusTiming {
+        let (federation, keys) = boltensor_coordinator::config::loopback_federation(
+            "validator-test",
+            b"validator-test",
+            4,
+            ConsensusTiming {
                 rounds_per_session: 8,
                 round_delay_ms: 60,
             },
-            params: Params {
+            Params {
                 epoch_sessions: 2,
                 bond_min_timelock: 50,
                 bond_margin: 5,
@@ -80,7 +71,7 @@ impl Net {
                 epoch_pool_msat: 1_000_000,
                 ..Params::default()
             },
-        };
+        )?;
         federation.validate()?;
         let dirs = (0..4)
             .map(|_| tempfile::tempdir())

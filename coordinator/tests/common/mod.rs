@@ -2,14 +2,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use bitcoin::{Amount, FeeRate, Network};
 use boltensor_contracts::{BitcoindRpc, Bond, BondClaims, Federation, KeyWallet, RpcAuth};
-use boltensor_coordinator::config::{ConsensusTiming, Member};
+use boltensor_coordinator::config::ConsensusTiming;
 use boltensor_coordinator::items::{ConsensusItem, Registration};
 use boltensor_coordinator::params::Params;
 use boltensor_coordinator::store::SignedEpoch;
@@ -17,7 +16,7 @@ use boltensor_coordinator::{start, CoordinatorConfig, FederationConfig, Options,
 use boltensor_ln::{ChainSource, LnNode};
 use boltensor_protocol::weights::WeightVector;
 use boltensor_protocol::Role;
-use boltensor_testenv::{free_port, wait_for, TestNet};
+use boltensor_testenv::{wait_for, TestNet};
 use serde_json::Value;
 
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -61,25 +60,15 @@ impl Net {
             format!("http://127.0.0.1:{port}"),
             RpcAuth::UserPass { user, password },
         );
-        let keys: Vec<Keypair> = (0..4).map(|i| key(&format!("member-{i}"))).collect();
-        let mut members = Vec::new();
-        for kp in &keys {
-            let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-            let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-            members.push(Member {
-                key: kp.x_only_public_key().0,
-                p2p,
-                api,
-            });
-        }
-        let federation = FederationConfig {
-            name: "test".into(),
-            members,
-            timing: ConsensusTiming {
+        let (federation, keys) = boltensor_coordinator::config::loopback_federation(
+            "test",
+            b"test",
+            4,
+            ConsensusTiming {
                 rounds_per_session: 8,
                 round_delay_ms: 60,
             },
-            params: Params {
+            Params {
                 epoch_sessions: 2,
                 bond_min_timelock: 50,
                 bond_margin: 5,
@@ -88,7 +77,7 @@ impl Net {
                 epoch_pool_msat: 1_000_000,
                 ..Params::default()
             },
-        };
+        )?;
         federation.validate()?;
         Ok(Net {
             testnet,

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use bitcoin::{Amount, FeeRate, Network};
 use boltensor_client::{ClientConfig, PayingClient, PaymentOutcome};
 use boltensor_contracts::{BitcoindRpc, Bond, BondClaims, Federation, KeyWallet, RpcAuth};
-use boltensor_coordinator::config::{ConsensusTiming, Member};
+use boltensor_coordinator::config::ConsensusTiming;
 use boltensor_coordinator::items::{ConsensusItem, Registration};
 use boltensor_coordinator::params::Params;
 use boltensor_coordinator::store::SignedEpoch;
@@ -42,7 +41,7 @@ use boltensor_miner::store::Status;
 use boltensor_miner::{Miner, MinerConfig};
 use boltensor_protocol::weights::{SignedWeights, WeightVector};
 use boltensor_protocol::Role;
-use boltensor_testenv::{free_port, wait_for, TestEnvError, TestNet};
+use boltensor_testenv::{wait_for, TestEnvError, TestNet};
 use serde::Serialize;
 
 const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
@@ -1173,33 +1172,25 @@ async fn start_federation(cfg: &FederationLoadConfig) -> Result<Federated, LoadE
         format!("http://127.0.0.1:{port}"),
         RpcAuth::UserPass { user, password },
     );
-    let keys: Vec<Keypair> = (0..4).map(|i| key("member", i)).collect();
-    let mut members = Vec::new();
-    for kp in &keys {
-        let p2p: SocketAddr = ([127, 0, 0, 1], free_port().map_err(io_err)?).into();
-        let api: SocketAddr = ([127, 0, 0, 1], free_port().map_err(io_err)?).into();
-        members.push(Member {
-            key: kp.x_only_public_key().0,
-            p2p,
-            api,
-        });
-    }
-    let federation = FederationConfig {
-        name: "bench-load".into(),
-        members,
-        timing: cfg.timing.clone(),
-        params: Params {
+    let max_uids = u16::try_from(cfg.validators + cfg.miners)
+        .map_err(|_| LoadError::Coordinator("more than 65535 registrants".into()))?
+        .max(2);
+    let (federation, keys) = boltensor_coordinator::config::loopback_federation(
+        "bench-load",
+        b"bench-load",
+        4,
+        cfg.timing.clone(),
+        Params {
             epoch_sessions: cfg.epoch_sessions.max(1),
             bond_min_timelock: 50,
             bond_margin: 5,
             bond_min_confirmations: 1,
             bond_min_sat: 10_000,
-            max_uids: u16::try_from(cfg.validators + cfg.miners)
-                .map_err(|_| LoadError::Coordinator("more than 65535 registrants".into()))?
-                .max(2),
+            max_uids,
             ..Params::default()
         },
-    };
+    )
+    .map_err(io_err)?;
     federation
         .validate()
         .map_err(|e| LoadError::Coordinator(e.to_string()))?;

@@ -1,50 +1,93 @@
 #!/usr/bin/env bash
 # Runs every fault-injection test (tests named fault_* in */tests/faults*.rs) on the real regtest network and
-# prints the fault table of docs/reliability.md: fault, recovered, time to recover, msat lost.
+# prints the fault table of docs/reliability.md: fault, runs passed, recovered, time to recover, msat lost.
 #
-#   scripts/faults.sh              run them all, print the table
+#   scripts/faults.sh              run each fault test once, print the table
+#   scripts/faults.sh --runs N     run each fault test N times (passes out of N in the table)
 #   scripts/faults.sh --docs FILE  also replace the table between the FAULT-TABLE markers in FILE
+#   scripts/faults.sh --only NAME  only the fault tests whose name contains NAME
 #
-# Each test ends with the ledger audit (crate boltensor-audit) and appends its row to $BOLTENSOR_FAULT_REPORT.
+# Each test ends with the ledger audit (crate boltensor-audit) and appends its row to $BOLTENSOR_FAULT_REPORT;
+# a run that fails records no row, or a row that says it did not recover.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/boltensor/target}"
 docs=""
-if [ "${1:-}" = "--docs" ]; then docs="${2:?--docs needs a file}"; fi
+runs=1
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --docs) docs="${2:?--docs needs a file}"; shift 2 ;;
+    --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
+    --only) only="${2:?--only needs a name}"; shift 2 ;;
+    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  esac
+done
+case "$runs" in ''|*[!0-9]*|0) echo "--runs needs a positive number, got '$runs'" >&2; exit 2 ;; esac
 BITCOIND_EXE="${BITCOIND_EXE:-$(scripts/build-bitcoind.sh)}"
 export BITCOIND_EXE
 report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+results=$(mktemp)
+trap 'rm -f "$report" "$results"' EXIT
 export BOLTENSOR_FAULT_REPORT="$report"
 
 status=0
 for f in */tests/faults*.rs; do
-  pkg_dir=${f%%/*}
-  pkg=$(sed -n 's/^name = "\(.*\)"/\1/p' "$pkg_dir/Cargo.toml" | head -1)
   test=$(basename "$f" .rs)
-  echo "[faults] $pkg --test $test" >&2
-  cargo test -q -p "$pkg" --test "$test" -- --test-threads 1 fault_ >&2 || status=$?
+  names=$(cargo test -q --workspace --test "$test" -- --list 2>/dev/null | sed -n 's/^\(fault_[a-z0-9_]*\): test$/\1/p')
+  if [ -z "$names" ]; then echo "[faults] $f: no fault_ tests listed (does it build?)" >&2; status=1; fi
+  for name in $names; do
+    case "$name" in *"$only"*) ;; *) continue ;; esac
+    for run in $(seq 1 "$runs"); do
+      echo "[faults] --test $test $name (run $run of $runs)" >&2
+      t0=$(date +%s)
+      if cargo test -q --workspace --test "$test" -- --exact "$name" --nocapture >&2; then ok=1; else ok=0; status=1; fi
+      echo "$f::$name $ok $(( $(date +%s) - t0 ))" >>"$results"
+      echo "[faults] $name run $run: $([ $ok = 1 ] && echo passed || echo FAILED) in $(( $(date +%s) - t0 )) s" >&2
+    done
+  done
 done
 
-python3 - "$report" "$docs" <<'PY'
+python3 - "$report" "$results" "$runs" "$docs" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-out = ["| fault | recovered | time to recover | msat lost | test |", "|---|---|---|---|---|"]
-for r in rows:
-    out.append("| %s | %s | %.1f s | %d | `%s` |" % (
-        r["fault"], "yes" if r["recovered"] else "**NO**", r["recover_secs"], r["lost_msat"], r["test"]))
+results = [l.split() for l in open(sys.argv[2]) if l.strip()]
+runs, docs = int(sys.argv[3]), sys.argv[4]
+tests = []
+for name, _, _ in results:
+    if name not in tests:
+        tests.append(name)
+out = ["| fault | runs passed | recovered | time to recover | msat lost | test |", "|---|---|---|---|---|---|"]
+failed = False
+total_lost = 0
+for t in tests:
+    passed = sum(1 for n, ok, _ in results if n == t and ok == "1")
+    rs = [r for r in rows if r["test"] == t]
+    fault = rs[0]["fault"] if rs else t.split("::")[-1]
+    recovered = bool(rs) and all(r["recovered"] for r in rs)
+    lost = sum(r["lost_msat"] for r in rs)
+    total_lost += lost
+    secs = sorted(r["recover_secs"] for r in rs)
+    if not secs:
+        time = "—"
+    elif len(secs) == 1:
+        time = "%.1f s" % secs[0]
+    else:
+        time = "%.1f s (%.1f–%.1f)" % (secs[len(secs) // 2], secs[0], secs[-1])
+    failed |= passed < runs or not recovered or lost > 0
+    out.append("| %s | %d/%d | %s | %s | %d | `%s` |" % (
+        fault, passed, runs, "yes" if recovered else "**NO**", time, lost, t))
 table = "\n".join(out)
 print(table)
-lost = sum(r["lost_msat"] for r in rows)
-print("\n%d faults, %d recovered, %d msat lost in total" % (len(rows), sum(r["recovered"] for r in rows), lost))
-if sys.argv[2]:
-    path = sys.argv[2]
-    text = open(path).read()
+print("\n%d faults, %d runs each: %d runs passed of %d, %d msat lost in total" % (
+    len(tests), runs, sum(1 for _, ok, _ in results if ok == "1"), len(results), total_lost))
+if docs:
+    text = open(docs).read()
     start, end = "<!-- FAULT-TABLE -->", "<!-- /FAULT-TABLE -->"
     a, b = text.index(start) + len(start), text.index(end)
-    open(path, "w").write(text[:a] + "\n" + table + "\n" + text[b:])
-    print("updated " + path)
-if lost or not all(r["recovered"] for r in rows):
+    open(docs, "w").write(text[:a] + "\n" + table + "\n" + text[b:])
+    print("updated " + docs)
+if failed:
     sys.exit(1)
 PY
 exit "$status"

@@ -223,8 +223,53 @@ async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str)
     })
 }
 
+/// ldk-node's store (SQLite) of a node in `storage_dir`: its ChannelManager, as persisted.
+fn read_manager(storage_dir: &std::path::Path) -> Result<Vec<u8>> {
+    let db = rusqlite::Connection::open_with_flags(
+        storage_dir.join("ldk_node_data.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    db.busy_timeout(Duration::from_secs(10))?;
+    Ok(db.query_row(
+        "SELECT value FROM ldk_node_data WHERE primary_namespace = '' AND secondary_namespace = '' AND key = 'manager'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Puts an older ChannelManager back under newer channel monitors: what a kill -9 between persisting a
+/// monitor update and the lazily persisted manager leaves behind. LDK then force-closes every channel
+/// whose monitor is ahead of the manager when the node starts.
+fn write_manager(storage_dir: &std::path::Path, manager: &[u8]) -> Result {
+    let db = rusqlite::Connection::open_with_flags(
+        storage_dir.join("ldk_node_data.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+    )?;
+    let n = db.execute(
+        "UPDATE ldk_node_data SET value = ?1 WHERE primary_namespace = '' AND secondary_namespace = '' AND key = 'manager'",
+        [manager],
+    )?;
+    assert_eq!(n, 1, "one ChannelManager in the store");
+    Ok(())
+}
+
+/// The payer is killed mid-way through an epoch's payouts and comes back with its channels as they
+/// were (whether LDK found its lazily persisted manager stale is chance here: the output says which path
+/// it took).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fault_kill_payer_coordinator_during_payouts() -> Result {
+    kill_payer_during_payouts(false).await
+}
+
+/// The same kill, with the payer's ChannelManager rolled back to before its channels carried any payment,
+/// so LDK force-closes them all at the restart: the payer cannot route, opens new channels to its payees
+/// and pays every owed payout exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_kill_payer_coordinator_stale_channel_manager() -> Result {
+    kill_payer_during_payouts(true).await
+}
+
+async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
     let long = Duration::from_secs(90);
     let testnet = TestNet::start().await?;
     let dir = tempfile::tempdir()?;
@@ -240,12 +285,17 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
     let outcome = async {
         {
             let payer = LnNode::start(payer_node_config(&fed, &testnet.bitcoind, listen)).await?;
-            testnet.fund(&[&payer], 1).await?;
+            // The payees hold on-chain coins too, as anchor channels need: after a force-close a payee
+            // claims an HTLC it was paid on chain, paying the fee from its wallet.
+            testnet.fund(&[&payer, &miner_a, &miner_b, &validator], 1).await?;
             for to in [&miner_a, &miner_b, &validator] {
                 testnet.open_channel(&payer, to, 1_000_000, 0).await?;
             }
             payer.stop().await;
         }
+        let storage_dir = payer_node_config(&fed, &testnet.bitcoind, listen).storage_dir;
+        let channel_ids = |n: &LnNode| -> Vec<String> { n.channels().into_iter().map(|c| c.channel_id).collect() };
+        let first_channels: Vec<String> = [&miner_a, &miner_b, &validator].iter().flat_map(|n| channel_ids(n)).collect();
 
         // validator-1's bond (the default parameters: 6 confirmations, timelock ≥ 1008).
         let rpc = cleanup_rpc(&fed.rpc);
@@ -346,6 +396,10 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
             Ok(fed.epoch(1, e).await.filter(|s| s.result.payouts.len() == 3).map(|_| ()))
         })
         .await?;
+        // The payer's ChannelManager as persisted now, just before the killed epoch's payouts: the stale
+        // copy put back after the kill, as if the process had died before persisting it again while the
+        // channel monitors went on (what LDK's lazily persisted manager leaves after a real kill -9).
+        let old_manager = read_manager(&storage_dir)?;
         let before = arrived();
         let deadline = Instant::now() + long;
         while arrived().len() == before.len() {
@@ -381,34 +435,82 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
 
         // The others go on without the payer; then it restarts on the same directory and node.
         fed.wait_epoch(&[1, 2, 3], e_now + 2, long).await?;
+        if stale_manager {
+            write_manager(&storage_dir, &old_manager)?;
+        }
         fed.spawn(0)?;
         let t_restart = Instant::now();
+        // Blocks keep coming while the payer recovers: a new channel confirms, and an HTLC left on a
+        // force-closed channel resolves on chain (claimed by the payee, or timed out back to the payer).
+        let mut last_block = Instant::now();
         let last = std::sync::Mutex::new(AuditReport::default());
-        let settled = wait_for("every payout of the killed epoch receipted and the ledger settled", long, || async {
+        let recover_wait = if stale_manager { long * 3 } else { long };
+        let settled = wait_for("every payout of the killed epoch receipted and the ledger settled", recover_wait, || {
+            let mine = last_block.elapsed() > Duration::from_millis(500);
+            if mine {
+                last_block = Instant::now();
+            }
+            let (fed, testnet, payees, token, last) = (&fed, &testnet, &payees, &token, &last);
+            async move {
+            if mine {
+                testnet.bitcoind.mine(1).await?;
+            }
             let Ok(owed) = fed.owed(1).await else { return Ok(None) };
             if owed.keys().any(|k| k.split_once(':').and_then(|(e, _)| e.parse::<u64>().ok()) == Some(e_paid)) {
                 return Ok(None);
             }
-            let Ok(l) = ledger(&fed, &payees, &token).await else { return Ok(None) };
+            let Ok(l) = ledger(fed, payees, token).await else { return Ok(None) };
             let r = check_settled(&l);
             let done = r.settled() && l.payouts.iter().any(|p| p.epoch == e_paid);
             *last.lock().expect("not poisoned") = r.clone();
             Ok(done.then_some((r, l)))
+            }
         })
         .await;
         let (report, l) = match settled {
             Ok(x) => x,
             Err(e) => {
                 let last = last.lock().expect("not poisoned").clone();
+                // The whole log outlives the test's temporary directory.
+                let kept = std::env::temp_dir().join(format!("boltensor-payer-kill-member0-{}.log", std::process::id()));
+                let _ = std::fs::copy(fed.log(0), &kept);
+                let owed = fed.owed(1).await.unwrap_or_default();
+                let states: Vec<String> = ledger(&fed, &payees, &token)
+                    .await
+                    .map(|l| {
+                        l.nodes
+                            .iter()
+                            .flat_map(|n| n.payments.iter().map(move |p| (n.name.clone(), p)))
+                            .filter(|(_, p)| p.keysend)
+                            .map(|(n, p)| format!("{n} {} {:?} {:?}", p.inbound, p.state, p.hash.map(hex::encode)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 return Err(format!(
-                    "{e}; last audit: {} {:?}; member 0's log:\n{}",
+                    "{e}; epoch {e_paid} killed; owed: {owed:?}; keysends: {states:#?}; last audit: {} {:?}; member 0's log (all of it in {}):\n{}",
                     last.summary(),
                     last.violations,
+                    kept.display(),
                     fed.log_tail(0)
                 )
                 .into());
             }
         };
+        // Which path the restart took: the payees' first channels to the payer still open, or closed
+        // (LDK found the manager stale) and replaced by channels the payer opened.
+        let now_channels: Vec<String> = [&miner_a, &miner_b, &validator].iter().flat_map(|n| channel_ids(n)).collect();
+        let closed = first_channels.iter().filter(|c| !now_channels.contains(c)).count();
+        let reopened = now_channels.iter().filter(|c| !first_channels.contains(c)).count();
+        let path = if closed == 0 {
+            "channels kept across the restart".to_string()
+        } else {
+            format!("{closed} channels force-closed at the restart (stale ChannelManager), {reopened} opened anew by the payer")
+        };
+        println!("payer-kill path: {path}");
+        if stale_manager {
+            assert!(closed > 0, "a stale ChannelManager force-closes the payer's channels");
+            assert!(reopened > 0, "the payer opened a new channel to pay");
+        }
         let recover_secs = t_kill.elapsed().as_secs_f64();
         let restart_secs = t_restart.elapsed().as_secs_f64();
         submitter.abort();
@@ -431,17 +533,28 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
         }
         let epochs_paid: std::collections::BTreeSet<u64> = l.payouts.iter().map(|p| p.epoch).collect();
 
+        let (test, fault) = if stale_manager {
+            (
+                "boltensor/tests/faults_federation.rs::fault_kill_payer_coordinator_stale_channel_manager",
+                "kill -9 of the payer coordinator mid-way through an epoch's keysend payouts, restarted with a stale ChannelManager (its channels force-closed)",
+            )
+        } else {
+            (
+                "boltensor/tests/faults_federation.rs::fault_kill_payer_coordinator_during_payouts",
+                "kill -9 of the payer coordinator (its ldk-node inside) mid-way through an epoch's keysend payouts, then a restart",
+            )
+        };
         let mut row = FaultRow::new(
-            "boltensor/tests/faults_federation.rs::fault_kill_payer_coordinator_during_payouts",
-            "kill -9 of the payer coordinator (its ldk-node inside) mid-way through an epoch's keysend payouts, then a restart",
+            test,
+            fault,
             true,
             recover_secs,
             &report,
         );
         row.detail = format!(
             "killed when {} of epoch {e_paid}'s {n_payouts} payouts had reached a payee; restarted after {:.1} s; every \
-             payout of it receipted once, the ledger settled {restart_secs:.1} s after the restart; epochs receipted: \
-             {epochs_paid:?}; {}",
+             payout of it receipted once, the ledger settled {restart_secs:.1} s after the restart; {path}; epochs \
+             receipted: {epochs_paid:?}; {}",
             at_kill.len(),
             (t_restart - t_kill).as_secs_f64(),
             row.detail

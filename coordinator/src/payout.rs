@@ -6,8 +6,15 @@
 //! from the payer's key, the epoch and the payee, so after a crash or restart ldk-node's persisted payment
 //! store refuses to send a pending or succeeded payment again (`DuplicatePayment`); only a failed one is
 //! retried. Receipts in consensus make the payout visible to every member and auditor.
+//!
+//! A payer that comes back without a usable channel to a payee — LDK force-closes every channel whose
+//! monitor is ahead of a lazily persisted ChannelManager after a kill -9 — sees its payout fail with no
+//! route, and opens a new channel to that payee (a peer it knows the address of) from its on-chain funds;
+//! the payout is retried once the channel is ready. A payout whose HTLC was in flight on a force-closed
+//! channel stays pending until it resolves on chain, so it is still paid at most once.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +29,12 @@ use crate::state::payer;
 
 /// How long a failed payout waits before the next attempt.
 const RETRY: Duration = Duration::from_secs(15);
+/// The smallest channel a payer opens to a payee it cannot reach.
+const REOPEN_MIN_SATS: u64 = 200_000;
+/// On-chain funds kept aside when reopening (fees, the anchor reserve).
+const REOPEN_RESERVE_SATS: u64 = 50_000;
+/// How long after opening a channel to a payee before the payer would open another one.
+const REOPEN_AGAIN: Duration = Duration::from_secs(600);
 
 /// The preimage of member `secret`'s payout of `epoch` to `key`.
 pub fn payout_preimage(secret: &[u8; 32], epoch: u64, key: &XOnlyPublicKey) -> [u8; 32] {
@@ -42,6 +55,8 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     let mut last_try: BTreeMap<String, Instant> = BTreeMap::new();
     let mut receipted: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut reopened: BTreeMap<PublicKey, Instant> = BTreeMap::new();
+    let opening = Arc::new(AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -77,7 +92,8 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
             };
             let preimage = PaymentPreimage(payout_preimage(&secret, epoch, &key));
             let hash = boltensor_ln::PaymentHash::from(preimage);
-            match ln.payment_state(hash) {
+            let paid = ln.payment_state(hash);
+            match paid {
                 Some(PaymentState::Succeeded) => {
                     // Propose the receipt (again after a while if it has not been ordered yet).
                     let due = receipted
@@ -99,6 +115,28 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                         continue;
                     }
                     last_try.insert(slot.clone(), Instant::now());
+                    // A failed attempt and no channel to the payee that could carry it (force-closed
+                    // after a crash, say): open one, and retry once it is ready.
+                    if paid == Some(PaymentState::Failed) && !has_channel(&ln, node_id, msat) {
+                        // One channel opened at a time, each once the previous funding confirmed:
+                        // concurrent fundings from one wallet spend the same coins, and all but one
+                        // never reach the mempool.
+                        let due = reopened
+                            .get(&node_id)
+                            .is_none_or(|t| t.elapsed() > REOPEN_AGAIN);
+                        if due && !funding_in_flight(&ln, &opening) {
+                            let owed_to: u64 = state
+                                .owed
+                                .iter()
+                                .filter(|(s, _)| s.ends_with(&format!(":{key}")))
+                                .map(|(_, m)| *m)
+                                .sum();
+                            if reopen(&ln, node_id, owed_to, &opening) {
+                                reopened.insert(node_id, Instant::now());
+                            }
+                        }
+                        continue;
+                    }
                     match ln.keysend(node_id, msat, preimage) {
                         Ok(_) => tracing::info!(epoch, %node_id, msat, "epoch payout sent"),
                         Err(e) => tracing::warn!(epoch, %node_id, msat, "epoch payout failed: {e}"),
@@ -107,4 +145,55 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
             }
         }
     }
+}
+
+/// Whether `ln` has a channel to `peer` that can carry `msat` now, or one still opening (not ready
+/// yet, or its peer offline): then there is nothing to open.
+fn has_channel(ln: &LnNode, peer: PublicKey, msat: u64) -> bool {
+    ln.channels()
+        .iter()
+        .any(|c| c.counterparty == peer && (!c.is_usable || c.outbound_msat >= msat))
+}
+
+/// Whether a channel this node opened is still being opened or waits for its funding to confirm.
+fn funding_in_flight(ln: &LnNode, opening: &AtomicBool) -> bool {
+    opening.load(Ordering::SeqCst)
+        || ln
+            .channels()
+            .iter()
+            .any(|c| c.is_outbound && c.confirmations.unwrap_or(0) == 0)
+}
+
+/// Opens a channel to `peer` large enough for `owed_msat` (twice it, at least [`REOPEN_MIN_SATS`]) in
+/// the background, if the node knows the peer's address and has the on-chain funds. Whether it tried.
+fn reopen(ln: &Arc<LnNode>, peer: PublicKey, owed_msat: u64, opening: &Arc<AtomicBool>) -> bool {
+    let Some(addr) = ln
+        .peers()
+        .into_iter()
+        .filter(|p| p.node_id == peer)
+        .find_map(|p| p.addr)
+    else {
+        tracing::warn!(%peer, "no channel to pay the payee and no known address to open one");
+        return false;
+    };
+    let want = (owed_msat / 1000).saturating_mul(2).max(REOPEN_MIN_SATS);
+    let spendable = ln.balances().spendable_onchain_sats;
+    if spendable < want + REOPEN_RESERVE_SATS {
+        tracing::warn!(%peer, spendable, want, "no channel to pay the payee and too little on chain to open one");
+        return false;
+    }
+    tracing::warn!(%peer, %addr, sats = want, "no channel can carry the payout: opening a new channel to the payee");
+    let ln = Arc::clone(ln);
+    let opening = Arc::clone(opening);
+    opening.store(true, Ordering::SeqCst);
+    tokio::spawn(async move {
+        match ln.open_channel(peer, addr, want, 0).await {
+            Ok((_, txid)) => {
+                tracing::info!(%peer, %txid, "payout channel funded; payouts resume once it confirms")
+            }
+            Err(e) => tracing::warn!(%peer, "opening a payout channel failed: {e}"),
+        }
+        opening.store(false, Ordering::SeqCst);
+    });
+    true
 }

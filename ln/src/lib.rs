@@ -22,7 +22,7 @@ pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;
 pub use node::{
     parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, PaymentRecord, PaymentSent,
-    PaymentState, PendingPayment,
+    PaymentState, PeerInfo, PendingPayment,
 };
 
 pub use ldk_node::bitcoin::secp256k1::PublicKey;

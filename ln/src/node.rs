@@ -144,6 +144,17 @@ pub struct ChannelInfo {
     pub confirmations: Option<u32>,
 }
 
+/// A peer the node knows: connected now, or persisted (reconnected after restarts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerInfo {
+    /// The peer's node id.
+    pub node_id: PublicKey,
+    /// Its address (the connection's, else the persisted one), if it is an IP address.
+    pub addr: Option<SocketAddr>,
+    /// Whether it is connected now.
+    pub connected: bool,
+}
+
 /// Where a payment stands in the node's payment store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -504,6 +515,19 @@ impl LnNode {
                 is_outbound: c.is_outbound,
                 is_usable: c.is_usable,
                 confirmations: c.confirmations,
+            })
+            .collect()
+    }
+
+    /// The peers the node knows, connected or persisted.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner
+            .list_peers()
+            .into_iter()
+            .map(|p| PeerInfo {
+                node_id: p.node_id,
+                addr: p.address.to_string().parse().ok(),
+                connected: p.is_connected,
             })
             .collect()
     }

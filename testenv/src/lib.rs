@@ -22,8 +22,26 @@ pub use error::TestEnvError;
 pub use net::TestNet;
 pub use wait::wait_for;
 
-/// Allocates a free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
+/// Allocates a free TCP port on 127.0.0.1 for a daemon to listen on: a random one that binds now, from
+/// 20000–32767, below Linux's ephemeral range (32768–60999), so that the many outgoing connections of a
+/// test run (which take ephemeral ports) cannot take it before the daemon binds it. Falls back to a port
+/// the kernel picks.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u64 = 20_000;
+    const HIGH: u64 = 32_768;
+    for _ in 0..200 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let port = (LOW + h.finish() % (HIGH - LOW)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }

@@ -78,7 +78,16 @@ impl TestNet {
 
     /// Starts a new node named `alias`.
     pub async fn node(&self, alias: &str) -> Result<LnNode, TestEnvError> {
-        Ok(LnNode::start(self.node_config(alias)?).await?)
+        // A free port can still be taken by another test between choosing it and ldk-node binding it:
+        // then the start fails on the bind, and a second port is tried.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match LnNode::start(self.node_config(alias)?).await {
+                Err(boltensor_ln::LnError::Start { .. }) if tries < 3 => continue,
+                r => return Ok(r?),
+            }
+        }
     }
 
     /// Gives each node `outputs` coinbase outputs of 50 BTC (regtest reward before the first halving),

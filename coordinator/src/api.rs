@@ -344,17 +344,28 @@ fn same_secret(presented: &str, ours: &str) -> bool {
 
 async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
     let st = s.engine.state();
+    let links = s.engine.link_stats().snapshot();
     let body = format!(
         "# TYPE boltensor_coordinator_session gauge\nboltensor_coordinator_session {}\n\
          # TYPE boltensor_coordinator_epoch gauge\nboltensor_coordinator_epoch {}\n\
          # TYPE boltensor_coordinator_registered gauge\nboltensor_coordinator_registered {}\n\
          # TYPE boltensor_coordinator_items_submitted_total counter\nboltensor_coordinator_items_submitted_total {}\n\
-         # TYPE boltensor_coordinator_items_refused_total counter\nboltensor_coordinator_items_refused_total {}\n",
+         # TYPE boltensor_coordinator_items_refused_total counter\nboltensor_coordinator_items_refused_total {}\n\
+         # TYPE boltensor_coordinator_p2p_handshakes_total counter\n\
+         boltensor_coordinator_p2p_handshakes_total{{result=\"ok\"}} {}\n\
+         boltensor_coordinator_p2p_handshakes_total{{result=\"refused\"}} {}\n\
+         # TYPE boltensor_coordinator_p2p_frames_total counter\n\
+         boltensor_coordinator_p2p_frames_total{{result=\"ok\"}} {}\n\
+         boltensor_coordinator_p2p_frames_total{{result=\"refused\"}} {}\n",
         st.session,
         st.epoch,
         st.uids.iter().flatten().count(),
         s.submitted.load(Ordering::Relaxed),
         s.refused.load(Ordering::Relaxed),
+        links.0,
+        links.1,
+        links.2,
+        links.3,
     );
     (
         [(

@@ -151,6 +151,11 @@ impl Engine {
         self.state.lock().expect("not poisoned").clone()
     }
 
+    /// What the peer links saw (handshakes and frames accepted and refused).
+    pub fn link_stats(&self) -> &crate::net::LinkStats {
+        self.p2p.stats()
+    }
+
     /// Session and epoch events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

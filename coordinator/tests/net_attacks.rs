@@ -19,6 +19,7 @@ use boltensor_coordinator::keychain::Keychain;
 use boltensor_coordinator::net::{self, LinkError, HELLO, REPLY};
 use boltensor_coordinator::{start, CoordinatorConfig, Options};
 use boltensor_testenv::wait_for;
+use boltensor_coordinator::items::ConsensusItem;
 use common::{miner_registration, Net, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -423,6 +424,223 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
     // The three honest members go on and agree.
     let e = epoch_now(&net, 0).await?;
     agreed_epochs(&net, &[0, 1, 2], e + 1, 1).await?;
+    for m in net.members.iter().flatten() {
+        m.stop();
+    }
+    Ok(())
+}
+
+/// Counts, over member 0's finished sessions `from..`, the accepted items `pick` matches.
+fn ordered_count(
+    engine: &boltensor_coordinator::Engine,
+    from: u64,
+    pick: impl Fn(&ConsensusItem) -> bool,
+) -> Result<usize> {
+    let mut n = 0;
+    let mut s = from;
+    while let Some(signed) = engine.store().session(s)? {
+        n += signed.items.iter().filter(|a| pick(&a.item)).count();
+        s += 1;
+    }
+    Ok(n)
+}
+
+/// Sends `bodies` to `url` with `concurrency` requests in flight; returns the statuses in order.
+async fn flood(
+    http: &reqwest::Client,
+    url: String,
+    bodies: Vec<serde_json::Value>,
+    concurrency: usize,
+) -> Vec<u16> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(bodies.into_iter().map(|b| {
+        let req = http.post(url.clone()).json(&b);
+        async move { req.send().await.map_or(0, |r| r.status().as_u16()) }
+    }))
+    .buffered(concurrency)
+    .collect()
+    .await
+}
+
+fn tally(statuses: &[u16]) -> std::collections::BTreeMap<u16, usize> {
+    let mut t = std::collections::BTreeMap::new();
+    for s in statuses {
+        *t.entry(*s).or_default() += 1;
+    }
+    t
+}
+
+/// Row 12: one sender floods a member's API — the same signed weights 1,000 times, 300 distinct items
+/// under one key, 150 items under distinct keys from one IP — and opens more dashboard streams than
+/// allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_flooding_the_coordinator_api() -> Result {
+    init_tracing();
+    let mut net = Net::new().await?;
+    // Long epochs, so the flooded weights stay for the epoch being collected.
+    net.federation.params.epoch_sessions = 1000;
+    for i in 0..4 {
+        net.members[i] = Some(net.start_member(i).await?);
+    }
+    let long = Duration::from_secs(60);
+    let engine = net.members[0].as_ref().expect("running").engine.clone();
+    let regs = net.bonded_registrations(&[("validator-1", 300_000)]).await?;
+    let (status, body) = net.post(0, "/v1/items", &serde_json::to_value(&regs[0])?).await?;
+    assert_eq!(status, 202, "{body}");
+    wait_for("validator-1's bond to count at member 0", long, || async {
+        let reg = net.get(0, "/v1/registry").await.ok().flatten();
+        let staked = reg.is_some_and(|r| {
+            r["registry"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|n| n["stake_sat"].as_u64() == Some(300_000)))
+        });
+        Ok(staked.then_some(()))
+    })
+    .await?;
+
+    // 1. The same signed weights, 1,000 times, 50 requests in flight.
+    let epoch = epoch_now(&net, 0).await?;
+    let w = common::weights("validator-1", epoch, &[("miner-a", 60_000)]);
+    let item = ConsensusItem::Weights(serde_json::from_value(w.clone())?);
+    let s0 = net.status(0).await?["session"].as_u64().ok_or("session")?;
+    let before = engine.mempool_stats();
+    let statuses = flood(&net.http, format!("{}/v1/weights", net.api(0)), vec![w.clone(); 1000], 50).await;
+    wait_for("the weights to be ordered", long, || async {
+        Ok((ordered_count(&engine, s0, |i| *i == item).unwrap_or(0) > 0
+            && engine.mempool_stats().pending == 0)
+            .then_some(()))
+    })
+    .await?;
+    // Two more sessions, in case a copy were still to be ordered.
+    let s1 = net.status(0).await?["session"].as_u64().ok_or("session")?;
+    wait_for("two more sessions", long, || async {
+        Ok(engine.store().session(s1 + 1).ok().flatten().map(|_| ()))
+    })
+    .await?;
+    let after = engine.mempool_stats();
+    let ordered = ordered_count(&engine, s0, |i| *i == item)?;
+    let rejected = after.ordered_rejected - before.ordered_rejected;
+    println!(
+        "same weights ×1000: answers {:?}; ordered {ordered}×, {rejected} ordered copies rejected; mempool \
+         high water {}; {} duplicates answered",
+        tally(&statuses),
+        after.high_water,
+        after.duplicates - before.duplicates
+    );
+    assert_eq!(ordered, 1, "the weights were ordered once");
+    assert!(
+        rejected <= 2,
+        "{rejected} copies of one item reached ordering (each a state copy and a check at every member)"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 409),
+        "duplicates are answered 202 (queued already) or 409 (in effect)"
+    );
+    assert!(after.high_water <= 1, "one item in the mempool");
+
+    // 2. 300 distinct registrations under one key (each a re-registration the state would accept).
+    let kp = common::key("flooder");
+    let bodies: Vec<serde_json::Value> = (0..300)
+        .map(|i| {
+            let reg = boltensor_coordinator::items::Registration {
+                role: boltensor_protocol::Role::Miner,
+                key: kp.x_only_public_key().0,
+                node_id: common::node_id("flooder-node"),
+                api: Some(format!("http://127.0.0.1:1/flood/{i}")),
+                models: vec!["all-minilm-l6-v2".into()],
+                payout_offer: None,
+                bond: None,
+                signature: String::new(),
+            }
+            .sign(&kp);
+            serde_json::to_value(ConsensusItem::Register(reg)).expect("serialises")
+        })
+        .collect();
+    let s2 = net.status(0).await?["session"].as_u64().ok_or("session")?;
+    let statuses = flood(&net.http, format!("{}/v1/items", net.api(0)), bodies, 50).await;
+    let t = tally(&statuses);
+    let high = engine.mempool_stats().high_water;
+    wait_for("the flooder's items to be ordered", long, || async {
+        Ok((engine.mempool_stats().pending == 0).then_some(()))
+    })
+    .await?;
+    let key = kp.x_only_public_key().0;
+    let from_key = ordered_count(&engine, s2, |i| {
+        matches!(i, ConsensusItem::Register(r) if r.key == key)
+    })?;
+    println!(
+        "300 distinct items from one key: answers {t:?}; mempool high water {high} (cap {}); {from_key} ordered",
+        boltensor_coordinator::engine::PENDING_PER_KEY
+    );
+    assert!(high <= boltensor_coordinator::engine::PENDING_PER_KEY);
+    assert!(t.get(&429).copied().unwrap_or(0) > 0, "the key's share was refused beyond its cap");
+    assert!(from_key <= t.get(&202).copied().unwrap_or(0));
+
+    // 3. 150 registrations under distinct keys from one IP.
+    let bodies: Vec<serde_json::Value> = (0..150)
+        .map(|i| serde_json::to_value(miner_registration(&format!("sybil-{i}"))).expect("serialises"))
+        .collect();
+    let statuses = flood(&net.http, format!("{}/v1/items", net.api(0)), bodies, 50).await;
+    let high = engine.mempool_stats().high_water;
+    println!(
+        "150 keys from one IP: answers {:?}; mempool high water {high} (cap {})",
+        tally(&statuses),
+        boltensor_coordinator::engine::PENDING_PER_IP
+    );
+    assert!(high <= boltensor_coordinator::engine::PENDING_PER_IP);
+    wait_for("the mempool to drain", long, || async {
+        Ok((engine.mempool_stats().pending == 0).then_some(()))
+    })
+    .await?;
+
+    // What ordering one item costs besides its check: a copy of the whole state (measured here).
+    let t0 = std::time::Instant::now();
+    for _ in 0..200 {
+        std::hint::black_box(engine.state());
+    }
+    let per_clone = t0.elapsed() / 200;
+    println!(
+        "a state copy with {} registrants: {per_clone:?}",
+        net.status(0).await?["registered"]
+    );
+
+    // 4. Dashboard streams: 8 from one IP, then the 9th; then 8 more IPs (127.0.0.2–9) with 8 each.
+    use boltensor_coordinator::dashboard::{MAX_STREAMS, MAX_STREAMS_PER_IP};
+    let url = format!("{}/v1/stream", net.api(0));
+    let mut open = Vec::new();
+    let mut answers = Vec::new();
+    for ip in 1..=9u8 {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, ip]))
+            .build()?;
+        let per_ip = if ip == 1 { MAX_STREAMS_PER_IP + 1 } else { MAX_STREAMS_PER_IP };
+        for _ in 0..per_ip {
+            let resp = client.get(&url).send().await?;
+            answers.push((ip, resp.status().as_u16()));
+            if resp.status() == 200 {
+                open.push(resp);
+            }
+        }
+    }
+    let t = tally(&answers.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+    println!("{} stream requests from 9 IPs: {t:?}", answers.len());
+    assert_eq!(open.len(), MAX_STREAMS);
+    assert_eq!(answers[MAX_STREAMS_PER_IP], (1, 429), "the 9th stream from one IP");
+    assert_eq!(t.get(&503).copied(), Some(MAX_STREAMS_PER_IP * 9 + 1 - MAX_STREAMS - 1));
+    // A closed stream frees its slot.
+    drop(open.pop());
+    let fresh = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 10]))
+        .build()?;
+    let again = wait_for("a slot to free up", long, || async {
+        let Ok(r) = fresh.get(&url).send().await else {
+            return Ok(None);
+        };
+        Ok((r.status() == 200).then_some(r))
+    })
+    .await?;
+    drop(again);
+    drop(open);
     for m in net.members.iter().flatten() {
         m.stop();
     }

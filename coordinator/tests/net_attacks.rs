@@ -22,6 +22,7 @@ use boltensor_testenv::wait_for;
 use boltensor_coordinator::items::ConsensusItem;
 use common::{miner_registration, Net, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 fn init_tracing() {
@@ -77,7 +78,7 @@ struct Mitm {
     recorded: Mutex<Vec<u8>>,
 }
 
-async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await?;
     let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
@@ -87,9 +88,54 @@ async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(f)
 }
 
+/// Forwards the dialer's bytes to the listener, tampering with frame [`AT`] as `plan` says.
+async fn forward(
+    down_r: &mut OwnedReadHalf,
+    up_w: &mut OwnedWriteHalf,
+    plan: Tamper,
+    first: bool,
+    mitm: &Mitm,
+) -> std::io::Result<()> {
+    let mut hello = [0u8; HELLO];
+    down_r.read_exact(&mut hello).await?;
+    up_w.write_all(&hello).await?;
+    if first {
+        mitm.recorded.lock().expect("lock").extend(hello);
+    }
+    let mut held: Option<Vec<u8>> = None;
+    for k in 0usize.. {
+        let mut f = read_frame(down_r).await?;
+        if first && k < AT {
+            mitm.recorded.lock().expect("lock").extend(&f);
+        }
+        match (plan, k) {
+            (Tamper::FlipBit, AT) => {
+                f[10] ^= 0x04;
+                up_w.write_all(&f).await?;
+            }
+            (Tamper::Replay, AT) => {
+                up_w.write_all(&f).await?;
+                up_w.write_all(&f).await?;
+            }
+            (Tamper::Reorder, AT) => held = Some(f),
+            (Tamper::Reorder, k) if k == AT + 1 => {
+                up_w.write_all(&f).await?;
+                up_w.write_all(&held.take().expect("held frame AT")).await?;
+            }
+            _ => {
+                up_w.write_all(&f).await?;
+                if plan == Tamper::None {
+                    mitm.clean_frames.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Relays one dialer connection to the real listener at `upstream`, tampering as `plan` says.
 async fn relay(
-    mut down: TcpStream,
+    down: TcpStream,
     upstream: std::net::SocketAddr,
     plan: Tamper,
     first: bool,
@@ -97,52 +143,13 @@ async fn relay(
 ) -> std::io::Result<()> {
     let up = TcpStream::connect(upstream).await?;
     let (mut up_r, mut up_w) = up.into_split();
-    let (mut down_r, mut down_w) = down.split();
+    let (mut down_r, mut down_w) = down.into_split();
     // Listener → dialer: verbatim. When it ends, the listener has closed the link.
     let back = async {
         let _ = tokio::io::copy(&mut up_r, &mut down_w).await;
         let _ = down_w.shutdown().await;
     };
-    let forth = async {
-        let mut hello = [0u8; HELLO];
-        down_r.read_exact(&mut hello).await?;
-        up_w.write_all(&hello).await?;
-        if first {
-            mitm.recorded.lock().expect("lock").extend(hello);
-        }
-        let mut k = 0usize;
-        let mut held: Option<Vec<u8>> = None;
-        loop {
-            let mut f = read_frame(&mut down_r).await?;
-            if first && k < AT {
-                mitm.recorded.lock().expect("lock").extend(&f);
-            }
-            match (plan, k) {
-                (Tamper::FlipBit, AT) => {
-                    f[10] ^= 0x04;
-                    up_w.write_all(&f).await?;
-                }
-                (Tamper::Replay, AT) => {
-                    up_w.write_all(&f).await?;
-                    up_w.write_all(&f).await?;
-                }
-                (Tamper::Reorder, AT) => held = Some(f),
-                (Tamper::Reorder, k) if k == AT + 1 => {
-                    up_w.write_all(&f).await?;
-                    up_w.write_all(&held.take().expect("held frame AT")).await?;
-                }
-                _ => {
-                    up_w.write_all(&f).await?;
-                    if plan == Tamper::None {
-                        mitm.clean_frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            k += 1;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), std::io::Error>(())
-    };
+    let forth = forward(&mut down_r, &mut up_w, plan, first, &mitm);
     let tampered = plan != Tamper::None;
     tokio::select! {
         _ = back => {
@@ -562,6 +569,11 @@ async fn attack_flooding_the_coordinator_api() -> Result {
     let high = engine.mempool_stats().high_water;
     wait_for("the flooder's items to be ordered", long, || async {
         Ok((engine.mempool_stats().pending == 0).then_some(()))
+    })
+    .await?;
+    let s3 = net.status(0).await?["session"].as_u64().ok_or("session")?;
+    wait_for("the session that ordered them to finish", long, || async {
+        Ok(engine.store().session(s3).ok().flatten().map(|_| ()))
     })
     .await?;
     let key = kp.x_only_public_key().0;

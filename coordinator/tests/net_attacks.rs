@@ -365,12 +365,8 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
         })
     };
     let dialer_refusals: Vec<u64> = engines.iter().map(|e| e.link_stats().snapshot().1).collect();
-    wait_for("every honest member to dial the impostor twice", long, || async {
-        let all = engines
-            .iter()
-            .zip(&dialer_refusals)
-            .all(|(e, before)| e.link_stats().snapshot().1 >= before + 2);
-        Ok((all && handshakes.load(Ordering::Relaxed) >= 6).then_some(()))
+    wait_for("the honest members to dial the impostor", long, || async {
+        Ok((handshakes.load(Ordering::Relaxed) >= 3).then_some(()))
     })
     .await?;
     // Give the honest dialers the time they would take to send a frame on an accepted link (a unit goes
@@ -394,6 +390,12 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
         handshakes.load(Ordering::Relaxed)
     );
     assert_eq!(received, 0, "an honest member sent frames to a listener without member 3's key");
+    for (i, (e, before)) in engines.iter().zip(&dialer_refusals).enumerate() {
+        assert!(
+            e.link_stats().snapshot().1 > *before,
+            "member {i} did not refuse the listener impostor"
+        );
+    }
 
     // 3. A relay at member 3's address to member 1 (a real member, answering with its own key): the
     // transcript names member 3, so neither side accepts.

@@ -329,12 +329,11 @@ impl Engine {
             }
             r
         };
-        if let Some(done) = duplicate(
-            self.pending
-                .lock()
-                .expect("not poisoned")
-                .admit(&digest, key.as_ref(), from),
-        )? {
+        if let Some(done) = duplicate(self.pending.lock().expect("not poisoned").admit(
+            &digest,
+            key.as_ref(),
+            from,
+        ))? {
             return Ok(done);
         }
         match &item {

@@ -149,7 +149,9 @@ impl P2p {
                     if let Err(e) = serve_inbound(stream, kc, federation, in_tx, &stats).await {
                         stats.count(&e);
                         match e {
-                            LinkError::Io(e) => tracing::debug!(%addr, "p2p inbound link closed: {e}"),
+                            LinkError::Io(e) => {
+                                tracing::debug!(%addr, "p2p inbound link closed: {e}")
+                            }
                             e => tracing::warn!(%addr, "p2p inbound link closed: {e}"),
                         }
                     }
@@ -245,7 +247,8 @@ async fn serve_inbound(
             e => e,
         })?;
         stats.frames_ok.fetch_add(1, Ordering::Relaxed);
-        let (session, payload) = split_frame(body).expect("at least 8 bytes: checked by next_frame");
+        let (session, payload) =
+            split_frame(body).expect("at least 8 bytes: checked by next_frame");
         if inbox.send((from, session, payload)).await.is_err() {
             return Ok(());
         }
@@ -258,7 +261,11 @@ async fn serve_inbound(
 pub fn parse_hello(hello: &[u8; HELLO]) -> (usize, [u8; EPHEMERAL], Sig) {
     let from = u32::from_be_bytes(hello[..4].try_into().expect("4 bytes")) as usize;
     let eph = hello[4..4 + EPHEMERAL].try_into().expect("33 bytes");
-    (from, eph, Sig(hello[4 + EPHEMERAL..].try_into().expect("64 bytes")))
+    (
+        from,
+        eph,
+        Sig(hello[4 + EPHEMERAL..].try_into().expect("64 bytes")),
+    )
 }
 
 /// A frame's body (after its length prefix): the session it belongs to, then the payload; `None` if it
@@ -378,9 +385,7 @@ impl Opener {
                 sealed.len()
             )));
         }
-        let tag: [u8; TAG] = sealed[sealed.len() - TAG..]
-            .try_into()
-            .expect("TAG bytes");
+        let tag: [u8; TAG] = sealed[sealed.len() - TAG..].try_into().expect("TAG bytes");
         sealed.truncate(sealed.len() - TAG);
         ChaCha20Poly1305::new(Key::new(self.key), nonce(self.counter))
             .decrypt(&mut sealed, tag, Some(&len))
@@ -506,7 +511,9 @@ pub async fn dial(
     let mut listener_eph = [0u8; EPHEMERAL];
     timed("listener key", stream.read_exact(&mut listener_eph)).await?;
     let point = PublicKey::from_slice(&listener_eph).map_err(|_| {
-        LinkError::Handshake(format!("member {peer} at {addr} sent an invalid ephemeral key"))
+        LinkError::Handshake(format!(
+            "member {peer} at {addr} sent an invalid ephemeral key"
+        ))
     })?;
     let me = keychain.own_index();
     let (secret, eph) = ephemeral();
@@ -523,7 +530,9 @@ pub async fn dial(
         .map_err(|e| match e {
             // The listener hangs up on a hello it refuses.
             LinkError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                LinkError::Handshake(format!("member {peer} at {addr} refused this member's hello"))
+                LinkError::Handshake(format!(
+                    "member {peer} at {addr} refused this member's hello"
+                ))
             }
             e => e,
         })?;

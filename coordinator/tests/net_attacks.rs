@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
+use boltensor_coordinator::items::ConsensusItem;
 use boltensor_coordinator::keychain::Keychain;
 use boltensor_coordinator::net::{self, LinkError, HELLO, REPLY};
 use boltensor_coordinator::{start, CoordinatorConfig, Options};
 use boltensor_testenv::wait_for;
-use boltensor_coordinator::items::ConsensusItem;
 use common::{miner_registration, Net, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -170,11 +170,7 @@ async fn relay(
 }
 
 /// A man in the middle on `listen` in front of the listener at `upstream`.
-async fn man_in_the_middle(
-    listener: TcpListener,
-    upstream: std::net::SocketAddr,
-    mitm: Arc<Mitm>,
-) {
+async fn man_in_the_middle(listener: TcpListener, upstream: std::net::SocketAddr, mitm: Arc<Mitm>) {
     loop {
         let Ok((down, _)) = listener.accept().await else {
             continue;
@@ -193,7 +189,10 @@ async fn agreed_epochs(net: &Net, who: &[usize], from: u64, count: u64) -> Resul
     for e in from..from + count {
         let results = net.wait_epoch(who, e, long).await?;
         for r in &results[1..] {
-            assert_eq!(r, &results[0], "members published different results for epoch {e}");
+            assert_eq!(
+                r, &results[0],
+                "members published different results for epoch {e}"
+            );
         }
         let valid = boltensor_coordinator::verify_epoch(&results[0], &net.federation)?;
         assert!(valid >= net.federation.threshold());
@@ -202,7 +201,9 @@ async fn agreed_epochs(net: &Net, who: &[usize], from: u64, count: u64) -> Resul
 }
 
 async fn epoch_now(net: &Net, i: usize) -> Result<u64> {
-    Ok(net.status(i).await?["epoch"].as_u64().ok_or("status without epoch")?)
+    Ok(net.status(i).await?["epoch"]
+        .as_u64()
+        .ok_or("status without epoch")?)
 }
 
 /// Row 13: a man in the middle of the link member 0 → member 1 (member 0's copy of the federation config
@@ -243,10 +244,17 @@ async fn attack_mitm_tampers_with_peer_frames() -> Result {
 
     // The three tampered connections are each closed by member 1; member 0 dials again, the fourth
     // connection runs clean.
-    wait_for("the three tampered links to close and a clean one to carry frames", long, || async {
-        let closed = mitm.closed_after_tamper.lock().expect("lock").len();
-        Ok((closed >= PLAN.len() && mitm.clean_frames.load(Ordering::Relaxed) >= 20).then_some(()))
-    })
+    wait_for(
+        "the three tampered links to close and a clean one to carry frames",
+        long,
+        || async {
+            let closed = mitm.closed_after_tamper.lock().expect("lock").len();
+            Ok(
+                (closed >= PLAN.len() && mitm.clean_frames.load(Ordering::Relaxed) >= 20)
+                    .then_some(()),
+            )
+        },
+    )
     .await?;
     let outcomes = mitm.closed_after_tamper.lock().expect("lock").clone();
     let (_, _, _, refused_frames) = member1.link_stats().snapshot();
@@ -294,12 +302,19 @@ async fn attack_mitm_tampers_with_peer_frames() -> Result {
 
     // The federation goes on and agrees.
     let (status, body) = net
-        .post(0, "/v1/items", &serde_json::to_value(miner_registration("miner-a"))?)
+        .post(
+            0,
+            "/v1/items",
+            &serde_json::to_value(miner_registration("miner-a"))?,
+        )
         .await?;
     assert_eq!(status, 202, "{body}");
     let e = epoch_now(&net, 0).await?;
     let last = agreed_epochs(&net, &[0, 1, 2, 3], e + 1, 2).await?;
-    println!("epochs {}..={last}: identical at all four members, verified", e + 1);
+    println!(
+        "epochs {}..={last}: identical at all four members, verified",
+        e + 1
+    );
     proxy.abort();
     for m in net.members.iter().flatten() {
         m.stop();
@@ -326,11 +341,19 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
     // 1. A dialer that claims to be member 3 (and then member 1) without its key.
     let refused_before = engines[0].link_stats().snapshot().1;
     for claim in [3usize, 1] {
-        let kc = Keychain::new(claim, fed.keys(), random_keypair(), fed.id(), fed.threshold());
+        let kc = Keychain::new(
+            claim,
+            fed.keys(),
+            random_keypair(),
+            fed.id(),
+            fed.threshold(),
+        );
         match net::dial(fed.members[0].p2p, 0, &kc, &fed.id()).await {
             Err(LinkError::Handshake(why)) => println!("dialer impostor as member {claim}: {why}"),
             Err(e) => return Err(format!("expected a refused handshake, got {e}").into()),
-            Ok(_) => return Err(format!("member 0 accepted a dialer posing as member {claim}").into()),
+            Ok(_) => {
+                return Err(format!("member 0 accepted a dialer posing as member {claim}").into())
+            }
         }
     }
     wait_for("member 0 to count both refused dialers", long, || async {
@@ -345,11 +368,18 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
     let frames = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let impostor = {
-        let (handshakes, frames, stop, fake, fed_id) =
-            (handshakes.clone(), frames.clone(), stop.clone(), fake.clone(), fed.id());
+        let (handshakes, frames, stop, fake, fed_id) = (
+            handshakes.clone(),
+            frames.clone(),
+            stop.clone(),
+            fake.clone(),
+            fed.id(),
+        );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (fake, handshakes, frames) = (fake.clone(), handshakes.clone(), frames.clone());
                 tokio::spawn(async move {
                     // From the impostor's side the handshake "succeeds": it checked the honest dialer
@@ -364,7 +394,10 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
             }
         })
     };
-    let dialer_refusals: Vec<u64> = engines.iter().map(|e| e.link_stats().snapshot().1).collect();
+    let dialer_refusals: Vec<u64> = engines
+        .iter()
+        .map(|e| e.link_stats().snapshot().1)
+        .collect();
     wait_for("the honest members to dial the impostor", long, || async {
         Ok((handshakes.load(Ordering::Relaxed) >= 3).then_some(()))
     })
@@ -389,7 +422,10 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
          received",
         handshakes.load(Ordering::Relaxed)
     );
-    assert_eq!(received, 0, "an honest member sent frames to a listener without member 3's key");
+    assert_eq!(
+        received, 0,
+        "an honest member sent frames to a listener without member 3's key"
+    );
     for (i, (e, before)) in engines.iter().zip(&dialer_refusals).enumerate() {
         assert!(
             e.link_stats().snapshot().1 > *before,
@@ -406,7 +442,9 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
         let relayed = relayed.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut down, _)) = relay_listener.accept().await else { continue };
+                let Ok((mut down, _)) = relay_listener.accept().await else {
+                    continue;
+                };
                 relayed.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(target).await {
@@ -417,11 +455,15 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
         })
     };
     let member1_refused = engines[1].link_stats().snapshot().1;
-    wait_for("member 1 to refuse relayed hellos meant for member 3", long, || async {
-        Ok((relayed.load(Ordering::Relaxed) >= 3
-            && engines[1].link_stats().snapshot().1 >= member1_refused + 3)
-            .then_some(()))
-    })
+    wait_for(
+        "member 1 to refuse relayed hellos meant for member 3",
+        long,
+        || async {
+            Ok((relayed.load(Ordering::Relaxed) >= 3
+                && engines[1].link_stats().snapshot().1 >= member1_refused + 3)
+                .then_some(()))
+        },
+    )
     .await?;
     relay_task.abort();
     println!(
@@ -493,8 +535,12 @@ async fn attack_flooding_the_coordinator_api() -> Result {
     }
     let long = Duration::from_secs(60);
     let engine = net.members[0].as_ref().expect("running").engine.clone();
-    let regs = net.bonded_registrations(&[("validator-1", 300_000)]).await?;
-    let (status, body) = net.post(0, "/v1/items", &serde_json::to_value(&regs[0])?).await?;
+    let regs = net
+        .bonded_registrations(&[("validator-1", 300_000)])
+        .await?;
+    let (status, body) = net
+        .post(0, "/v1/items", &serde_json::to_value(&regs[0])?)
+        .await?;
     assert_eq!(status, 202, "{body}");
     wait_for("validator-1's bond to count at member 0", long, || async {
         let reg = net.get(0, "/v1/registry").await.ok().flatten();
@@ -513,7 +559,13 @@ async fn attack_flooding_the_coordinator_api() -> Result {
     let item = ConsensusItem::Weights(serde_json::from_value(w.clone())?);
     let s0 = net.status(0).await?["session"].as_u64().ok_or("session")?;
     let before = engine.mempool_stats();
-    let statuses = flood(&net.http, format!("{}/v1/weights", net.api(0)), vec![w.clone(); 1000], 50).await;
+    let statuses = flood(
+        &net.http,
+        format!("{}/v1/weights", net.api(0)),
+        vec![w.clone(); 1000],
+        50,
+    )
+    .await;
     wait_for("the weights to be ordered", long, || async {
         Ok((ordered_count(&engine, s0, |i| *i == item).unwrap_or(0) > 0
             && engine.mempool_stats().pending == 0)
@@ -579,20 +631,27 @@ async fn attack_flooding_the_coordinator_api() -> Result {
     })
     .await?;
     let key = kp.x_only_public_key().0;
-    let from_key = ordered_count(&engine, s2, |i| {
-        matches!(i, ConsensusItem::Register(r) if r.key == key)
-    })?;
+    let from_key = ordered_count(
+        &engine,
+        s2,
+        |i| matches!(i, ConsensusItem::Register(r) if r.key == key),
+    )?;
     println!(
         "300 distinct items from one key: answers {t:?}; mempool high water {high} (cap {}); {from_key} ordered",
         boltensor_coordinator::engine::PENDING_PER_KEY
     );
     assert!(high <= boltensor_coordinator::engine::PENDING_PER_KEY);
-    assert!(t.get(&429).copied().unwrap_or(0) > 0, "the key's share was refused beyond its cap");
+    assert!(
+        t.get(&429).copied().unwrap_or(0) > 0,
+        "the key's share was refused beyond its cap"
+    );
     assert!(from_key <= t.get(&202).copied().unwrap_or(0));
 
     // 3. 150 registrations under distinct keys from one IP.
     let bodies: Vec<serde_json::Value> = (0..150)
-        .map(|i| serde_json::to_value(miner_registration(&format!("sybil-{i}"))).expect("serialises"))
+        .map(|i| {
+            serde_json::to_value(miner_registration(&format!("sybil-{i}"))).expect("serialises")
+        })
         .collect();
     let statuses = flood(&net.http, format!("{}/v1/items", net.api(0)), bodies, 50).await;
     let high = engine.mempool_stats().high_water;
@@ -627,7 +686,11 @@ async fn attack_flooding_the_coordinator_api() -> Result {
         let client = reqwest::Client::builder()
             .local_address(std::net::IpAddr::from([127, 0, 0, ip]))
             .build()?;
-        let per_ip = if ip == 1 { MAX_STREAMS_PER_IP + 1 } else { MAX_STREAMS_PER_IP };
+        let per_ip = if ip == 1 {
+            MAX_STREAMS_PER_IP + 1
+        } else {
+            MAX_STREAMS_PER_IP
+        };
         for _ in 0..per_ip {
             let resp = client.get(&url).send().await?;
             answers.push((ip, resp.status().as_u16()));
@@ -639,8 +702,15 @@ async fn attack_flooding_the_coordinator_api() -> Result {
     let t = tally(&answers.iter().map(|(_, s)| *s).collect::<Vec<_>>());
     println!("{} stream requests from 9 IPs: {t:?}", answers.len());
     assert_eq!(open.len(), MAX_STREAMS);
-    assert_eq!(answers[MAX_STREAMS_PER_IP], (1, 429), "the 9th stream from one IP");
-    assert_eq!(t.get(&503).copied(), Some(MAX_STREAMS_PER_IP * 9 + 1 - MAX_STREAMS - 1));
+    assert_eq!(
+        answers[MAX_STREAMS_PER_IP],
+        (1, 429),
+        "the 9th stream from one IP"
+    );
+    assert_eq!(
+        t.get(&503).copied(),
+        Some(MAX_STREAMS_PER_IP * 9 + 1 - MAX_STREAMS - 1)
+    );
     // A closed stream frees its slot.
     drop(open.pop());
     let fresh = reqwest::Client::builder()

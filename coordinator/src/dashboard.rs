@@ -35,10 +35,13 @@ pub const MAX_STREAMS_PER_IP: usize = 8;
 /// Dashboard streams open at once, all clients together (503 beyond).
 pub const MAX_STREAMS: usize = 64;
 
+/// Streams open in all, and per client IP.
+type Slots = Arc<Mutex<(usize, HashMap<Option<IpAddr>, usize>)>>;
+
 /// The open dashboard streams, in all and per client IP.
 #[derive(Debug, Default)]
 pub struct StreamSlots {
-    inner: Arc<Mutex<(usize, HashMap<Option<IpAddr>, usize>)>>,
+    inner: Slots,
 }
 
 impl StreamSlots {
@@ -48,22 +51,22 @@ impl StreamSlots {
     }
 
     /// A slot for a stream from `ip`, held until the stream ends; the refusal to send otherwise.
-    fn take(&self, ip: Option<IpAddr>) -> Result<StreamSlot, Response> {
+    fn take(&self, ip: Option<IpAddr>) -> Result<StreamSlot, Box<Response>> {
         let mut g = self.inner.lock().expect("not poisoned");
         let mine = g.1.get(&ip).copied().unwrap_or(0);
         if mine >= MAX_STREAMS_PER_IP {
-            return Err(crate::api::retry_later(
+            return Err(Box::new(crate::api::retry_later(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("this client has {MAX_STREAMS_PER_IP} dashboard streams open already"),
                 10,
-            ));
+            )));
         }
         if g.0 >= MAX_STREAMS {
-            return Err(crate::api::retry_later(
+            return Err(Box::new(crate::api::retry_later(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{MAX_STREAMS} dashboard streams are open; poll GET /v1/dashboard or retry later"),
                 10,
-            ));
+            )));
         }
         g.0 += 1;
         *g.1.entry(ip).or_default() += 1;
@@ -77,7 +80,7 @@ impl StreamSlots {
 /// One open stream's slot, given back when the stream is dropped (the client went away).
 #[derive(Debug)]
 struct StreamSlot {
-    slots: Arc<Mutex<(usize, HashMap<Option<IpAddr>, usize>)>>,
+    slots: Slots,
     ip: Option<IpAddr>,
 }
 
@@ -99,7 +102,7 @@ impl Drop for StreamSlot {
 pub async fn stream(State(s): State<Arc<ApiState>>, ext: Extensions) -> Response {
     let slot = match s.streams.take(crate::api::client_ip(&ext)) {
         Ok(slot) => slot,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let engine = s.engine.clone();
     let events = engine.subscribe();

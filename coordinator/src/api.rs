@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /v1/status` | member, session, epoch, parameters |
 //! | `GET /v1/federation` | the public federation config (members' keys and addresses) |
-//! | `POST /v1/items` | submit a consensus item (registration, weights, …): 202, or 400 with the reason |
+//! | `POST /v1/items` | submit a consensus item (registration, weights, …): 202 (also when an identical item is already queued), 409 if one is already in effect, 400 with the reason, 429 when the sender's key or IP has too many items waiting, 503 when the mempool is full |
 //! | `POST /v1/weights` | submit a validator's signed weights (same as an item of type `weights`) |
 //! | `GET /v1/sessions/{n}` | a signed session (peers catch up from it) |
 //! | `GET /v1/epochs/{n}`, `/v1/epochs/latest` | a signed epoch result with every input |
@@ -14,15 +14,16 @@
 //! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
 //! | `GET /v1/admin/ledger` | this member's Lightning payments, for the ledger audit (bearer token; only with a node) |
 //! | `GET /metrics` | Prometheus text |
-//! | `GET /` | the dashboard (live over `GET /v1/stream`, server-sent events; `GET /v1/dashboard` one snapshot) |
+//! | `GET /` | the dashboard (live over `GET /v1/stream`, server-sent events, at most a few per client IP and in all: 429 / 503 beyond; `GET /v1/dashboard` one snapshot) |
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,7 +32,7 @@ use boltensor_protocol::Role;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, SubmitError, Submitted};
 use crate::items::{ConsensusItem, ParamVote, MAX_ITEM_BYTES};
 
 /// Shared by the handlers.
@@ -43,6 +44,8 @@ pub struct ApiState {
     pub admin_token: String,
     submitted: AtomicU64,
     refused: AtomicU64,
+    /// Open dashboard streams.
+    pub streams: crate::dashboard::StreamSlots,
 }
 
 /// The router.
@@ -52,6 +55,7 @@ pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
         admin_token,
         submitted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        streams: crate::dashboard::StreamSlots::default(),
     });
     let router = Router::new()
         .route("/v1/status", get(status))
@@ -109,20 +113,53 @@ async fn federation(State(s): State<Arc<ApiState>>) -> Json<crate::FederationCon
     Json(s.engine.config().federation.clone())
 }
 
-fn accept(s: &ApiState, item: ConsensusItem) -> Response {
+/// The client's IP from the connection (an IPv4-mapped IPv6 address as IPv4); `None` when the router
+/// is served without peer addresses.
+pub fn client_ip(ext: &Extensions) -> Option<IpAddr> {
+    let ip = ext.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    })
+}
+
+/// A JSON error with `Retry-After`.
+pub(crate) fn retry_later(status: StatusCode, msg: impl Into<String>, secs: u64) -> Response {
+    let mut resp = error(status, msg);
+    resp.headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+fn accept(s: &ApiState, item: ConsensusItem, from: Option<IpAddr>) -> Response {
     let kind = item.kind();
-    match s.engine.submit(item) {
-        Ok(()) => {
+    match s.engine.submit(item, from) {
+        Ok(how) => {
             s.submitted.fetch_add(1, Ordering::Relaxed);
             (
                 StatusCode::ACCEPTED,
-                Json(json!({ "status": "queued", "type": kind })),
+                Json(json!({
+                    "status": "queued",
+                    "type": kind,
+                    "duplicate": how == Submitted::AlreadyQueued,
+                })),
             )
                 .into_response()
         }
-        Err(reason) => {
+        Err(e) => {
             s.refused.fetch_add(1, Ordering::Relaxed);
-            error(StatusCode::BAD_REQUEST, format!("{kind} refused: {reason}"))
+            match e {
+                SubmitError::Invalid(reason) => {
+                    error(StatusCode::BAD_REQUEST, format!("{kind} refused: {reason}"))
+                }
+                e @ SubmitError::Duplicate(_) => error(StatusCode::CONFLICT, e.to_string()),
+                e @ SubmitError::SenderBusy(_) => {
+                    retry_later(StatusCode::TOO_MANY_REQUESTS, e.to_string(), 2)
+                }
+                e @ SubmitError::Full(_) => {
+                    retry_later(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), 5)
+                }
+            }
         }
     }
 }
@@ -133,6 +170,7 @@ fn body_error(e: BytesRejection) -> Response {
 
 async fn submit_item(
     State(s): State<Arc<ApiState>>,
+    ext: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -149,7 +187,7 @@ async fn submit_item(
             StatusCode::FORBIDDEN,
             "attestations, votes, receipts and slash signatures come from members only",
         ),
-        Ok(item) => accept(&s, item),
+        Ok(item) => accept(&s, item, client_ip(&ext)),
         Err(e) => error(
             StatusCode::BAD_REQUEST,
             format!("not a consensus item: {e}"),
@@ -159,6 +197,7 @@ async fn submit_item(
 
 async fn submit_weights(
     State(s): State<Arc<ApiState>>,
+    ext: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -166,7 +205,7 @@ async fn submit_weights(
         Err(e) => return body_error(e),
     };
     match serde_json::from_slice::<SignedWeights>(&body) {
-        Ok(sw) => accept(&s, ConsensusItem::Weights(sw)),
+        Ok(sw) => accept(&s, ConsensusItem::Weights(sw), client_ip(&ext)),
         Err(e) => error(
             StatusCode::BAD_REQUEST,
             format!("not a signed weight vector: {e}"),
@@ -344,17 +383,42 @@ fn same_secret(presented: &str, ours: &str) -> bool {
 
 async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
     let st = s.engine.state();
+    let links = s.engine.link_stats().snapshot();
+    let pool = s.engine.mempool_stats();
     let body = format!(
         "# TYPE boltensor_coordinator_session gauge\nboltensor_coordinator_session {}\n\
          # TYPE boltensor_coordinator_epoch gauge\nboltensor_coordinator_epoch {}\n\
          # TYPE boltensor_coordinator_registered gauge\nboltensor_coordinator_registered {}\n\
          # TYPE boltensor_coordinator_items_submitted_total counter\nboltensor_coordinator_items_submitted_total {}\n\
-         # TYPE boltensor_coordinator_items_refused_total counter\nboltensor_coordinator_items_refused_total {}\n",
+         # TYPE boltensor_coordinator_items_refused_total counter\nboltensor_coordinator_items_refused_total {}\n\
+         # TYPE boltensor_coordinator_p2p_handshakes_total counter\n\
+         boltensor_coordinator_p2p_handshakes_total{{result=\"ok\"}} {}\n\
+         boltensor_coordinator_p2p_handshakes_total{{result=\"refused\"}} {}\n\
+         # TYPE boltensor_coordinator_p2p_frames_total counter\n\
+         boltensor_coordinator_p2p_frames_total{{result=\"ok\"}} {}\n\
+         boltensor_coordinator_p2p_frames_total{{result=\"refused\"}} {}\n\
+         # TYPE boltensor_coordinator_mempool_items gauge\nboltensor_coordinator_mempool_items {}\n\
+         # TYPE boltensor_coordinator_mempool_high_water gauge\nboltensor_coordinator_mempool_high_water {}\n\
+         # TYPE boltensor_coordinator_items_duplicate_total counter\nboltensor_coordinator_items_duplicate_total {}\n\
+         # TYPE boltensor_coordinator_items_ordered_total counter\n\
+         boltensor_coordinator_items_ordered_total{{result=\"accepted\"}} {}\n\
+         boltensor_coordinator_items_ordered_total{{result=\"rejected\"}} {}\n\
+         # TYPE boltensor_coordinator_dashboard_streams gauge\nboltensor_coordinator_dashboard_streams {}\n",
         st.session,
         st.epoch,
         st.uids.iter().flatten().count(),
         s.submitted.load(Ordering::Relaxed),
         s.refused.load(Ordering::Relaxed),
+        links.0,
+        links.1,
+        links.2,
+        links.3,
+        pool.pending,
+        pool.high_water,
+        pool.duplicates,
+        pool.ordered_accepted,
+        pool.ordered_rejected,
+        s.streams.open(),
     );
     (
         [(

@@ -2,15 +2,17 @@
 //! snapshots — the federation, the registry with scores and earnings, payouts, slashes, and the last
 //! epoch's consensus against each validator's weights.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{Extensions, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::Html;
+use axum::response::{Html, IntoResponse, Response};
 use boltensor_protocol::Role;
-use futures_util::stream::Stream;
 use serde_json::{json, Value};
 
 use crate::api::ApiState;
@@ -28,23 +30,98 @@ pub async fn snapshot_json(State(s): State<Arc<ApiState>>) -> axum::Json<Value> 
     axum::Json(snapshot(&s.engine))
 }
 
-/// `GET /v1/stream`: a snapshot now, after every finished session, and every 5 s.
-pub async fn stream(
-    State(s): State<Arc<ApiState>>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+/// Dashboard streams one client IP may hold open (429 beyond).
+pub const MAX_STREAMS_PER_IP: usize = 8;
+/// Dashboard streams open at once, all clients together (503 beyond).
+pub const MAX_STREAMS: usize = 64;
+
+/// Streams open in all, and per client IP.
+type Slots = Arc<Mutex<(usize, HashMap<Option<IpAddr>, usize>)>>;
+
+/// The open dashboard streams, in all and per client IP.
+#[derive(Debug, Default)]
+pub struct StreamSlots {
+    inner: Slots,
+}
+
+impl StreamSlots {
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.inner.lock().expect("not poisoned").0
+    }
+
+    /// A slot for a stream from `ip`, held until the stream ends; the refusal to send otherwise.
+    fn take(&self, ip: Option<IpAddr>) -> Result<StreamSlot, Box<Response>> {
+        let mut g = self.inner.lock().expect("not poisoned");
+        let mine = g.1.get(&ip).copied().unwrap_or(0);
+        if mine >= MAX_STREAMS_PER_IP {
+            return Err(Box::new(crate::api::retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("this client has {MAX_STREAMS_PER_IP} dashboard streams open already"),
+                10,
+            )));
+        }
+        if g.0 >= MAX_STREAMS {
+            return Err(Box::new(crate::api::retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{MAX_STREAMS} dashboard streams are open; poll GET /v1/dashboard or retry later"),
+                10,
+            )));
+        }
+        g.0 += 1;
+        *g.1.entry(ip).or_default() += 1;
+        Ok(StreamSlot {
+            slots: self.inner.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open stream's slot, given back when the stream is dropped (the client went away).
+#[derive(Debug)]
+struct StreamSlot {
+    slots: Slots,
+    ip: Option<IpAddr>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut g = self.slots.lock().expect("not poisoned");
+        g.0 -= 1;
+        if let Some(c) = g.1.get_mut(&self.ip) {
+            *c -= 1;
+            if *c == 0 {
+                g.1.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// `GET /v1/stream`: a snapshot now, after every finished session, and every 5 s; at most
+/// [`MAX_STREAMS_PER_IP`] per client and [`MAX_STREAMS`] in all.
+pub async fn stream(State(s): State<Arc<ApiState>>, ext: Extensions) -> Response {
+    let slot = match s.streams.take(crate::api::client_ip(&ext)) {
+        Ok(slot) => slot,
+        Err(refused) => return *refused,
+    };
     let engine = s.engine.clone();
     let events = engine.subscribe();
     let stream = futures_util::stream::unfold(
-        (engine, events, true),
-        |(engine, mut events, first)| async move {
+        (engine, events, true, slot),
+        |(engine, mut events, first, slot)| async move {
             if !first {
                 let _ = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
             }
             let data = snapshot(&engine).to_string();
-            Some((Ok(SseEvent::default().data(data)), (engine, events, false)))
+            Some((
+                Ok::<_, Infallible>(SseEvent::default().data(data)),
+                (engine, events, false, slot),
+            ))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// What the dashboard shows.

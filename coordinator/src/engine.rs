@@ -5,7 +5,9 @@
 //! session; n − f valid signatures finish it. A member that fell behind fetches signed sessions from
 //! its peers' APIs, re-applies their items and checks the signatures against its own recomputation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +38,138 @@ pub enum UnitData {
 }
 
 type Data = NetworkData<Sha256Hasher, UnitData, Sig, aleph_bft::NodeMap<Sig>>;
+
+/// Items one registration key (or validator key) may have waiting to be ordered at this member.
+pub const PENDING_PER_KEY: usize = 4;
+/// Items one client IP may have waiting to be ordered at this member.
+pub const PENDING_PER_IP: usize = 64;
+/// Items waiting to be ordered at this member, all senders together.
+pub const PENDING_TOTAL: usize = 2048;
+
+/// How a submitted item was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued for ordering.
+    Queued,
+    /// An identical item is already queued here: nothing more to do (idempotent).
+    AlreadyQueued,
+}
+
+/// Why a submitted item was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The item is invalid against the current state (or too large).
+    #[error("{0}")]
+    Invalid(String),
+    /// An identical item is already in effect (ordered before).
+    #[error("duplicate: an identical {0} item is already in effect")]
+    Duplicate(&'static str),
+    /// The sender (its key or its IP) has as many items waiting as it may.
+    #[error("{0}")]
+    SenderBusy(String),
+    /// This member's mempool is full.
+    #[error("the mempool is full ({0} items waiting); retry later")]
+    Full(usize),
+}
+
+/// Items submitted through the API and not ordered yet: by digest, with their sender's key and IP.
+#[derive(Debug, Default)]
+struct Pending {
+    items: HashMap<[u8; 32], (Option<String>, Option<IpAddr>)>,
+    per_key: HashMap<String, usize>,
+    per_ip: HashMap<IpAddr, usize>,
+    high_water: usize,
+}
+
+impl Pending {
+    fn admit(
+        &self,
+        digest: &[u8; 32],
+        key: Option<&String>,
+        ip: Option<IpAddr>,
+    ) -> Result<Option<Submitted>, SubmitError> {
+        if self.items.contains_key(digest) {
+            return Ok(Some(Submitted::AlreadyQueued));
+        }
+        if self.items.len() >= PENDING_TOTAL {
+            return Err(SubmitError::Full(self.items.len()));
+        }
+        if key.is_some_and(|k| self.per_key.get(k).copied().unwrap_or(0) >= PENDING_PER_KEY) {
+            return Err(SubmitError::SenderBusy(format!(
+                "this key has {PENDING_PER_KEY} items waiting to be ordered; retry once they are"
+            )));
+        }
+        if ip.is_some_and(|ip| self.per_ip.get(&ip).copied().unwrap_or(0) >= PENDING_PER_IP) {
+            return Err(SubmitError::SenderBusy(format!(
+                "this client has {PENDING_PER_IP} items waiting to be ordered; retry once they are"
+            )));
+        }
+        Ok(None)
+    }
+
+    fn insert(&mut self, digest: [u8; 32], key: Option<String>, ip: Option<IpAddr>) {
+        if let Some(k) = &key {
+            *self.per_key.entry(k.clone()).or_default() += 1;
+        }
+        if let Some(ip) = ip {
+            *self.per_ip.entry(ip).or_default() += 1;
+        }
+        self.items.insert(digest, (key, ip));
+        self.high_water = self.high_water.max(self.items.len());
+    }
+
+    fn remove(&mut self, digest: &[u8; 32]) {
+        let Some((key, ip)) = self.items.remove(digest) else {
+            return;
+        };
+        if let Some(k) = key {
+            if let Some(c) = self.per_key.get_mut(&k) {
+                *c -= 1;
+                if *c == 0 {
+                    self.per_key.remove(&k);
+                }
+            }
+        }
+        if let Some(ip) = ip {
+            if let Some(c) = self.per_ip.get_mut(&ip) {
+                *c -= 1;
+                if *c == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// The mempool's figures (`/metrics`; the flooding test reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MempoolStats {
+    /// Submitted items waiting to be ordered.
+    pub pending: usize,
+    /// The most that ever waited at once.
+    pub high_water: usize,
+    /// Ordered items this member applied.
+    pub ordered_accepted: u64,
+    /// Ordered items this member dropped as invalid (each cost a state copy and a check).
+    pub ordered_rejected: u64,
+    /// Submissions answered as duplicates (queued already, or in effect).
+    pub duplicates: u64,
+}
+
+/// The digest the mempool knows an item by.
+fn item_digest(item: &ConsensusItem) -> [u8; 32] {
+    sha256::Hash::hash(&item.encode()).to_byte_array()
+}
+
+/// The key that signed an item submitted through the API (the sender the mempool bounds).
+fn sender_key(item: &ConsensusItem) -> Option<String> {
+    match item {
+        ConsensusItem::Register(r) => Some(r.key.to_string()),
+        ConsensusItem::Deregister(d) => Some(d.key.to_string()),
+        ConsensusItem::Weights(sw) => Some(hex::encode(sw.vector.validator)),
+        _ => None,
+    }
+}
 
 /// What the engine reports to the API and dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +212,10 @@ pub struct Engine {
     future_frames: Arc<Mutex<Vec<Inbound>>>,
     events: broadcast::Sender<Event>,
     http: reqwest::Client,
+    pending: Mutex<Pending>,
+    ordered_accepted: AtomicU64,
+    ordered_rejected: AtomicU64,
+    duplicates: AtomicU64,
 }
 
 impl Engine {
@@ -128,6 +266,10 @@ impl Engine {
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("a reqwest client builds"),
+            pending: Mutex::new(Pending::default()),
+            ordered_accepted: AtomicU64::new(0),
+            ordered_rejected: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
         }))
     }
 
@@ -151,22 +293,91 @@ impl Engine {
         self.state.lock().expect("not poisoned").clone()
     }
 
+    /// What the peer links saw (handshakes and frames accepted and refused).
+    pub fn link_stats(&self) -> &crate::net::LinkStats {
+        self.p2p.stats()
+    }
+
     /// Session and epoch events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
 
-    /// Checks `item` against the current state and queues it for ordering. The check is advisory (the
-    /// state may change before the item is ordered); the ordered item is checked again by everyone.
-    pub fn submit(&self, item: ConsensusItem) -> Result<(), String> {
+    /// Checks `item` and queues it for ordering, `from` the client's IP if known. An item identical to
+    /// one already queued here is not queued again ([`Submitted::AlreadyQueued`]), nor one already in
+    /// effect ([`SubmitError::Duplicate`]); each sender key and IP may have a few items waiting
+    /// ([`PENDING_PER_KEY`], [`PENDING_PER_IP`]), the mempool [`PENDING_TOTAL`]. The check against the
+    /// state is advisory (the state may change before the item is ordered); the ordered item is checked
+    /// again by everyone. Signatures are checked before the state is copied for the check.
+    pub fn submit(
+        &self,
+        item: ConsensusItem,
+        from: Option<IpAddr>,
+    ) -> Result<Submitted, SubmitError> {
         let encoded = item.encode();
         if encoded.len() > MAX_ITEM_BYTES {
-            return Err(format!("item of {} bytes is too large", encoded.len()));
+            return Err(SubmitError::Invalid(format!(
+                "item of {} bytes is too large",
+                encoded.len()
+            )));
         }
-        let mut scratch = self.state();
-        scratch.apply(&item, self.cfg.index)?;
+        let digest = item_digest(&item);
+        let key = sender_key(&item);
+        let duplicate = |r: Result<Option<Submitted>, SubmitError>| {
+            if matches!(r, Ok(Some(_))) {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            r
+        };
+        if let Some(done) = duplicate(self.pending.lock().expect("not poisoned").admit(
+            &digest,
+            key.as_ref(),
+            from,
+        ))? {
+            return Ok(done);
+        }
+        match &item {
+            ConsensusItem::Register(r) => r.verify().map_err(SubmitError::Invalid)?,
+            ConsensusItem::Deregister(d) => d.verify().map_err(SubmitError::Invalid)?,
+            ConsensusItem::Weights(sw) => sw
+                .verify()
+                .map_err(|e| SubmitError::Invalid(e.to_string()))?,
+            _ => {}
+        }
+        {
+            let state = self.state.lock().expect("not poisoned");
+            if in_effect(&state, &item) {
+                drop(state);
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::Duplicate(item.kind()));
+            }
+            let mut scratch = state.clone();
+            drop(state);
+            scratch
+                .apply(&item, self.cfg.index)
+                .map_err(SubmitError::Invalid)?;
+        }
+        let mut pending = self.pending.lock().expect("not poisoned");
+        // Checked again: another request may have queued the same item or filled the sender's share.
+        if let Some(done) = duplicate(pending.admit(&digest, key.as_ref(), from))? {
+            return Ok(done);
+        }
+        pending.insert(digest, key, from);
+        drop(pending);
         self.propose(item);
-        Ok(())
+        Ok(Submitted::Queued)
+    }
+
+    /// The mempool's figures.
+    pub fn mempool_stats(&self) -> MempoolStats {
+        let p = self.pending.lock().expect("not poisoned");
+        MempoolStats {
+            pending: p.items.len(),
+            high_water: p.high_water,
+            ordered_accepted: self.ordered_accepted.load(Ordering::Relaxed),
+            ordered_rejected: self.ordered_rejected.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+        }
     }
 
     /// Queues an item without checking it (the member's own attestations, votes and receipts).
@@ -355,6 +566,11 @@ impl Engine {
             }
             return Ok(());
         }
+        // Ordered (by whichever member): no longer waiting here, whether it applies or not.
+        self.pending
+            .lock()
+            .expect("not poisoned")
+            .remove(&item_digest(&item));
         let mut state = self.state.lock().expect("not poisoned");
         let mut next = state.clone();
         match next.apply(&item, peer) {
@@ -364,8 +580,10 @@ impl Engine {
                 tracing::debug!(session, peer, kind = accepted.item.kind(), "item accepted");
                 *state = next;
                 *index += 1;
+                self.ordered_accepted.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => {
+                self.ordered_rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(session, peer, kind = item.kind(), %reason, "item rejected")
             }
         }
@@ -515,6 +733,25 @@ impl Engine {
             }
         }
         None
+    }
+}
+
+/// Whether `item` is already in effect: the registry holds exactly this registration, or this validator's
+/// weights for the epoch being collected are exactly these. Read from the state without copying it.
+fn in_effect(state: &State, item: &ConsensusItem) -> bool {
+    match item {
+        ConsensusItem::Register(r) => state
+            .uid_of(&r.key)
+            .and_then(|u| state.uids[u as usize].as_ref())
+            .is_some_and(|n| n.registration == *r),
+        ConsensusItem::Weights(sw) => {
+            bitcoin::secp256k1::XOnlyPublicKey::from_slice(&sw.vector.validator)
+                .ok()
+                .and_then(|k| state.uid_of(&k))
+                .and_then(|u| state.weights.get(&u))
+                .is_some_and(|(epoch, _, held)| *epoch == state.epoch && held == sw)
+        }
+        _ => false,
     }
 }
 

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::{Amount, FeeRate, Network};
 use boltensor_audit::fault::{record, FaultRow};
 use boltensor_audit::{check_settled, AuditReport, Ledger, Payout};
@@ -26,7 +25,7 @@ use boltensor_coordinator::store::{AcceptedItem, SignedEpoch, SignedSession};
 use boltensor_testenv::wait_for;
 use common::{key, miner_registration, weights, Net, Result};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn init_tracing() {
@@ -171,29 +170,12 @@ fn forged_session(
 /// Opens a peer link to `addr` as member `me` (the p2p handshake of coordinator/src/net.rs).
 async fn dial_as(
     addr: std::net::SocketAddr,
-    me: usize,
     to: usize,
     kc: &Keychain,
     fed: &[u8; 32],
-) -> std::io::Result<TcpStream> {
-    let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::other("connect timed out"))??;
-    let mut challenge = [0u8; 32];
-    tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut challenge))
-        .await
-        .map_err(|_| std::io::Error::other("no challenge"))??;
-    let mut e = sha256::Hash::engine();
-    e.input(b"boltensor/p2p-hello/v1");
-    e.input(fed);
-    e.input(&(me as u32).to_be_bytes());
-    e.input(&(to as u32).to_be_bytes());
-    e.input(&challenge);
-    let digest = sha256::Hash::from_engine(e).to_byte_array();
-    let mut hello = (me as u32).to_be_bytes().to_vec();
-    hello.extend(kc.sign_bytes(&digest).0);
-    s.write_all(&hello).await?;
-    Ok(s)
+) -> std::result::Result<boltensor_coordinator::net::Outbound, boltensor_coordinator::net::LinkError>
+{
+    boltensor_coordinator::net::dial(addr, to, kc, fed).await
 }
 
 /// Frames (session number, then the SCALE-encoded aleph-bft message) of requests with out-of-range member
@@ -230,14 +212,12 @@ async fn garbage_links(
             if let Ok(mut s) = TcpStream::connect(addr).await {
                 let _ = s.write_all(&random_vec(4096)).await;
             }
-            if let Ok(mut s) = dial_as(addr, 3, to, &byz, &fed.id()).await {
+            if let Ok(mut link) = dial_as(addr, to, &byz, &fed.id()).await {
                 let session = engine.state().session;
                 for k in 0..30u64 {
                     let mut frame = (session + k % 3).to_be_bytes().to_vec();
                     frame.extend(random_vec(3000));
-                    if s.write_u32(frame.len() as u32).await.is_err()
-                        || s.write_all(&frame).await.is_err()
-                    {
+                    if link.send_frame(&frame).await.is_err() {
                         break;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
@@ -245,17 +225,16 @@ async fn garbage_links(
                 // Well-formed aleph-bft requests naming a member index that does not exist (the
                 // requester of a NewestRequest, the creator of a CoordRequest's unit).
                 for crafted in bogus_requests(session) {
-                    if s.write_u32(crafted.len() as u32).await.is_err()
-                        || s.write_all(&crafted).await.is_err()
-                    {
+                    if link.send_frame(&crafted).await.is_err() {
                         break;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = s.write_u32(3).await;
-                let _ = s.write_all(&[1, 2, 3]).await;
+                // An authenticated frame too short to hold a session number.
+                let _ = link.send_frame(&[1, 2, 3]).await;
             }
-            if let Ok(mut s) = dial_as(addr, 3, to, &byz, &fed.id()).await {
+            if let Ok(mut link) = dial_as(addr, to, &byz, &fed.id()).await {
+                let (s, _) = link.parts();
                 let _ = s.write_u32(u32::MAX).await;
                 let _ = s.write_all(&random_vec(1000)).await;
             }

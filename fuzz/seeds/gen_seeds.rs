@@ -246,9 +246,11 @@ fn main() {
         c.put("consensus_items", name, bytes);
     }
 
-    // p2p_frame: hello, then frames (session + payload): a unit batch, SCALE-shaped bytes.
+    // p2p_frame: hello (index, ephemeral key, signature), then frames sealed under the fuzz target's key
+    // (session + payload): a unit batch, SCALE-shaped bytes.
     let mut stream = Vec::new();
     stream.extend(1u32.to_be_bytes());
+    stream.extend([0x02; 33]);
     stream.extend([0x11; 64]);
     let batch = serde_json::to_vec(
         &items
@@ -259,10 +261,9 @@ fn main() {
             .collect::<Vec<_>>(),
     )
     .expect("json");
+    let mut sealer = boltensor_coordinator::net::Sealer::with_key([7; 32]);
     for payload in [batch.as_slice(), &[0, 0, 4, 1, 2, 3, 4], &[1, 0, 0, 0]] {
-        stream.extend((payload.len() as u32 + 8).to_be_bytes());
-        stream.extend(3u64.to_be_bytes());
-        stream.extend(payload);
+        stream.extend(sealer.seal(&boltensor_coordinator::net::frame_body(3, payload)));
     }
     c.put("p2p_frame", "stream", &stream);
 

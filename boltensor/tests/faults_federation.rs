@@ -33,21 +33,18 @@ fn key(label: &str) -> Keypair {
     Keypair::from_secret_key(SECP256K1, &secret)
 }
 
-fn miner_registration(label: &str, node_id: &str) -> ConsensusItem {
+/// A miner registration for federation `fed`, signed by its key and its node (`sign_node`).
+fn miner_registration(
+    fed: [u8; 32],
+    label: &str,
+    node_id: &str,
+    sign_node: impl FnOnce(&[u8]) -> String,
+) -> ConsensusItem {
     let kp = key(label);
-    ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: kp.x_only_public_key().0,
-            node_id: node_id.to_string(),
-            api: Some(format!("http://127.0.0.1:1/{label}")),
-            models: vec!["all-minilm-l6-v2".into()],
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
-        }
-        .sign(&kp),
-    )
+    let mut r = Registration::new(Role::Miner, kp.x_only_public_key().0, node_id.into(), fed);
+    r.api = Some(format!("http://127.0.0.1:1/{label}"));
+    r.models = vec!["all-minilm-l6-v2".into()];
+    ConsensusItem::Register(r.sign_node(sign_node).sign(&kp))
 }
 
 fn weights(validator: &str, epoch: u64, w: &[(String, u16)]) -> Value {
@@ -94,13 +91,13 @@ async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
     let (_, e_kill) = fed.status(0).await.ok_or("member 0's status")?;
 
     // The others keep signing epochs; a registration submitted meanwhile is ordered without member 2.
-    let miner = key("miner-late").public_key().to_string();
+    let node = key("miner-late-node");
+    let miner = node.public_key().to_string();
+    let item = miner_registration(fed.config()?.id(), "miner-late", &miner, |m| {
+        boltensor_ln::sign_message_with_key(m, &node.secret_key())
+    });
     assert_eq!(
-        fed.post(
-            0,
-            "/v1/items",
-            &serde_json::to_value(miner_registration("miner-late", &miner))?
-        )
+        fed.post(0, "/v1/items", &serde_json::to_value(item)?)
         .await?,
         202
     );
@@ -277,22 +274,12 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
         fed.wait_epoch(&[0, 1, 2, 3], 1, long).await?;
         let token = std::fs::read_to_string(fed.member_dir(0).join("admin.token"))?.trim().to_string();
         for (label, node) in [("miner-a", &miner_a), ("miner-b", &miner_b)] {
-            let item = miner_registration(label, &node.node_id().to_string());
+            let item = miner_registration(cfg.id(), label, &node.node_id().to_string(), |m| node.sign_message(m));
             assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(item)?).await?, 202);
         }
-        let reg = ConsensusItem::Register(
-            Registration {
-                role: Role::Validator,
-                key: owner.x_only_public_key().0,
-                node_id: validator.node_id().to_string(),
-                api: None,
-                models: vec![],
-                payout_offer: None,
-                bond: Some(proof.to_hex()),
-                signature: String::new(),
-            }
-            .sign(&owner),
-        );
+        let mut reg = Registration::new(Role::Validator, owner.x_only_public_key().0, validator.node_id().to_string(), cfg.id());
+        reg.bond = Some(proof.to_hex());
+        let reg = ConsensusItem::Register(reg.sign_node(|m| validator.sign_message(m)).sign(&owner));
         assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(reg)?).await?, 202);
         wait_for("the validator's bond to count", long, || async {
             let reg = fed.get(1, "/v1/registry").await;

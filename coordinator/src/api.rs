@@ -122,7 +122,14 @@ fn accept(s: &ApiState, item: ConsensusItem) -> Response {
         }
         Err(reason) => {
             s.refused.fetch_add(1, Ordering::Relaxed);
-            error(StatusCode::BAD_REQUEST, format!("{kind} refused: {reason}"))
+            // 409: well-formed, but it conflicts with the registry (a bond, node id or URL another
+            // registrant holds) or is older than what the registry has seen of its key (a replay).
+            let status = if reason.starts_with("conflict:") || reason.starts_with("stale ") {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            error(status, format!("{kind} refused: {reason}"))
         }
     }
 }

@@ -35,8 +35,12 @@ pub struct Neuron {
     pub registered_epoch: u64,
     /// The session it registered in (Yuma's `BlockAtRegistration`: a session is a block).
     pub registered_session: u64,
-    /// The last epoch's incentive (u16), for pruning.
+    /// The last epoch's incentive (u16).
     pub last_incentive: u16,
+    /// The last epoch's emission to it, msat: incentive (miners) plus dividends (validators) — what a full
+    /// registry prunes by, as subtensor's pruning score.
+    #[serde(default)]
+    pub last_emission: u64,
     /// Caught misbehaving (two different signed vectors for one epoch): no stake, no weights, and its
     /// bond is due to be slashed.
     #[serde(default)]
@@ -341,6 +345,17 @@ impl State {
                 })
             }
         };
+        if r.role == Role::Miner && self.params.miner_bond_min_sat > 0 {
+            let ok = bond
+                .as_ref()
+                .is_some_and(|b| b.amount_sat >= self.params.miner_bond_min_sat);
+            if !ok {
+                return Err(format!(
+                    "a miner registers with a bond of at least {} sat (miner_bond_min_sat)",
+                    self.params.miner_bond_min_sat
+                ));
+            }
+        }
         // One bond, one node, one URL: each backs or names at most one registrant.
         let api = r.api.as_deref().map(normalise_url);
         for other in self.uids.iter().flatten() {
@@ -395,6 +410,7 @@ impl State {
             registered_epoch: self.epoch,
             registered_session: self.session,
             last_incentive: 0,
+            last_emission: 0,
             slashed,
         };
         let uid = if let Some(free) = self.uids.iter().position(Option::is_none) {
@@ -405,14 +421,16 @@ impl State {
             self.bonds.push(Vec::new());
             self.uids.len() - 1
         } else {
-            // Full: prune the lowest-incentive registrant past its immunity (lowest uid on ties).
+            // Full: prune the registrant past its immunity with the lowest emission (incentive plus
+            // dividends: a validator's incentive is always 0), then the lowest stake, then the lowest uid.
+            let f = self.max_faulty();
             let victim = self
                 .uids
                 .iter()
                 .enumerate()
                 .filter_map(|(u, n)| n.as_ref().map(|n| (u, n)))
                 .filter(|(_, n)| n.registered_epoch + self.params.immunity_epochs <= self.epoch)
-                .min_by_key(|(u, n)| (n.last_incentive, *u))
+                .min_by_key(|(u, n)| (n.last_emission, n.stake_sat(f), *u))
                 .map(|(u, _)| u)
                 .ok_or("registry full and every registrant is immune")?;
             self.free_uid(victim as u16);
@@ -555,6 +573,8 @@ impl State {
         for (u, n) in self.uids.iter_mut().enumerate() {
             if let Some(n) = n {
                 n.last_incentive = result.output.incentive[u];
+                n.last_emission = result.output.server_emission[u]
+                    .saturating_add(result.output.validator_emission[u]);
             }
         }
         for p in &result.payouts {
@@ -919,7 +939,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_registry_prunes_the_lowest_incentive_registrant_past_immunity() {
+    fn a_full_registry_prunes_the_lowest_emission_registrant_past_immunity() {
         let mut st = state(3, 2);
         for i in 0..3 {
             st.apply(&miner(i), 0).expect("room");
@@ -929,8 +949,8 @@ mod tests {
         assert!(err.contains("immune"), "{err}");
         // Two epochs later, with incentives 500, 100, 900: uid 1 (lowest) makes room.
         st.epoch = 2;
-        for (u, inc) in [(0usize, 500u16), (1, 100), (2, 900)] {
-            st.uids[u].as_mut().expect("registered").last_incentive = inc;
+        for (u, emission) in [(0usize, 500u64), (1, 100), (2, 900)] {
+            st.uids[u].as_mut().expect("registered").last_emission = emission;
         }
         st.apply(&miner(3), 0).expect("prunes uid 1");
         assert_eq!(st.uid_of(&kp(3).x_only_public_key().0), Some(1));
@@ -1091,6 +1111,21 @@ mod tests {
         let foreign = ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), [9; 32], 99));
         let err = st.apply(&foreign, 0).expect_err("another federation");
         assert!(err.contains("federation"), "{err}");
+    }
+
+    #[test]
+    fn a_miner_registers_with_a_bond_when_the_federation_asks_for_one() {
+        let mut st = state(8, 0);
+        st.params.miner_bond_min_sat = 50_000;
+        let err = st
+            .apply(&ConsensusItem::Register(registrant(0, Role::Miner, 1, None)), 0)
+            .expect_err("no bond");
+        assert!(err.contains("miner_bond_min_sat"), "{err}");
+        st.apply(
+            &ConsensusItem::Register(registrant(0, Role::Miner, 2, Some((77, 5)))),
+            0,
+        )
+        .expect("bonded");
     }
 
     #[test]

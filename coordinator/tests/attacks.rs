@@ -477,3 +477,130 @@ async fn slashing_survives_re_registration() -> Result {
     assert_eq!(weights_answer.0, 400, "{}", weights_answer.1);
     Ok(())
 }
+
+/// Row 4 (federation side): the registry is full; a bonded validator (uid 0) earns dividends, a miner
+/// earns incentive; an attacker's free registrations burst in once the earlier ones lost their immunity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
+    init_tracing();
+    let net = Net::start_with(|p| {
+        p.max_uids = 4;
+        p.immunity_epochs = 1;
+    })
+    .await?;
+    let regs = net.bonded_registrations(&[("validator-1", BOND)]).await?;
+    assert_eq!(post(&net, 0, &regs[0]).await?.0, 202);
+    wait_for("the validator's bond to count", LONG, || async {
+        let n = registrant(&net, 0, "validator-1").await;
+        Ok(n.filter(|n| n["stake_sat"].as_u64() == Some(BOND)))
+    })
+    .await?;
+    for label in ["miner-a", "sybil-0", "sybil-1"] {
+        let (status, body) = post(&net, 1, &common::miner_registration(label)).await?;
+        assert_eq!(status, 202, "{body}");
+        settle(&net).await?;
+    }
+    assert_eq!(registry(&net, 0).await.len(), 4, "full");
+    // The validator weighs the miner each epoch until an epoch pays it dividends (and the sybils are past
+    // their immunity).
+    let submitter = {
+        let api = net.api(0);
+        let http = net.http.clone();
+        tokio::spawn(async move {
+            loop {
+                let e = async {
+                    let s: Value = http.get(format!("{api}/v1/status")).send().await.ok()?.json().await.ok()?;
+                    s["epoch"].as_u64()
+                }
+                .await;
+                if let Some(e) = e {
+                    let _ = http
+                        .post(format!("{api}/v1/weights"))
+                        .json(&weights("validator-1", e, &[("miner-a", 65_535)]))
+                        .send()
+                        .await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    let validator_key = key("validator-1").x_only_public_key().0;
+    let paid = wait_for("an epoch paying the validator dividends", LONG * 2, || async {
+        let e = net.get(0, "/v1/epochs/latest").await.ok().flatten();
+        let Some(e) = e.and_then(|e| {
+            serde_json::from_value::<boltensor_coordinator::store::SignedEpoch>(e).ok()
+        }) else {
+            return Ok(None);
+        };
+        let uid = e
+            .result
+            .inputs
+            .neurons
+            .iter()
+            .flatten()
+            .find(|n| n.key == validator_key)
+            .map(|n| n.uid as usize);
+        Ok(uid.and_then(|u| {
+            (e.result.output.validator_emission[u] > 0
+                && e.result.inputs.epoch >= 1)
+                .then_some((e.result.inputs.epoch, e.result.output.validator_emission[u]))
+        }))
+    })
+    .await?;
+    submitter.abort();
+    let last_registered = registry(&net, 0)
+        .await
+        .iter()
+        .filter_map(|n| n["registered_epoch"].as_u64())
+        .max()
+        .unwrap_or(0);
+    wait_for("every registrant past its immunity", LONG, || async {
+        let e = net.status(0).await.ok().and_then(|s| s["epoch"].as_u64());
+        Ok(e.filter(|e| *e > last_registered))
+    })
+    .await?;
+    let before: Vec<String> = registry(&net, 0)
+        .await
+        .iter()
+        .filter_map(|n| n["key"].as_str().map(String::from))
+        .collect();
+
+    // The burst: two free registrations (each replaces one registrant past its immunity).
+    let mut answers = Vec::new();
+    for i in 2..4 {
+        let (status, body) =
+            post(&net, i % 4, &common::miner_registration(&format!("sybil-{i}"))).await?;
+        answers.push(status);
+        if status != 202 {
+            println!("  burst registration sybil-{i}: {status} {body}");
+        }
+        settle(&net).await?;
+    }
+    let after = registry(&net, 0).await;
+    let evicted: Vec<&String> = before
+        .iter()
+        .filter(|k| !after.iter().any(|n| n["key"].as_str() == Some(k.as_str())))
+        .collect();
+    let validator = registrant(&net, 0, "validator-1").await;
+    println!(
+        "ATTACK registration burst: epoch {} paid the validator {} msat of dividends; {} burst registrations \
+         ({answers:?}) evicted {evicted:?}; the bonded validator is {} (honest: still registered with {BOND} sat)",
+        paid.0,
+        paid.1,
+        answers.len(),
+        validator
+            .as_ref()
+            .map_or("EVICTED".to_string(), |v| format!("registered with {} sat", v["stake_sat"])),
+    );
+    for i in 0..4 {
+        let v = registrant(&net, i, "validator-1")
+            .await
+            .ok_or(format!("member {i} evicted the bonded validator"))?;
+        assert_eq!(v["stake_sat"].as_u64(), Some(BOND));
+    }
+    assert!(
+        !evicted.contains(&&xonly("validator-1")),
+        "{evicted:?}"
+    );
+    Ok(())
+}

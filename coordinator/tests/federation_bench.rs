@@ -113,6 +113,7 @@ fn big_state(miners: usize, validators: usize) -> State {
             registered_epoch: 0,
             registered_session: 0,
             last_incentive: 0,
+            last_emission: 0,
             slashed: false,
         }));
         st.permits.push(role == Role::Validator);

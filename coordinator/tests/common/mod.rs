@@ -91,6 +91,11 @@ pub struct Net {
 impl Net {
     /// A federation of four with its bitcoind, members not started yet.
     pub async fn new() -> Result<Net> {
+        Net::with_params(|_| {}).await
+    }
+
+    /// Like [`Net::new`] with the test parameters changed by `tweak`.
+    pub async fn with_params(tweak: impl FnOnce(&mut Params)) -> Result<Net> {
         let testnet = TestNet::start().await?;
         let ChainSource::BitcoindRpc {
             port,
@@ -105,6 +110,16 @@ impl Net {
             format!("http://127.0.0.1:{port}"),
             RpcAuth::UserPass { user, password },
         );
+        let mut params = Params {
+            epoch_sessions: 2,
+            bond_min_timelock: 50,
+            bond_margin: 5,
+            bond_min_confirmations: 1,
+            bond_min_sat: 10_000,
+            epoch_pool_msat: 1_000_000,
+            ..Params::default()
+        };
+        tweak(&mut params);
         let (federation, keys) = boltensor_coordinator::config::loopback_federation(
             "test",
             b"test",
@@ -113,15 +128,7 @@ impl Net {
                 rounds_per_session: 8,
                 round_delay_ms: 60,
             },
-            Params {
-                epoch_sessions: 2,
-                bond_min_timelock: 50,
-                bond_margin: 5,
-                bond_min_confirmations: 1,
-                bond_min_sat: 10_000,
-                epoch_pool_msat: 1_000_000,
-                ..Params::default()
-            },
+            params,
         )?;
         federation.validate()?;
         Ok(Net {
@@ -140,7 +147,12 @@ impl Net {
 
     /// A federation of four, all started.
     pub async fn start() -> Result<Net> {
-        let mut net = Net::new().await?;
+        Net::start_with(|_| {}).await
+    }
+
+    /// Like [`Net::start`] with the test parameters changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Params)) -> Result<Net> {
+        let mut net = Net::with_params(tweak).await?;
         for i in 0..4 {
             net.members[i] = Some(net.start_member(i).await?);
         }

@@ -1303,12 +1303,7 @@ fn miner_node_id(m: usize) -> String {
 fn miner_registration(fed: [u8; 32], m: usize) -> ConsensusItem {
     let kp = key("miner", m);
     let node = key("miner-node", m);
-    let mut reg = Registration::new(
-        Role::Miner,
-        kp.x_only_public_key().0,
-        miner_node_id(m),
-        fed,
-    );
+    let mut reg = Registration::new(Role::Miner, kp.x_only_public_key().0, miner_node_id(m), fed);
     reg.api = Some(format!("http://127.0.0.1:1/miner-{m}"));
     reg.models = vec![EMBEDDING_MODEL.into()];
     ConsensusItem::Register(

@@ -103,7 +103,10 @@ fn init_writes_random_keys_and_refuses_a_seed_outside_regtest() -> Result {
         );
     }
     let (a, b) = (keys("a")?, keys("b")?);
-    println!("ATTACK public default keys: run a member 0 key {}, run b member 0 key {}", a[0], b[0]);
+    println!(
+        "ATTACK public default keys: run a member 0 key {}, run b member 0 key {}",
+        a[0], b[0]
+    );
     assert!(
         a.iter().all(|k| !b.contains(k)),
         "two runs without --seed share a key: {a:?} {b:?}"

@@ -98,7 +98,7 @@ async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
     });
     assert_eq!(
         fed.post(0, "/v1/items", &serde_json::to_value(item)?)
-        .await?,
+            .await?,
         202
     );
     let during = fed.wait_epoch(&[0, 1, 3], e_kill + 3, long).await?;

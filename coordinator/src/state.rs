@@ -1055,15 +1055,19 @@ mod tests {
     #[test]
     fn one_bond_outpoint_backs_one_registrant() {
         let mut st = state(8, 0);
-        let reg = |i, seq| ConsensusItem::Register(registrant(i, Role::Validator, seq, Some((77, 5))));
+        let reg =
+            |i, seq| ConsensusItem::Register(registrant(i, Role::Validator, seq, Some((77, 5))));
         st.apply(&reg(0, 1), 0).expect("first claim");
         let err = st.apply(&reg(1, 1), 0).expect_err("second claim");
         assert!(err.contains("already backs"), "{err}");
         // Its own key may re-register with it; once it leaves, the bond is free again.
         st.apply(&reg(0, 2), 0).expect("same registrant");
         let fed = st.federation_id();
-        st.apply(&ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 3)), 0)
-            .expect("leaves");
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 3)),
+            0,
+        )
+        .expect("leaves");
         st.apply(&reg(1, 2), 0).expect("the bond is free");
     }
 
@@ -1074,7 +1078,9 @@ mod tests {
         let mut r = registrant(0, Role::Miner, 1, None);
         r.node_id = kp(1001).public_key().to_string();
         let r = r.sign(&kp(0));
-        let err = st.apply(&ConsensusItem::Register(r), 0).expect_err("unproven node");
+        let err = st
+            .apply(&ConsensusItem::Register(r), 0)
+            .expect_err("unproven node");
         assert!(err.contains("node signature"), "{err}");
         // One registration per node id and per API URL.
         let mut a = registrant(0, Role::Miner, 1, None);
@@ -1083,14 +1089,17 @@ mod tests {
         let a = a
             .sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
             .sign(&kp(0));
-        st.apply(&ConsensusItem::Register(a), 0).expect("the victim");
+        st.apply(&ConsensusItem::Register(a), 0)
+            .expect("the victim");
         let mut b = registrant(1, Role::Miner, 1, None);
         b.api = Some("HTTP://victim:8080/".into());
         let node = kp(1001);
         let b = b
             .sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
             .sign(&kp(1));
-        let err = st.apply(&ConsensusItem::Register(b), 0).expect_err("same URL");
+        let err = st
+            .apply(&ConsensusItem::Register(b), 0)
+            .expect_err("same URL");
         assert!(err.contains("API URL"), "{err}");
     }
 
@@ -1102,9 +1111,14 @@ mod tests {
         st.apply(&old_reg, 0).expect("registers");
         let old_dereg = ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 6));
         st.apply(&old_dereg, 0).expect("leaves");
-        st.apply(&ConsensusItem::Register(registrant(0, Role::Miner, 7, None)), 0)
-            .expect("comes back");
-        let err = st.apply(&old_dereg, 0).expect_err("replayed deregistration");
+        st.apply(
+            &ConsensusItem::Register(registrant(0, Role::Miner, 7, None)),
+            0,
+        )
+        .expect("comes back");
+        let err = st
+            .apply(&old_dereg, 0)
+            .expect_err("replayed deregistration");
         assert!(err.contains("stale"), "{err}");
         let err = st.apply(&old_reg, 0).expect_err("replayed registration");
         assert!(err.contains("stale"), "{err}");
@@ -1118,7 +1132,10 @@ mod tests {
         let mut st = state(8, 0);
         st.params.miner_bond_min_sat = 50_000;
         let err = st
-            .apply(&ConsensusItem::Register(registrant(0, Role::Miner, 1, None)), 0)
+            .apply(
+                &ConsensusItem::Register(registrant(0, Role::Miner, 1, None)),
+                0,
+            )
             .expect_err("no bond");
         assert!(err.contains("miner_bond_min_sat"), "{err}");
         st.apply(
@@ -1146,11 +1163,16 @@ mod tests {
             }
             .sign(&kp(0))
         };
-        st.apply(&ConsensusItem::Weights(vector(1)), 0).expect("first");
-        st.apply(&ConsensusItem::Weights(vector(2)), 0).expect("evidence");
+        st.apply(&ConsensusItem::Weights(vector(1)), 0)
+            .expect("first");
+        st.apply(&ConsensusItem::Weights(vector(2)), 0)
+            .expect("evidence");
         assert!(st.uids[0].as_ref().expect("registered").slashed);
-        st.apply(&ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 2)), 0)
-            .expect("leaves");
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 2)),
+            0,
+        )
+        .expect("leaves");
         st.apply(
             &ConsensusItem::Register(registrant(0, Role::Validator, 3, Some((77, 5)))),
             0,
@@ -1159,8 +1181,11 @@ mod tests {
         let n = st.uids[0].as_ref().expect("registered");
         assert!(n.slashed, "the key stays slashed");
         // Another key with the slashed bond gets no stake from it either.
-        st.apply(&ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 4)), 0)
-            .expect("leaves");
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 4)),
+            0,
+        )
+        .expect("leaves");
         st.apply(
             &ConsensusItem::Register(registrant(1, Role::Validator, 1, Some((77, 5)))),
             0,

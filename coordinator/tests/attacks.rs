@@ -61,9 +61,11 @@ async fn session(net: &Net, i: usize) -> Result<u64> {
 async fn settle(net: &Net) -> Result {
     let target = session(net, 0).await? + 2;
     for i in 0..4 {
-        wait_for(&format!("member {i} to order what is queued"), LONG, || async {
-            Ok(session(net, i).await.ok().filter(|s| *s >= target))
-        })
+        wait_for(
+            &format!("member {i} to order what is queued"),
+            LONG,
+            || async { Ok(session(net, i).await.ok().filter(|s| *s >= target)) },
+        )
         .await?;
     }
     Ok(())
@@ -129,7 +131,9 @@ async fn one_bond_backs_one_validator() -> Result {
     let attackers = ["attacker-1", "attacker-2", "attacker-3"];
     let stakes = wait_for("every listed validator's bond to count", LONG, || async {
         let reg = registry(&net, 0).await;
-        let honest = reg.iter().any(|n| n["key"].as_str() == Some(&xonly("honest")));
+        let honest = reg
+            .iter()
+            .any(|n| n["key"].as_str() == Some(&xonly("honest")));
         let counted = reg.iter().all(|n| n["stake_sat"].as_u64() > Some(0));
         Ok((honest && counted).then_some(reg))
     })
@@ -312,7 +316,9 @@ async fn replayed_registry_items_are_refused() -> Result {
     })
     .await?;
     assert_eq!(
-        post(&net, 2, &common::miner_registration("miner-r")).await?.0,
+        post(&net, 2, &common::miner_registration("miner-r"))
+            .await?
+            .0,
         202
     );
     wait_for("the miner back", LONG, || async {
@@ -393,7 +399,10 @@ async fn replayed_registry_items_are_refused() -> Result {
         mover["stake_sat"],
         mover["bond"]["outpoint"],
     );
-    assert!(miner_listed, "the replayed deregistration evicted the miner");
+    assert!(
+        miner_listed,
+        "the replayed deregistration evicted the miner"
+    );
     for i in 0..4 {
         let m = registrant(&net, i, "mover").await.ok_or("mover listed")?;
         assert_eq!(m["bond"]["outpoint"].as_str(), Some(&*bond2.to_string()));
@@ -516,7 +525,14 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
         tokio::spawn(async move {
             loop {
                 let e = async {
-                    let s: Value = http.get(format!("{api}/v1/status")).send().await.ok()?.json().await.ok()?;
+                    let s: Value = http
+                        .get(format!("{api}/v1/status"))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
                     s["epoch"].as_u64()
                 }
                 .await;
@@ -532,27 +548,30 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
         })
     };
     let validator_key = key("validator-1").x_only_public_key().0;
-    let paid = wait_for("an epoch paying the validator dividends", LONG * 2, || async {
-        let e = net.get(0, "/v1/epochs/latest").await.ok().flatten();
-        let Some(e) = e.and_then(|e| {
-            serde_json::from_value::<boltensor_coordinator::store::SignedEpoch>(e).ok()
-        }) else {
-            return Ok(None);
-        };
-        let uid = e
-            .result
-            .inputs
-            .neurons
-            .iter()
-            .flatten()
-            .find(|n| n.key == validator_key)
-            .map(|n| n.uid as usize);
-        Ok(uid.and_then(|u| {
-            (e.result.output.validator_emission[u] > 0
-                && e.result.inputs.epoch >= 1)
-                .then_some((e.result.inputs.epoch, e.result.output.validator_emission[u]))
-        }))
-    })
+    let paid = wait_for(
+        "an epoch paying the validator dividends",
+        LONG * 2,
+        || async {
+            let e = net.get(0, "/v1/epochs/latest").await.ok().flatten();
+            let Some(e) = e.and_then(|e| {
+                serde_json::from_value::<boltensor_coordinator::store::SignedEpoch>(e).ok()
+            }) else {
+                return Ok(None);
+            };
+            let uid = e
+                .result
+                .inputs
+                .neurons
+                .iter()
+                .flatten()
+                .find(|n| n.key == validator_key)
+                .map(|n| n.uid as usize);
+            Ok(uid.and_then(|u| {
+                (e.result.output.validator_emission[u] > 0 && e.result.inputs.epoch >= 1)
+                    .then_some((e.result.inputs.epoch, e.result.output.validator_emission[u]))
+            }))
+        },
+    )
     .await?;
     submitter.abort();
     let last_registered = registry(&net, 0)
@@ -575,8 +594,12 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
     // The burst: two free registrations (each replaces one registrant past its immunity).
     let mut answers = Vec::new();
     for i in 2..4 {
-        let (status, body) =
-            post(&net, i % 4, &common::miner_registration(&format!("sybil-{i}"))).await?;
+        let (status, body) = post(
+            &net,
+            i % 4,
+            &common::miner_registration(&format!("sybil-{i}")),
+        )
+        .await?;
         answers.push(status);
         if status != 202 {
             println!("  burst registration sybil-{i}: {status} {body}");
@@ -605,9 +628,6 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
             .ok_or(format!("member {i} evicted the bonded validator"))?;
         assert_eq!(v["stake_sat"].as_u64(), Some(BOND));
     }
-    assert!(
-        !evicted.contains(&&xonly("validator-1")),
-        "{evicted:?}"
-    );
+    assert!(!evicted.contains(&&xonly("validator-1")), "{evicted:?}");
     Ok(())
 }

@@ -29,7 +29,15 @@ mod tests {
         let sig = sign_message_with_key(b"hello", &sk);
         assert!(verify_message(b"hello", &sig, &sk.public_key(SECP256K1)));
         assert!(!verify_message(b"hellO", &sig, &sk.public_key(SECP256K1)));
-        assert!(!verify_message(b"hello", &sig, &other.public_key(SECP256K1)));
-        assert!(!verify_message(b"hello", "not zbase32!", &sk.public_key(SECP256K1)));
+        assert!(!verify_message(
+            b"hello",
+            &sig,
+            &other.public_key(SECP256K1)
+        ));
+        assert!(!verify_message(
+            b"hello",
+            "not zbase32!",
+            &sk.public_key(SECP256K1)
+        ));
     }
 }

@@ -35,7 +35,11 @@ pub fn node_id(label: &str) -> String {
 /// The id of the test federation (its member keys derive from the seed `test`, whatever its ports).
 pub fn fed_id() -> [u8; 32] {
     let keys: Vec<_> = (0..4)
-        .map(|i| boltensor_coordinator::config::derive_keypair(b"test", i).x_only_public_key().0)
+        .map(|i| {
+            boltensor_coordinator::config::derive_keypair(b"test", i)
+                .x_only_public_key()
+                .0
+        })
         .collect();
     boltensor_coordinator::config::federation_id(&keys)
 }

@@ -1275,18 +1275,17 @@ async fn bonded_validators(fed: &Federated, n: usize) -> Result<Vec<ConsensusIte
         }
         .sign(&owner)
         .map_err(|e| LoadError::Bond(e.to_string()))?;
+        let node_key = key("validator-node", v);
+        let mut reg = Registration::new(
+            Role::Validator,
+            owner.x_only_public_key().0,
+            node.to_string(),
+            fed.federation.id(),
+        );
+        reg.bond = Some(proof.to_hex());
         out.push(ConsensusItem::Register(
-            Registration {
-                role: Role::Validator,
-                key: owner.x_only_public_key().0,
-                node_id: node.to_string(),
-                api: None,
-                models: vec![],
-                payout_offer: None,
-                bond: Some(proof.to_hex()),
-                signature: String::new(),
-            }
-            .sign(&owner),
+            reg.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node_key.secret_key()))
+                .sign(&owner),
         ));
         if v % 20 == 19 {
             // Keep the mempool's chains short.
@@ -1301,20 +1300,15 @@ fn miner_node_id(m: usize) -> String {
     key("miner-node", m).public_key().to_string()
 }
 
-fn miner_registration(m: usize) -> ConsensusItem {
+fn miner_registration(fed: [u8; 32], m: usize) -> ConsensusItem {
     let kp = key("miner", m);
+    let node = key("miner-node", m);
+    let mut reg = Registration::new(Role::Miner, kp.x_only_public_key().0, miner_node_id(m), fed);
+    reg.api = Some(format!("http://127.0.0.1:1/miner-{m}"));
+    reg.models = vec![EMBEDDING_MODEL.into()];
     ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: kp.x_only_public_key().0,
-            node_id: miner_node_id(m),
-            api: Some(format!("http://127.0.0.1:1/miner-{m}")),
-            models: vec![EMBEDDING_MODEL.into()],
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
-        }
-        .sign(&kp),
+        reg.sign_node(|msg| boltensor_ln::sign_message_with_key(msg, &node.secret_key()))
+            .sign(&kp),
     )
 }
 
@@ -1358,7 +1352,7 @@ pub async fn federation_load(cfg: FederationLoadConfig) -> Result<FederationLoad
     let validators = bonded_validators(&fed, cfg.validators).await?;
     let registrations: Vec<ConsensusItem> = validators
         .into_iter()
-        .chain((0..cfg.miners).map(miner_registration))
+        .chain((0..cfg.miners).map(|m| miner_registration(fed.federation.id(), m)))
         .collect();
     let total = registrations.len();
     for (i, item) in registrations.iter().enumerate() {

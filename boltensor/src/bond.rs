@@ -296,7 +296,7 @@ impl BondFile {
     }
 }
 
-fn parse_network(s: &str) -> Result<Network, String> {
+pub(crate) fn parse_network(s: &str) -> Result<Network, String> {
     match s {
         "mainnet" | "main" => Ok(Network::Bitcoin),
         other => Network::from_str(other).map_err(|_| {

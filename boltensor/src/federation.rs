@@ -13,8 +13,8 @@ use crate::bond::ChainArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum CoordinatorCommand {
-    /// Write the configuration of an N-member federation on this machine (loopback addresses, keys
-    /// derived from --seed): one directory per member with federation.json, identity.json and a 0600
+    /// Write the configuration of an N-member federation on this machine (loopback addresses, random
+    /// keys, or keys derived from --seed on regtest): one directory per member with federation.json, identity.json and a 0600
     /// secret.key. A real federation writes the same files from keys and addresses exchanged out of band.
     Init(InitArgs),
     /// Run one member: consensus with its peers, the registry, epochs, the public API.
@@ -32,9 +32,13 @@ pub struct InitArgs {
     /// Member i listens for peers on base + 2i and serves its API on base + 2i + 1.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
-    /// Seed the keys derive from (keep it secret outside a devnet).
-    #[arg(long, default_value = "boltensor-devnet")]
-    seed: String,
+    /// Derive every member key from this seed instead of the OS's randomness — regtest only: anyone
+    /// who knows the seed holds every member key (signs the bonds' k-of-n leaf, sweeps every bond).
+    #[arg(long)]
+    seed: Option<String>,
+    /// The Bitcoin network the federation's bonds live on (a --seed is refused unless regtest).
+    #[arg(long, default_value = "regtest", value_parser = crate::bond::parse_network)]
+    network: bitcoin::Network,
     /// Consensus sessions per epoch.
     #[arg(long, default_value_t = 3)]
     epoch_sessions: u64,
@@ -93,8 +97,21 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                 rounds_per_session: a.rounds_per_session,
                 round_delay_ms: a.round_delay_ms,
             };
-            let (fed, keys) =
-                local_federation(a.seed.as_bytes(), a.members, a.base_port, timing, params);
+            if a.seed.is_some() && a.network != bitcoin::Network::Regtest {
+                bail!(
+                    "--seed derives every member key from a string: anyone who knows it can sign the \
+                     bonds' k-of-n leaf and sweep them, so it is refused on {} (regtest only); omit \
+                     --seed for random keys",
+                    a.network
+                );
+            }
+            let (fed, keys) = local_federation(
+                a.seed.as_ref().map(String::as_bytes),
+                a.members,
+                a.base_port,
+                timing,
+                params,
+            );
             fed.validate()?;
             for (i, kp) in keys.iter().enumerate() {
                 let dir = a.dir.join(format!("member-{i}"));

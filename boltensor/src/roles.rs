@@ -354,20 +354,22 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("http://{}", args.listen));
         let api = api.trim_end_matches('/').trim_end_matches("/v1").to_owned();
         let keypair = boltensor_devnet::federation::miner_keypair(&args.node.data_dir)?;
-        let item = boltensor_devnet::federation::miner_registration(
-            &keypair,
-            node.node_id().to_string(),
-            api.clone(),
-            model_ids,
-        );
+        let timeout = std::time::Duration::from_secs(30);
         // A federation that is down does not stop the miner from serving: say so and go on.
-        match boltensor_devnet::federation::submit(
-            &args.coordinators,
-            &item,
-            std::time::Duration::from_secs(30),
-        )
-        .await
-        {
+        let submitted = async {
+            let fed_id =
+                boltensor_devnet::federation::federation_id(&args.coordinators, timeout).await?;
+            let item = boltensor_devnet::federation::miner_registration(
+                &keypair,
+                node.node_id().to_string(),
+                |m| node.sign_message(m),
+                fed_id,
+                api.clone(),
+                model_ids,
+            );
+            boltensor_devnet::federation::submit(&args.coordinators, &item, timeout).await
+        };
+        match submitted.await {
             Ok(queued) => println!(
                 "registered with the federation as {api} (key {}; queued by {queued} of {} coordinators)",
                 keypair.x_only_public_key().0,

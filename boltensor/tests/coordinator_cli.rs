@@ -74,3 +74,62 @@ async fn four_coordinator_processes_sign_epochs_that_verify() -> Result {
     drop(members);
     Ok(())
 }
+
+/// Issue 20, row 10: `coordinator init` once derived every member key from a public default seed, so
+/// anyone could sign the bonds' k-of-n leaf. Now two runs without a seed write different keys, and a
+/// seed is refused outside regtest.
+#[test]
+fn init_writes_random_keys_and_refuses_a_seed_outside_regtest() -> Result {
+    let dir = tempfile::tempdir()?;
+    let init = |name: &str, extra: &[&str]| {
+        bin()
+            .args(["coordinator", "init", "--members", "4"])
+            .arg(format!("--dir={}", dir.path().join(name).display()))
+            .args(extra)
+            .output()
+    };
+    let keys = |name: &str| -> Result<Vec<String>> {
+        let cfg = boltensor_coordinator::FederationConfig::load(
+            &dir.path().join(name).join("member-0/federation.json"),
+        )?;
+        Ok(cfg.keys().iter().map(|k| k.to_string()).collect())
+    };
+    for name in ["a", "b"] {
+        let out = init(name, &[])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (a, b) = (keys("a")?, keys("b")?);
+    println!(
+        "ATTACK public default keys: run a member 0 key {}, run b member 0 key {}",
+        a[0], b[0]
+    );
+    assert!(
+        a.iter().all(|k| !b.contains(k)),
+        "two runs without --seed share a key: {a:?} {b:?}"
+    );
+    // The old default seed no longer gives the old, public keys.
+    let public = boltensor_coordinator::config::derive_keypair(b"boltensor-devnet", 0)
+        .x_only_public_key()
+        .0
+        .to_string();
+    assert!(!a.contains(&public) && !b.contains(&public));
+
+    // A seed on regtest is deterministic (devnets, tests); on any other network it is refused.
+    for name in ["c", "d"] {
+        let out = init(name, &["--seed", "devnet-seed"])?;
+        assert!(out.status.success());
+    }
+    assert_eq!(keys("c")?, keys("d")?);
+    for network in ["bitcoin", "signet", "testnet4"] {
+        let out = init(network, &["--seed", "devnet-seed", "--network", network])?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{network}: {stderr}");
+        assert!(stderr.contains("regtest only"), "{network}: {stderr}");
+        assert!(!dir.path().join(network).exists(), "nothing written");
+    }
+    Ok(())
+}

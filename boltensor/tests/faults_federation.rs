@@ -33,21 +33,18 @@ fn key(label: &str) -> Keypair {
     Keypair::from_secret_key(SECP256K1, &secret)
 }
 
-fn miner_registration(label: &str, node_id: &str) -> ConsensusItem {
+/// A miner registration for federation `fed`, signed by its key and its node (`sign_node`).
+fn miner_registration(
+    fed: [u8; 32],
+    label: &str,
+    node_id: &str,
+    sign_node: impl FnOnce(&[u8]) -> String,
+) -> ConsensusItem {
     let kp = key(label);
-    ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: kp.x_only_public_key().0,
-            node_id: node_id.to_string(),
-            api: Some(format!("http://127.0.0.1:1/{label}")),
-            models: vec!["all-minilm-l6-v2".into()],
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
-        }
-        .sign(&kp),
-    )
+    let mut r = Registration::new(Role::Miner, kp.x_only_public_key().0, node_id.into(), fed);
+    r.api = Some(format!("http://127.0.0.1:1/{label}"));
+    r.models = vec!["all-minilm-l6-v2".into()];
+    ConsensusItem::Register(r.sign_node(sign_node).sign(&kp))
 }
 
 fn weights(validator: &str, epoch: u64, w: &[(String, u16)]) -> Value {
@@ -94,14 +91,14 @@ async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
     let (_, e_kill) = fed.status(0).await.ok_or("member 0's status")?;
 
     // The others keep signing epochs; a registration submitted meanwhile is ordered without member 2.
-    let miner = key("miner-late").public_key().to_string();
+    let node = key("miner-late-node");
+    let miner = node.public_key().to_string();
+    let item = miner_registration(fed.config()?.id(), "miner-late", &miner, |m| {
+        boltensor_ln::sign_message_with_key(m, &node.secret_key())
+    });
     assert_eq!(
-        fed.post(
-            0,
-            "/v1/items",
-            &serde_json::to_value(miner_registration("miner-late", &miner))?
-        )
-        .await?,
+        fed.post(0, "/v1/items", &serde_json::to_value(item)?)
+            .await?,
         202
     );
     let during = fed.wait_epoch(&[0, 1, 3], e_kill + 3, long).await?;
@@ -327,22 +324,12 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
         fed.wait_epoch(&[0, 1, 2, 3], 1, long).await?;
         let token = std::fs::read_to_string(fed.member_dir(0).join("admin.token"))?.trim().to_string();
         for (label, node) in [("miner-a", &miner_a), ("miner-b", &miner_b)] {
-            let item = miner_registration(label, &node.node_id().to_string());
+            let item = miner_registration(cfg.id(), label, &node.node_id().to_string(), |m| node.sign_message(m));
             assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(item)?).await?, 202);
         }
-        let reg = ConsensusItem::Register(
-            Registration {
-                role: Role::Validator,
-                key: owner.x_only_public_key().0,
-                node_id: validator.node_id().to_string(),
-                api: None,
-                models: vec![],
-                payout_offer: None,
-                bond: Some(proof.to_hex()),
-                signature: String::new(),
-            }
-            .sign(&owner),
-        );
+        let mut reg = Registration::new(Role::Validator, owner.x_only_public_key().0, validator.node_id().to_string(), cfg.id());
+        reg.bond = Some(proof.to_hex());
+        let reg = ConsensusItem::Register(reg.sign_node(|m| validator.sign_message(m)).sign(&owner));
         assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(reg)?).await?, 202);
         wait_for("the validator's bond to count", long, || async {
             let reg = fed.get(1, "/v1/registry").await;
@@ -542,20 +529,27 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
             format!("{closed} channels force-closed at the restart (stale ChannelManager), {reopened} opened anew by the payer")
         };
         println!("payer-kill path: {path}");
-        // What was not receipted: payouts the payee holds and the payer's node still shows pending.
-        let payer_pending: Vec<[u8; 32]> = l
-            .nodes
+        // What was not receipted: payouts the payee holds whose record at the payer is not a success.
+        let payer_state = |h: &[u8; 32]| {
+            l.nodes
+                .iter()
+                .filter(|n| n.role == Role::Coordinator)
+                .flat_map(|n| &n.payments)
+                .find(|p| !p.inbound && p.hash == Some(*h))
+                .map(|p| p.state)
+        };
+        let unreceipted: Vec<String> = killed
             .iter()
-            .filter(|n| n.role == Role::Coordinator)
-            .flat_map(|n| &n.payments)
-            .filter(|p| !p.inbound && p.state == PaymentState::Pending)
-            .filter_map(|p| p.hash)
+            .filter(|(_, h, _)| payer_state(h) != Some(PaymentState::Succeeded))
+            .map(|(_, h, msat)| format!("{msat} msat ({:?} at the payer)", payer_state(h)))
             .collect();
-        let lost_track = killed.iter().filter(|(_, h, _)| payer_pending.contains(h)).count();
         let path = if receipted {
             path
         } else {
-            format!("{path}; {lost_track} payouts received by their payees stay pending at the payer (its stale manager lost them): not receipted")
+            format!(
+                "{path}; received by their payees but not receipted, the payer's stale manager having lost the \
+                 outbound payment: {unreceipted:?}"
+            )
         };
         println!("payer-kill receipts: {}", if receipted { "every payout of the killed epoch receipted" } else { &path });
         if stale_manager {

@@ -28,20 +28,20 @@ fn key(label: &str) -> Keypair {
     Keypair::from_secret_key(SECP256K1, &secret)
 }
 
-fn miner_registration(label: &str, models: &[&str]) -> ConsensusItem {
+fn miner_registration(fed: [u8; 32], label: &str, models: &[&str]) -> ConsensusItem {
     let kp = key(label);
+    let node = key(&format!("{label}-node"));
+    let mut r = Registration::new(
+        Role::Miner,
+        kp.x_only_public_key().0,
+        node.public_key().to_string(),
+        fed,
+    );
+    r.api = Some(format!("http://127.0.0.1:1/{label}"));
+    r.models = models.iter().map(|m| m.to_string()).collect();
     ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: kp.x_only_public_key().0,
-            node_id: key(&format!("{label}-node")).public_key().to_string(),
-            api: Some(format!("http://127.0.0.1:1/{label}")),
-            models: models.iter().map(|m| m.to_string()).collect(),
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
-        }
-        .sign(&kp),
+        r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+            .sign(&kp),
     )
 }
 
@@ -96,7 +96,7 @@ async fn the_directory_lists_registered_miners_from_the_federation_and_spreads_p
     ] {
         let resp = http
             .post(format!("{}/v1/items", urls[0]))
-            .json(&miner_registration(label, models))
+            .json(&miner_registration(federation.id(), label, models))
             .send()
             .await?;
         assert!(resp.status().is_success(), "{}", resp.text().await?);

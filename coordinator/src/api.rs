@@ -149,6 +149,13 @@ fn accept(s: &ApiState, item: ConsensusItem, from: Option<IpAddr>) -> Response {
         Err(e) => {
             s.refused.fetch_add(1, Ordering::Relaxed);
             match e {
+                // 409: well-formed, but it conflicts with the registry (a bond, node id or URL another
+                // registrant holds) or is older than what the registry has seen of its key (a replay).
+                SubmitError::Invalid(reason)
+                    if reason.starts_with("conflict:") || reason.starts_with("stale ") =>
+                {
+                    error(StatusCode::CONFLICT, format!("{kind} refused: {reason}"))
+                }
                 SubmitError::Invalid(reason) => {
                     error(StatusCode::BAD_REQUEST, format!("{kind} refused: {reason}"))
                 }

@@ -1,9 +1,9 @@
 //! Federation configuration: the public part every member and auditor shares (`federation.json`) and
 //! each member's private part (`identity.json` + a 0600 `secret.key`).
 //!
-//! `boltensor coordinator init --members N` writes a deterministic configuration for a test or devnet
-//! federation (keys derived from a seed); a real federation exchanges public keys and addresses out of
-//! band and writes the same files.
+//! `boltensor coordinator init --members N` writes the configuration of a loopback federation with
+//! random member keys (keys derived from a seed only on request, and only on regtest); a real federation
+//! exchanges public keys and addresses out of band and writes the same files.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -100,14 +100,9 @@ impl FederationConfig {
         self.n() - self.max_faulty()
     }
 
-    /// The federation id: SHA-256 over the members' keys in order.
+    /// The federation id: SHA-256 over the members' keys in order ([`federation_id`]).
     pub fn id(&self) -> [u8; 32] {
-        let mut e = sha256::Hash::engine();
-        e.input(b"boltensor/federation/v1");
-        for m in &self.members {
-            e.input(&m.key.serialize());
-        }
-        sha256::Hash::from_engine(e).to_byte_array()
+        federation_id(&self.keys())
     }
 
     /// The members' keys in order.
@@ -145,6 +140,18 @@ impl FederationConfig {
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// The id of the federation of members `keys` (in order): SHA-256 over
+/// `"boltensor/federation/v1" ‖ keys`. Registry items, units and epoch results name it, so that what
+/// is signed for one federation is worthless in another.
+pub fn federation_id(keys: &[XOnlyPublicKey]) -> [u8; 32] {
+    let mut e = sha256::Hash::engine();
+    e.input(b"boltensor/federation/v1");
+    for k in keys {
+        e.input(&k.serialize());
+    }
+    sha256::Hash::from_engine(e).to_byte_array()
 }
 
 /// A member's own part.
@@ -219,16 +226,30 @@ pub fn derive_keypair(seed: &[u8], i: usize) -> Keypair {
     Keypair::from_secret_key(SECP256K1, &secret)
 }
 
-/// A federation of `n` members on loopback: p2p ports `base_port + 2i`, API ports `base_port + 2i + 1`.
+/// A key pair from the OS's randomness: the default for a federation's member keys.
+pub fn random_keypair() -> Keypair {
+    loop {
+        let mut raw = [0u8; 32];
+        crate::net::fill_random(&mut raw);
+        if let Ok(secret) = SecretKey::from_slice(&raw) {
+            return Keypair::from_secret_key(SECP256K1, &secret);
+        }
+    }
+}
+
+/// A federation of `n` members on loopback: p2p ports `base_port + 2i`, API ports `base_port + 2i + 1`;
+/// keys derived from `seed` (deterministic: anyone who knows the seed holds every member key, so only
+/// for regtest devnets and tests), or random ([`random_keypair`]) when `seed` is `None`.
 pub fn local_federation(
-    seed: &[u8],
+    seed: Option<&[u8]>,
     n: usize,
     base_port: u16,
     timing: ConsensusTiming,
     params: Params,
 ) -> (FederationConfig, Vec<Keypair>) {
     let ports = (0..n).map(|i| (base_port + 2 * i as u16, base_port + 2 * i as u16 + 1));
-    loopback("boltensor-devnet", seed, ports, timing, params)
+    let key = |i| seed.map_or_else(random_keypair, |s| derive_keypair(s, i));
+    loopback("boltensor-devnet", key, ports, timing, params)
 }
 
 /// A federation named `name` of `n` members on loopback ports the OS reports free right now (for
@@ -249,12 +270,18 @@ pub fn loopback_federation(
     let ports = (0..n)
         .map(|_| Ok((free()?, free()?)))
         .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(loopback(name, seed, ports, timing, params))
+    Ok(loopback(
+        name,
+        |i| derive_keypair(seed, i),
+        ports,
+        timing,
+        params,
+    ))
 }
 
 fn loopback(
     name: &str,
-    seed: &[u8],
+    key: impl Fn(usize) -> Keypair,
     ports: impl IntoIterator<Item = (u16, u16)>,
     timing: ConsensusTiming,
     params: Params,
@@ -263,7 +290,7 @@ fn loopback(
         .into_iter()
         .enumerate()
         .map(|(i, (p2p, api))| {
-            let kp = derive_keypair(seed, i);
+            let kp = key(i);
             let member = Member {
                 key: kp.x_only_public_key().0,
                 p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),

@@ -64,6 +64,14 @@ impl ConsensusItem {
 }
 
 /// A registration: who the registrant is and how to reach and pay it.
+///
+/// Signed twice over [`Registration::digest`] (everything but the two signatures): by the registration
+/// key (`signature`, BIP-340) and by the Lightning node behind `node_id` (`node_signature`, a Lightning
+/// signed message over [`Registration::node_message`]), so nobody can register a node id it does not hold.
+/// The digest binds the federation (`federation`: an item signed for one federation is worthless in
+/// another) and a per-key `sequence` that must exceed every earlier item of the same key (the state
+/// remembers the last one, even after a deregistration): an old registration or deregistration cannot be
+/// replayed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
@@ -85,22 +93,74 @@ pub struct Registration {
     /// The bond proof (hex, contracts crate encoding), if bonded.
     #[serde(default)]
     pub bond: Option<String>,
+    /// The federation id (hex, [`crate::FederationConfig::id`]) this registration is for.
+    pub federation: String,
+    /// Strictly increasing per registration key over its registrations and deregistrations (registrants
+    /// use the Unix time in milliseconds: [`sequence_now`]).
+    pub sequence: u64,
+    /// The node's Lightning signed message (zbase32) over [`Registration::node_message`].
+    pub node_signature: String,
     /// BIP-340 signature by `key` over [`Registration::digest`] (hex).
     pub signature: String,
 }
 
+/// A sequence number for a new registration or deregistration: the Unix time in milliseconds (strictly
+/// increasing across a registrant's restarts without storing a counter).
+pub fn sequence_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl Registration {
-    /// The signed digest: everything but the signature.
+    /// An unsigned registration of `key` with node `node_id` for federation `federation`, sequence
+    /// [`sequence_now`]; set the optional fields, then [`Registration::sign_node`] and
+    /// [`Registration::sign`].
+    pub fn new(role: Role, key: XOnlyPublicKey, node_id: String, federation: [u8; 32]) -> Self {
+        Registration {
+            role,
+            key,
+            node_id,
+            api: None,
+            models: Vec::new(),
+            payout_offer: None,
+            bond: None,
+            federation: hex::encode(federation),
+            sequence: sequence_now(),
+            node_signature: String::new(),
+            signature: String::new(),
+        }
+    }
+
+    /// The signed digest: everything but the two signatures.
     pub fn digest(&self) -> [u8; 32] {
         let mut unsigned = self.clone();
         unsigned.signature = String::new();
+        unsigned.node_signature = String::new();
         let mut e = sha256::Hash::engine();
-        e.input(b"boltensor/registration/v1");
+        e.input(b"boltensor/registration/v2");
         e.input(&serde_json::to_vec(&unsigned).expect("serialisable"));
         sha256::Hash::from_engine(e).to_byte_array()
     }
 
-    /// Signs with `keypair` (which must be `key`).
+    /// The message the Lightning node signs: `boltensor registration <digest hex>`.
+    pub fn node_message(&self) -> Vec<u8> {
+        format!("boltensor registration {}", hex::encode(self.digest())).into_bytes()
+    }
+
+    /// Has the node sign: `sign` is its message signer (`LnNode::sign_message`, or
+    /// `boltensor_ln::sign_message_with_key` with the node's secret key).
+    pub fn sign_node(mut self, sign: impl FnOnce(&[u8]) -> String) -> Self {
+        self.node_signature = sign(&self.node_message());
+        self
+    }
+
+    /// Has the node sign with its secret key (tests and tools that hold the node key itself).
+    pub fn sign_node_with_key(self, node_secret: &bitcoin::secp256k1::SecretKey) -> Self {
+        self.sign_node(|m| boltensor_ln::sign_message_with_key(m, node_secret))
+    }
+
+    /// Signs with `keypair` (which must be `key`; set before [`Registration::sign_node`]).
     pub fn sign(mut self, keypair: &Keypair) -> Self {
         self.key = keypair.x_only_public_key().0;
         let sig = SECP256K1.sign_schnorr_no_aux_rand(&Message::from_digest(self.digest()), keypair);
@@ -108,44 +168,77 @@ impl Registration {
         self
     }
 
-    /// Checks the signature.
+    /// Checks both signatures (the node's against `node_id`).
     pub fn verify(&self) -> Result<(), String> {
-        verify_sig(&self.signature, &self.digest(), &self.key)
+        verify_sig(&self.signature, &self.digest(), &self.key)?;
+        let node = node_key(&self.node_id)?;
+        if !boltensor_ln::verify_message(&self.node_message(), &self.node_signature, &node) {
+            return Err("the node signature does not verify for node_id".into());
+        }
+        Ok(())
     }
 }
 
-/// A registrant leaving.
+/// Parses a Lightning node id (hex compressed public key).
+pub fn node_key(node_id: &str) -> Result<bitcoin::secp256k1::PublicKey, String> {
+    bitcoin::secp256k1::PublicKey::from_slice(
+        &hex::decode(node_id).map_err(|_| "node id is not hex")?,
+    )
+    .map_err(|_| "node id is not a public key".into())
+}
+
+/// A registrant leaving. Like a registration it names the federation and carries the key's next
+/// sequence number, so it cannot be replayed against a later registration of the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deregistration {
     /// The registration key.
     pub key: XOnlyPublicKey,
-    /// BIP-340 signature by `key` over `"boltensor/deregister/v1" ‖ key` (hex).
+    /// The federation id (hex).
+    pub federation: String,
+    /// Greater than the sequence of every earlier item of `key`.
+    pub sequence: u64,
+    /// BIP-340 signature by `key` over
+    /// `SHA-256("boltensor/deregister/v2" ‖ federation ‖ key ‖ sequence as u64 BE)` (hex).
     pub signature: String,
 }
 
 impl Deregistration {
-    fn digest(key: &XOnlyPublicKey) -> [u8; 32] {
+    fn digest(federation: &str, key: &XOnlyPublicKey, sequence: u64) -> [u8; 32] {
         let mut e = sha256::Hash::engine();
-        e.input(b"boltensor/deregister/v1");
+        e.input(b"boltensor/deregister/v2");
+        e.input(federation.as_bytes());
         e.input(&key.serialize());
+        e.input(&sequence.to_be_bytes());
         sha256::Hash::from_engine(e).to_byte_array()
     }
 
-    /// A signed deregistration.
-    pub fn new(keypair: &Keypair) -> Self {
+    /// A signed deregistration for `federation`, sequence [`sequence_now`].
+    pub fn new(keypair: &Keypair, federation: [u8; 32]) -> Self {
+        Self::with_sequence(keypair, federation, sequence_now())
+    }
+
+    /// A signed deregistration with the given sequence.
+    pub fn with_sequence(keypair: &Keypair, federation: [u8; 32], sequence: u64) -> Self {
         let key = keypair.x_only_public_key().0;
-        let sig =
-            SECP256K1.sign_schnorr_no_aux_rand(&Message::from_digest(Self::digest(&key)), keypair);
+        let federation = hex::encode(federation);
+        let digest = Self::digest(&federation, &key, sequence);
+        let sig = SECP256K1.sign_schnorr_no_aux_rand(&Message::from_digest(digest), keypair);
         Deregistration {
             key,
+            federation,
+            sequence,
             signature: hex::encode(sig.as_ref()),
         }
     }
 
     /// Checks the signature.
     pub fn verify(&self) -> Result<(), String> {
-        verify_sig(&self.signature, &Self::digest(&self.key), &self.key)
+        verify_sig(
+            &self.signature,
+            &Self::digest(&self.federation, &self.key, self.sequence),
+            &self.key,
+        )
     }
 }
 

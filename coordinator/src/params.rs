@@ -28,6 +28,9 @@ pub struct Params {
     pub bond_margin: u16,
     /// Confirmations before a bond counts.
     pub bond_min_confirmations: u32,
+    /// The bond a miner must register with, in sat (0: miners register without one). Registration's cost,
+    /// as subtensor's burn: ADR 0011.
+    pub miner_bond_min_sat: u64,
 }
 
 impl Default for Params {
@@ -43,13 +46,14 @@ impl Default for Params {
             bond_min_timelock: 1008,
             bond_margin: 144,
             bond_min_confirmations: 6,
+            miner_bond_min_sat: 0,
         }
     }
 }
 
 impl Params {
     /// The names a vote can change.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "epoch_sessions",
         "kappa",
         "bond_min_sat",
@@ -60,6 +64,7 @@ impl Params {
         "bond_min_timelock",
         "bond_margin",
         "bond_min_confirmations",
+        "miner_bond_min_sat",
     ];
 
     /// Checks the values are usable.
@@ -99,6 +104,7 @@ impl Params {
             "activity_cutoff_epochs" => p.activity_cutoff_epochs = value,
             "bond_min_timelock" => p.bond_min_timelock = small(value)?,
             "bond_margin" => p.bond_margin = small(value)?,
+            "miner_bond_min_sat" => p.miner_bond_min_sat = value,
             "bond_min_confirmations" => {
                 p.bond_min_confirmations =
                     u32::try_from(value).map_err(|_| format!("{name} must fit in 32 bits"))?

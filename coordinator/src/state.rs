@@ -35,8 +35,12 @@ pub struct Neuron {
     pub registered_epoch: u64,
     /// The session it registered in (Yuma's `BlockAtRegistration`: a session is a block).
     pub registered_session: u64,
-    /// The last epoch's incentive (u16), for pruning.
+    /// The last epoch's incentive (u16).
     pub last_incentive: u16,
+    /// The last epoch's emission to it, msat: incentive (miners) plus dividends (validators) — what a full
+    /// registry prunes by, as subtensor's pruning score.
+    #[serde(default)]
+    pub last_emission: u64,
     /// Caught misbehaving (two different signed vectors for one epoch): no stake, no weights, and its
     /// bond is due to be slashed.
     #[serde(default)]
@@ -114,6 +118,17 @@ pub struct State {
     /// Bonds being slashed: outpoint → job.
     #[serde(default)]
     pub slashes: BTreeMap<String, crate::slash::SlashJob>,
+    /// The last sequence number seen per registration key (hex), kept after deregistration: a
+    /// registration or deregistration must carry a greater one (no replay).
+    #[serde(default)]
+    pub sequences: BTreeMap<String, u64>,
+    /// Registration keys (hex) caught equivocating: slashed for good, whatever they register as next.
+    #[serde(default)]
+    pub slashed_keys: BTreeSet<String>,
+    /// Bond outpoints of slashed registrants: a bond that backed a slashed registrant gives no stake to
+    /// anyone again.
+    #[serde(default)]
+    pub slashed_outpoints: BTreeSet<String>,
 }
 
 impl State {
@@ -137,7 +152,40 @@ impl State {
             member_keys: Vec::new(),
             paid_msat: BTreeMap::new(),
             slashes: BTreeMap::new(),
+            sequences: BTreeMap::new(),
+            slashed_keys: BTreeSet::new(),
+            slashed_outpoints: BTreeSet::new(),
         }
+    }
+
+    /// The federation id ([`crate::config::federation_id`] of the member keys) that registry items
+    /// must name.
+    pub fn federation_id(&self) -> [u8; 32] {
+        crate::config::federation_id(&self.member_keys)
+    }
+
+    /// Refuses an item of `key` that names another federation or does not advance its sequence.
+    fn check_fresh(
+        &self,
+        what: &str,
+        key: &XOnlyPublicKey,
+        federation: &str,
+        sequence: u64,
+    ) -> Result<(), String> {
+        let ours = hex::encode(self.federation_id());
+        if federation != ours {
+            return Err(format!(
+                "{what} for federation {federation}, this is federation {ours}"
+            ));
+        }
+        if let Some(last) = self.sequences.get(&key.to_string()) {
+            if sequence <= *last {
+                return Err(format!(
+                    "stale {what}: sequence {sequence}, key {key} is at sequence {last} (replayed?)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The uid of a registration key.
@@ -178,8 +226,10 @@ impl State {
             ConsensusItem::Register(r) => self.register(r),
             ConsensusItem::Deregister(d) => {
                 d.verify()?;
+                self.check_fresh("deregistration", &d.key, &d.federation, d.sequence)?;
                 let uid = self.uid_of(&d.key).ok_or("not registered")?;
                 self.free_uid(uid);
+                self.sequences.insert(d.key.to_string(), d.sequence);
                 Ok(())
             }
             ConsensusItem::Weights(sw) => self.weights(sw),
@@ -264,14 +314,12 @@ impl State {
     }
 
     fn register(&mut self, r: &Registration) -> Result<(), String> {
+        let node_id = crate::items::node_key(&r.node_id)?;
         r.verify()?;
+        self.check_fresh("registration", &r.key, &r.federation, r.sequence)?;
         if !matches!(r.role, Role::Miner | Role::Validator) {
             return Err("only miners and validators register".into());
         }
-        let node_id = bitcoin::secp256k1::PublicKey::from_slice(
-            &hex::decode(&r.node_id).map_err(|_| "node id is not hex")?,
-        )
-        .map_err(|_| "node id is not a public key")?;
         let bond = match &r.bond {
             None => None,
             Some(hex_proof) => {
@@ -297,6 +345,50 @@ impl State {
                 })
             }
         };
+        if r.role == Role::Miner && self.params.miner_bond_min_sat > 0 {
+            let ok = bond
+                .as_ref()
+                .is_some_and(|b| b.amount_sat >= self.params.miner_bond_min_sat);
+            if !ok {
+                return Err(format!(
+                    "a miner registers with a bond of at least {} sat (miner_bond_min_sat)",
+                    self.params.miner_bond_min_sat
+                ));
+            }
+        }
+        // One bond, one node, one URL: each backs or names at most one registrant.
+        let api = r.api.as_deref().map(normalise_url);
+        for other in self.uids.iter().flatten() {
+            let o = &other.registration;
+            if o.key == r.key {
+                continue;
+            }
+            if let (Some(b), Some(ob)) = (&bond, &other.bond) {
+                if b.outpoint == ob.outpoint {
+                    return Err(format!(
+                        "conflict: bond {} already backs registrant {}",
+                        b.outpoint, o.key
+                    ));
+                }
+            }
+            if o.node_id == r.node_id {
+                return Err(format!(
+                    "conflict: node id {} is already registered by {}",
+                    r.node_id, o.key
+                ));
+            }
+            if api.is_some() && o.api.as_deref().map(normalise_url) == api {
+                return Err(format!(
+                    "conflict: API URL {} is already registered by {}",
+                    r.api.as_deref().unwrap_or_default(),
+                    o.key
+                ));
+            }
+        }
+        let slashed = self.slashed_keys.contains(&r.key.to_string())
+            || bond
+                .as_ref()
+                .is_some_and(|b| self.slashed_outpoints.contains(&b.outpoint));
         if let Some(uid) = self.uid_of(&r.key) {
             // A re-registration updates how to reach the registrant; a new bond needs new attestations.
             let n = self.uids[uid as usize].as_mut().expect("found");
@@ -306,10 +398,9 @@ impl State {
                 n.bond = bond;
             }
             n.registration = r.clone();
+            n.slashed |= slashed;
+            self.sequences.insert(r.key.to_string(), r.sequence);
             return Ok(());
-        }
-        if r.role == Role::Miner && self.miner_uid(&r.node_id).is_some() {
-            return Err("another registration already uses this node id".into());
         }
         let neuron = Neuron {
             registration: r.clone(),
@@ -319,7 +410,8 @@ impl State {
             registered_epoch: self.epoch,
             registered_session: self.session,
             last_incentive: 0,
-            slashed: false,
+            last_emission: 0,
+            slashed,
         };
         let uid = if let Some(free) = self.uids.iter().position(Option::is_none) {
             free
@@ -329,20 +421,23 @@ impl State {
             self.bonds.push(Vec::new());
             self.uids.len() - 1
         } else {
-            // Full: prune the lowest-incentive registrant past its immunity (lowest uid on ties).
+            // Full: prune the registrant past its immunity with the lowest emission (incentive plus
+            // dividends: a validator's incentive is always 0), then the lowest stake, then the lowest uid.
+            let f = self.max_faulty();
             let victim = self
                 .uids
                 .iter()
                 .enumerate()
                 .filter_map(|(u, n)| n.as_ref().map(|n| (u, n)))
                 .filter(|(_, n)| n.registered_epoch + self.params.immunity_epochs <= self.epoch)
-                .min_by_key(|(u, n)| (n.last_incentive, *u))
+                .min_by_key(|(u, n)| (n.last_emission, n.stake_sat(f), *u))
                 .map(|(u, _)| u)
                 .ok_or("registry full and every registrant is immune")?;
             self.free_uid(victim as u16);
             victim
         };
         self.uids[uid] = Some(neuron);
+        self.sequences.insert(r.key.to_string(), r.sequence);
         Ok(())
     }
 
@@ -387,8 +482,12 @@ impl State {
                     first: prev.clone(),
                     second: sw.clone(),
                 });
+                self.slashed_keys.insert(key.to_string());
                 if let Some(n) = self.uids[uid as usize].as_mut() {
                     n.slashed = true;
+                    if let Some(b) = &n.bond {
+                        self.slashed_outpoints.insert(b.outpoint.clone());
+                    }
                     if let (Some(b), Some(proof)) = (&n.bond, &n.registration.bond) {
                         self.slashes.entry(b.outpoint.clone()).or_insert_with(|| {
                             crate::slash::SlashJob {
@@ -474,6 +573,8 @@ impl State {
         for (u, n) in self.uids.iter_mut().enumerate() {
             if let Some(n) = n {
                 n.last_incentive = result.output.incentive[u];
+                n.last_emission = result.output.server_emission[u]
+                    .saturating_add(result.output.validator_emission[u]);
             }
         }
         for p in &result.payouts {
@@ -486,6 +587,20 @@ impl State {
             self.params = p;
         }
         self.votes.clear();
+    }
+}
+
+/// A miner API URL as the registry compares them: trimmed, lower case, without trailing `/` or `/v1`
+/// (so `HTTP://Miner:80/v1/` and `http://miner:80` are one URL).
+pub fn normalise_url(url: &str) -> String {
+    let mut u = url.trim().to_ascii_lowercase();
+    loop {
+        let t = u.trim_end_matches('/');
+        let t = t.strip_suffix("/v1").unwrap_or(t);
+        if t.len() == u.len() {
+            return u;
+        }
+        u = t.to_owned();
     }
 }
 
@@ -796,18 +911,19 @@ mod tests {
 
     fn miner(i: u64) -> ConsensusItem {
         let k = kp(i);
+        let node = kp(1000 + i);
+        let mut r = Registration::new(
+            Role::Miner,
+            k.x_only_public_key().0,
+            node.public_key().to_string(),
+            crate::config::federation_id(&[]),
+        );
+        r.api = Some(format!("http://m{i}"));
+        r.models = vec!["m".into()];
+        r.sequence = i + 1;
         ConsensusItem::Register(
-            Registration {
-                role: Role::Miner,
-                key: k.x_only_public_key().0,
-                node_id: kp(1000 + i).public_key().to_string(),
-                api: Some(format!("http://m{i}")),
-                models: vec!["m".into()],
-                payout_offer: None,
-                bond: None,
-                signature: String::new(),
-            }
-            .sign(&k),
+            r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+                .sign(&k),
         )
     }
 
@@ -823,7 +939,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_registry_prunes_the_lowest_incentive_registrant_past_immunity() {
+    fn a_full_registry_prunes_the_lowest_emission_registrant_past_immunity() {
         let mut st = state(3, 2);
         for i in 0..3 {
             st.apply(&miner(i), 0).expect("room");
@@ -833,8 +949,8 @@ mod tests {
         assert!(err.contains("immune"), "{err}");
         // Two epochs later, with incentives 500, 100, 900: uid 1 (lowest) makes room.
         st.epoch = 2;
-        for (u, inc) in [(0usize, 500u16), (1, 100), (2, 900)] {
-            st.uids[u].as_mut().expect("registered").last_incentive = inc;
+        for (u, emission) in [(0usize, 500u64), (1, 100), (2, 900)] {
+            st.uids[u].as_mut().expect("registered").last_emission = emission;
         }
         st.apply(&miner(3), 0).expect("prunes uid 1");
         assert_eq!(st.uid_of(&kp(3).x_only_public_key().0), Some(1));
@@ -849,11 +965,15 @@ mod tests {
     fn deregistration_frees_the_uid_and_needs_the_key() {
         let mut st = state(8, 0);
         st.apply(&miner(0), 0).expect("registers");
-        let mut forged = Deregistration::new(&kp(9));
+        let fed = st.federation_id();
+        let mut forged = Deregistration::with_sequence(&kp(9), fed, 10);
         forged.key = kp(0).x_only_public_key().0;
         assert!(st.apply(&ConsensusItem::Deregister(forged), 0).is_err());
-        st.apply(&ConsensusItem::Deregister(Deregistration::new(&kp(0))), 0)
-            .expect("signed by its key");
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 10)),
+            0,
+        )
+        .expect("signed by its key");
         assert_eq!(st.uids.iter().flatten().count(), 0);
         // The free uid is reused.
         st.apply(&miner(1), 0).expect("registers");
@@ -896,6 +1016,182 @@ mod tests {
             ok: true,
         });
         assert!(st.apply(&other, 3).is_err());
+    }
+
+    /// Registrant `i` (node key `1000 + i`) as `role`, sequence `seq`, backed by `bond` = (owner, txid byte)
+    /// if given.
+    fn registrant(i: u64, role: Role, seq: u64, bond: Option<(u64, u8)>) -> Registration {
+        let k = kp(i);
+        let node = kp(1000 + i);
+        let mut r = Registration::new(
+            role,
+            k.x_only_public_key().0,
+            node.public_key().to_string(),
+            crate::config::federation_id(&[]),
+        );
+        r.sequence = seq;
+        r.bond = bond.map(|(owner, txid)| {
+            let owner = kp(owner);
+            boltensor_contracts::BondClaims {
+                outpoint: bitcoin::OutPoint {
+                    txid: <bitcoin::Txid as Hash>::from_byte_array([txid; 32]),
+                    vout: 0,
+                },
+                amount: bitcoin::Amount::from_sat(100_000),
+                timelock: 1008,
+                owner: owner.x_only_public_key().0,
+                role,
+                node_id: node.public_key(),
+                registration_key: k.x_only_public_key().0,
+            }
+            .sign(&owner)
+            .expect("owner signs")
+            .to_hex()
+        });
+        r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+            .sign(&k)
+    }
+
+    #[test]
+    fn one_bond_outpoint_backs_one_registrant() {
+        let mut st = state(8, 0);
+        let reg =
+            |i, seq| ConsensusItem::Register(registrant(i, Role::Validator, seq, Some((77, 5))));
+        st.apply(&reg(0, 1), 0).expect("first claim");
+        let err = st.apply(&reg(1, 1), 0).expect_err("second claim");
+        assert!(err.contains("already backs"), "{err}");
+        // Its own key may re-register with it; once it leaves, the bond is free again.
+        st.apply(&reg(0, 2), 0).expect("same registrant");
+        let fed = st.federation_id();
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 3)),
+            0,
+        )
+        .expect("leaves");
+        st.apply(&reg(1, 2), 0).expect("the bond is free");
+    }
+
+    #[test]
+    fn a_node_id_needs_the_node_signature_and_names_one_registrant() {
+        let mut st = state(8, 0);
+        // Signed by the registration key, but the node signature is another node's.
+        let mut r = registrant(0, Role::Miner, 1, None);
+        r.node_id = kp(1001).public_key().to_string();
+        let r = r.sign(&kp(0));
+        let err = st
+            .apply(&ConsensusItem::Register(r), 0)
+            .expect_err("unproven node");
+        assert!(err.contains("node signature"), "{err}");
+        // One registration per node id and per API URL.
+        let mut a = registrant(0, Role::Miner, 1, None);
+        a.api = Some("http://victim:8080/v1".into());
+        let node = kp(1000);
+        let a = a
+            .sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+            .sign(&kp(0));
+        st.apply(&ConsensusItem::Register(a), 0)
+            .expect("the victim");
+        let mut b = registrant(1, Role::Miner, 1, None);
+        b.api = Some("HTTP://victim:8080/".into());
+        let node = kp(1001);
+        let b = b
+            .sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+            .sign(&kp(1));
+        let err = st
+            .apply(&ConsensusItem::Register(b), 0)
+            .expect_err("same URL");
+        assert!(err.contains("API URL"), "{err}");
+    }
+
+    #[test]
+    fn stale_and_foreign_registry_items_are_refused() {
+        let mut st = state(8, 0);
+        let fed = st.federation_id();
+        let old_reg = ConsensusItem::Register(registrant(0, Role::Miner, 5, None));
+        st.apply(&old_reg, 0).expect("registers");
+        let old_dereg = ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 6));
+        st.apply(&old_dereg, 0).expect("leaves");
+        st.apply(
+            &ConsensusItem::Register(registrant(0, Role::Miner, 7, None)),
+            0,
+        )
+        .expect("comes back");
+        let err = st
+            .apply(&old_dereg, 0)
+            .expect_err("replayed deregistration");
+        assert!(err.contains("stale"), "{err}");
+        let err = st.apply(&old_reg, 0).expect_err("replayed registration");
+        assert!(err.contains("stale"), "{err}");
+        let foreign = ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), [9; 32], 99));
+        let err = st.apply(&foreign, 0).expect_err("another federation");
+        assert!(err.contains("federation"), "{err}");
+    }
+
+    #[test]
+    fn a_miner_registers_with_a_bond_when_the_federation_asks_for_one() {
+        let mut st = state(8, 0);
+        st.params.miner_bond_min_sat = 50_000;
+        let err = st
+            .apply(
+                &ConsensusItem::Register(registrant(0, Role::Miner, 1, None)),
+                0,
+            )
+            .expect_err("no bond");
+        assert!(err.contains("miner_bond_min_sat"), "{err}");
+        st.apply(
+            &ConsensusItem::Register(registrant(0, Role::Miner, 2, Some((77, 5)))),
+            0,
+        )
+        .expect("bonded");
+    }
+
+    #[test]
+    fn slashing_survives_deregistration_and_re_registration() {
+        let mut st = state(8, 0);
+        let fed = st.federation_id();
+        st.apply(
+            &ConsensusItem::Register(registrant(0, Role::Validator, 1, Some((77, 5)))),
+            0,
+        )
+        .expect("registers");
+        let key = kp(0).x_only_public_key().0;
+        let vector = |w| {
+            boltensor_protocol::weights::WeightVector {
+                epoch: 0,
+                validator: key.serialize(),
+                weights: [("n".to_string(), w)].into_iter().collect(),
+            }
+            .sign(&kp(0))
+        };
+        st.apply(&ConsensusItem::Weights(vector(1)), 0)
+            .expect("first");
+        st.apply(&ConsensusItem::Weights(vector(2)), 0)
+            .expect("evidence");
+        assert!(st.uids[0].as_ref().expect("registered").slashed);
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 2)),
+            0,
+        )
+        .expect("leaves");
+        st.apply(
+            &ConsensusItem::Register(registrant(0, Role::Validator, 3, Some((77, 5)))),
+            0,
+        )
+        .expect("comes back");
+        let n = st.uids[0].as_ref().expect("registered");
+        assert!(n.slashed, "the key stays slashed");
+        // Another key with the slashed bond gets no stake from it either.
+        st.apply(
+            &ConsensusItem::Deregister(Deregistration::with_sequence(&kp(0), fed, 4)),
+            0,
+        )
+        .expect("leaves");
+        st.apply(
+            &ConsensusItem::Register(registrant(1, Role::Validator, 1, Some((77, 5)))),
+            0,
+        )
+        .expect("registers");
+        assert!(st.uids[0].as_ref().expect("registered").slashed);
     }
 
     #[test]

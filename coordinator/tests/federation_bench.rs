@@ -103,16 +103,7 @@ fn big_state(miners: usize, validators: usize) -> State {
         };
         let node = key(100_000 + i as u64).public_key().to_string();
         st.uids.push(Some(Neuron {
-            registration: Registration {
-                role,
-                key: kp.x_only_public_key().0,
-                node_id: node,
-                api: None,
-                models: vec![],
-                payout_offer: None,
-                bond: None,
-                signature: String::new(),
-            },
+            registration: Registration::new(role, kp.x_only_public_key().0, node, [0; 32]),
             bond: (role == Role::Validator).then(|| BondInfo {
                 outpoint: format!("{:064x}:0", i),
                 amount_sat: 100_000 + i as u64 * 1000,
@@ -122,6 +113,7 @@ fn big_state(miners: usize, validators: usize) -> State {
             registered_epoch: 0,
             registered_session: 0,
             last_incentive: 0,
+            last_emission: 0,
             slashed: false,
         }));
         st.permits.push(role == Role::Validator);

@@ -11,7 +11,7 @@ use boltensor_coordinator::payout::payout_preimage;
 use boltensor_coordinator::state::payer;
 use boltensor_ln::PaymentState;
 use boltensor_testenv::wait_for;
-use common::{miner_registration_for, weights_by_node, Net, Result};
+use common::{miner_registration_for, weights_by_node, Net, Node, Result};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -43,10 +43,10 @@ async fn epoch_payouts_reach_the_payees_nodes_exactly_once() -> Result {
             net.members[i] = Some(net.start_member(i).await?);
         }
 
-        let miner = miner_registration_for("miner-a", &miner_node.node_id().to_string());
+        let miner = miner_registration_for("miner-a", Node::Ln(&miner_node));
         assert_eq!(net.post(0, "/v1/items", &serde_json::to_value(&miner)?).await?.0, 202);
         let regs = net
-            .bonded_registrations_for(&[("validator-1", 200_000)], &[validator_node.node_id()])
+            .bonded_registrations_for(&[("validator-1", 200_000)], &[Node::Ln(&validator_node)])
             .await?;
         assert_eq!(net.post(1, "/v1/items", &serde_json::to_value(&regs[0])?).await?.0, 202);
         wait_for("the validator's bond to count", long, || async {

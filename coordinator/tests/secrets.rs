@@ -18,7 +18,7 @@ fn mode(path: &std::path::Path) -> u32 {
 fn secret_files_are_owner_only() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (fed, keys) = local_federation(
-        b"secrets-test",
+        Some(b"secrets-test"),
         4,
         30_000,
         ConsensusTiming::default(),

@@ -175,26 +175,67 @@ pub fn miner_keypair(dir: &Path) -> Result<Keypair, TestEnvError> {
     Ok(Keypair::from_secret_key(SECP256K1, &sk))
 }
 
-/// A miner's signed registration (no bond: miners earn by being scored).
+/// A miner's registration for `federation` (no bond: miners earn by being scored), signed by its
+/// registration key and, through `sign_node` (`LnNode::sign_message`), by its Lightning node.
 pub fn miner_registration(
     keypair: &Keypair,
     node_id: String,
+    sign_node: impl FnOnce(&[u8]) -> String,
+    federation: [u8; 32],
     api: String,
     models: Vec<String>,
 ) -> ConsensusItem {
-    ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: keypair.x_only_public_key().0,
-            node_id,
-            api: Some(api),
-            models,
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
+    let mut r = Registration::new(
+        Role::Miner,
+        keypair.x_only_public_key().0,
+        node_id,
+        federation,
+    );
+    r.api = Some(api);
+    r.models = models;
+    ConsensusItem::Register(r.sign_node(sign_node).sign(keypair))
+}
+
+/// The federation id (what registrations name) from the first of `urls` whose `GET /v1/status`
+/// answers within `timeout`.
+pub async fn federation_id(urls: &[String], timeout: Duration) -> Result<[u8; 32], TestEnvError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let started = std::time::Instant::now();
+    loop {
+        let mut errors = Vec::new();
+        for u in urls {
+            let got = async {
+                let v: serde_json::Value = http
+                    .get(format!("{u}/v1/status"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                v["federation"]
+                    .as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| format!("no federation id in {v}"))
+            }
+            .await;
+            match got {
+                Ok(id) => return Ok(id),
+                Err(e) => errors.push(format!("{u}: {e}")),
+            }
         }
-        .sign(keypair),
-    )
+        if started.elapsed() >= timeout {
+            return Err(TestEnvError::Devnet(format!(
+                "no coordinator told its federation id: {}",
+                errors.join("; ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Posts `item` to every member's `POST /v1/items` until at least one queued it (or `timeout`); any

@@ -1264,9 +1264,13 @@ async fn start_services(
         write(&shared.miner_names).insert(url.clone(), e.name.clone());
         if !coordinator_urls.is_empty() {
             let keypair = federation::miner_keypair(&data_dir.join("miners").join(&e.name))?;
+            let fed_id = federation::federation_id(&coordinator_urls, STEP_TIMEOUT).await?;
+            let node = &nodes[&e.name];
             let item = federation::miner_registration(
                 &keypair,
-                nodes[&e.name].node_id().to_string(),
+                node.node_id().to_string(),
+                |m| node.sign_message(m),
+                fed_id,
                 url.clone(),
                 specs.iter().map(|s| s.id.clone()).collect(),
             );

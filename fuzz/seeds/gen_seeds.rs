@@ -191,7 +191,7 @@ fn main() {
         (
             "deregister",
             0,
-            ConsensusItem::Deregister(Deregistration::new(&keypair(0))),
+            ConsensusItem::Deregister(Deregistration::with_sequence(&keypair(0), fed.id(), 2)),
         ),
         (
             "weights",

@@ -44,7 +44,7 @@ pub fn node_id(i: u64) -> PublicKey {
 /// The fuzzed federation: 4 members on loopback, default parameters.
 pub fn federation() -> (FederationConfig, Vec<Keypair>) {
     local_federation(
-        b"boltensor-fuzz",
+        Some(b"boltensor-fuzz"),
         4,
         17_000,
         ConsensusTiming::default(),
@@ -71,23 +71,22 @@ pub fn bond_proof(i: u64, role: Role, amount_sat: u64) -> BondProof {
     .expect("signed by its owner key")
 }
 
-/// Neuron `i`'s signed registration (a miner gets an API URL and a model).
+/// Neuron `i`'s signed registration (sequence 1; a miner gets an API URL and a model).
 pub fn registration(i: u64, role: Role, bond: Option<&BondProof>) -> Registration {
-    Registration {
+    let mut r = Registration::new(
         role,
-        key: keypair(i).x_only_public_key().0,
-        node_id: node_id(i).to_string(),
-        api: (role == Role::Miner).then(|| format!("http://127.0.0.1:{}", 9000 + i)),
-        models: if role == Role::Miner {
-            vec!["all-MiniLM-L6-v2".into()]
-        } else {
-            Vec::new()
-        },
-        payout_offer: None,
-        bond: bond.map(BondProof::to_hex),
-        signature: String::new(),
+        keypair(i).x_only_public_key().0,
+        node_id(i).to_string(),
+        federation().0.id(),
+    );
+    r.sequence = 1;
+    if role == Role::Miner {
+        r.api = Some(format!("http://127.0.0.1:{}", 9000 + i));
+        r.models = vec!["all-MiniLM-L6-v2".into()];
     }
-    .sign(&keypair(i))
+    r.bond = bond.map(BondProof::to_hex);
+    r.sign_node_with_key(&keypair(1000 + i).secret_key())
+        .sign(&keypair(i))
 }
 
 /// Validator `i`'s signed weights for `epoch` over miners `miners` (weight = 1000 × (miner + 1) + salt).

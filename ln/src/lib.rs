@@ -10,16 +10,19 @@
 //! - [`node`]: [`LnNode`]: start/stop, on-chain address and sync, channels, BOLT11 and hold invoices,
 //!   balances, and [`LnEvent`]s.
 //! - [`error`]: [`LnError`], one flat enum whose variants say what failed and why.
+//! - [`message`]: Lightning signed messages (a node proving its node id).
 //!
 //! ldk-node's synchronous calls use `tokio::task::block_in_place`: run this crate on a multi-thread
 //! tokio runtime.
 
 pub mod config;
 pub mod error;
+pub mod message;
 pub mod node;
 
 pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;
+pub use message::{sign_message_with_key, verify_message};
 pub use node::{
     parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, PaymentRecord, PaymentSent,
     PaymentState, PeerInfo, PendingPayment,

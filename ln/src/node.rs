@@ -450,6 +450,12 @@ impl LnNode {
         self.inner.node_id()
     }
 
+    /// Signs `msg` with the node key (a Lightning signed message, zbase32): proves the holder of
+    /// [`LnNode::node_id`] said it. Checked with [`crate::verify_message`].
+    pub fn sign_message(&self, msg: &[u8]) -> String {
+        self.inner.sign_message(msg)
+    }
+
     /// The node's alias.
     pub fn alias(&self) -> &str {
         &self.alias

@@ -312,6 +312,17 @@ impl FederationClient {
         Ok(median)
     }
 
+    /// The federation id the median member reports (what registrations name).
+    pub async fn federation_id(&self) -> Result<[u8; 32], FederationError> {
+        let id = self.status().await?.federation;
+        hex::decode(&id)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                FederationError::Refused(vec![("*".into(), format!("federation id {id:?}"))])
+            })
+    }
+
     /// The epoch being collected (median of the members' answers).
     pub async fn epoch(&self) -> Result<u64, FederationError> {
         Ok(self.status().await?.epoch)
@@ -704,23 +715,22 @@ async fn find_output(
     }
 }
 
-/// A validator's signed registration: its weights key, its Lightning node id, and its bond proof.
+/// A validator's signed registration for `federation`: its weights key, its Lightning node (which signs
+/// it too, proving the node id), and its bond proof.
 pub fn registration(
     keypair: &Keypair,
-    node_id: PublicKey,
+    node: &LnNode,
+    federation: [u8; 32],
     bond: Option<&BondProof>,
 ) -> Registration {
-    Registration {
-        role: Role::Validator,
-        key: keypair.x_only_public_key().0,
-        node_id: node_id.to_string(),
-        api: None,
-        models: vec![],
-        payout_offer: None,
-        bond: bond.map(BondProof::to_hex),
-        signature: String::new(),
-    }
-    .sign(keypair)
+    let mut r = Registration::new(
+        Role::Validator,
+        keypair.x_only_public_key().0,
+        node.node_id().to_string(),
+        federation,
+    );
+    r.bond = bond.map(BondProof::to_hex);
+    r.sign_node(|m| node.sign_message(m)).sign(keypair)
 }
 
 #[cfg(test)]

@@ -402,9 +402,10 @@ impl Validator {
         Ok(n)
     }
 
-    /// This validator's signed registration: its weights key, its node's id and its bond proof.
-    pub fn registration(&self, bond: Option<&BondProof>) -> Registration {
-        federation::registration(&self.keypair, self.node.node_id(), bond)
+    /// This validator's signed registration for `federation`: its weights key, its node (which signs
+    /// too) and its bond proof.
+    pub fn registration(&self, federation: [u8; 32], bond: Option<&BondProof>) -> Registration {
+        federation::registration(&self.keypair, &self.node, federation, bond)
     }
 
     /// The bond proof stored in the data directory, if any.
@@ -839,7 +840,8 @@ pub async fn enroll(
         tracing::info!(outpoint = %funded.outpoint, "bond funded; proof stored");
         proof = Some(p);
     }
-    let registration = federation::registration(&keypair, node.node_id(), proof.as_ref());
+    let federation_id = fed.federation_id().await?;
+    let registration = federation::registration(&keypair, node, federation_id, proof.as_ref());
     let delivery = fed.register(&registration).await?;
     Ok((registration, delivery))
 }

@@ -114,19 +114,19 @@ impl Net {
     }
 }
 
-fn miner_registration(label: &str, port: u16) -> Registration {
+fn miner_registration(fed: [u8; 32], label: &str, port: u16) -> Registration {
     let kp = key(label);
-    Registration {
-        role: Role::Miner,
-        key: kp.x_only_public_key().0,
-        node_id: key(&format!("{label}-node")).public_key().to_string(),
-        api: Some(format!("http://127.0.0.1:{port}")),
-        models: vec!["all-minilm-l6-v2".into()],
-        payout_offer: None,
-        bond: None,
-        signature: String::new(),
-    }
-    .sign(&kp)
+    let node = key(&format!("{label}-node"));
+    let mut r = Registration::new(
+        Role::Miner,
+        kp.x_only_public_key().0,
+        node.public_key().to_string(),
+        fed,
+    );
+    r.api = Some(format!("http://127.0.0.1:{port}"));
+    r.models = vec!["all-minilm-l6-v2".into()];
+    r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+        .sign(&kp)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,7 +215,9 @@ async fn bonded_validator_registers_and_its_weights_reach_a_signed_epoch() -> Re
 
     // Two miners register; the validator learns them (with their node ids) from the registry.
     for (label, port) in [("miner-a", 18001), ("miner-b", 18002)] {
-        client.register(&miner_registration(label, port)).await?;
+        client
+            .register(&miner_registration(fed_cfg.id(), label, port))
+            .await?;
     }
     let miners = wait_for("both miners listed", long, || async {
         Ok(client.miners().await.ok().filter(|m| m.len() == 2))

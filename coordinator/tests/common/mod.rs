@@ -32,6 +32,55 @@ pub fn node_id(label: &str) -> String {
     key(label).public_key().to_string()
 }
 
+/// The id of the test federation (its member keys derive from the seed `test`, whatever its ports).
+pub fn fed_id() -> [u8; 32] {
+    let keys: Vec<_> = (0..4)
+        .map(|i| {
+            boltensor_coordinator::config::derive_keypair(b"test", i)
+                .x_only_public_key()
+                .0
+        })
+        .collect();
+    boltensor_coordinator::config::federation_id(&keys)
+}
+
+/// What signs for a Lightning node id: a bare test key or a real node.
+#[derive(Clone, Copy)]
+pub enum Node<'a> {
+    /// A test key standing for a node.
+    Key(Keypair),
+    /// A running ldk-node.
+    Ln(&'a LnNode),
+}
+
+impl Node<'_> {
+    /// The node id.
+    pub fn id(&self) -> bitcoin::secp256k1::PublicKey {
+        match self {
+            Node::Key(k) => k.public_key(),
+            Node::Ln(n) => n.node_id(),
+        }
+    }
+
+    /// Signs `msg` with the node key.
+    pub fn sign(&self, msg: &[u8]) -> String {
+        match self {
+            Node::Key(k) => boltensor_ln::sign_message_with_key(msg, &k.secret_key()),
+            Node::Ln(n) => n.sign_message(msg),
+        }
+    }
+
+    /// The test node of `label` (key `<label>-node`).
+    pub fn of(label: &str) -> Node<'static> {
+        Node::Key(key(&format!("{label}-node")))
+    }
+}
+
+/// `reg` signed by its node and by `kp`.
+pub fn signed(reg: Registration, node: Node<'_>, kp: &Keypair) -> ConsensusItem {
+    ConsensusItem::Register(reg.sign_node(|m| node.sign(m)).sign(kp))
+}
+
 pub struct Net {
     pub testnet: TestNet,
     pub rpc: BitcoindRpc,
@@ -46,6 +95,11 @@ pub struct Net {
 impl Net {
     /// A federation of four with its bitcoind, members not started yet.
     pub async fn new() -> Result<Net> {
+        Net::with_params(|_| {}).await
+    }
+
+    /// Like [`Net::new`] with the test parameters changed by `tweak`.
+    pub async fn with_params(tweak: impl FnOnce(&mut Params)) -> Result<Net> {
         let testnet = TestNet::start().await?;
         let ChainSource::BitcoindRpc {
             port,
@@ -60,6 +114,16 @@ impl Net {
             format!("http://127.0.0.1:{port}"),
             RpcAuth::UserPass { user, password },
         );
+        let mut params = Params {
+            epoch_sessions: 2,
+            bond_min_timelock: 50,
+            bond_margin: 5,
+            bond_min_confirmations: 1,
+            bond_min_sat: 10_000,
+            epoch_pool_msat: 1_000_000,
+            ..Params::default()
+        };
+        tweak(&mut params);
         let (federation, keys) = boltensor_coordinator::config::loopback_federation(
             "test",
             b"test",
@@ -68,15 +132,7 @@ impl Net {
                 rounds_per_session: 8,
                 round_delay_ms: 60,
             },
-            Params {
-                epoch_sessions: 2,
-                bond_min_timelock: 50,
-                bond_margin: 5,
-                bond_min_confirmations: 1,
-                bond_min_sat: 10_000,
-                epoch_pool_msat: 1_000_000,
-                ..Params::default()
-            },
+            params,
         )?;
         federation.validate()?;
         Ok(Net {
@@ -95,7 +151,12 @@ impl Net {
 
     /// A federation of four, all started.
     pub async fn start() -> Result<Net> {
-        let mut net = Net::new().await?;
+        Net::start_with(|_| {}).await
+    }
+
+    /// Like [`Net::start`] with the test parameters changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Params)) -> Result<Net> {
+        let mut net = Net::with_params(tweak).await?;
         for i in 0..4 {
             net.members[i] = Some(net.start_member(i).await?);
         }
@@ -185,18 +246,15 @@ impl Net {
     /// Bonded validators: each funds a bond from its coinbase coins; the bonds confirm together and
     /// each registers with its proof.
     pub async fn bonded_registrations(&self, who: &[(&str, u64)]) -> Result<Vec<ConsensusItem>> {
-        let nodes: Vec<_> = who
-            .iter()
-            .map(|(label, _)| key(&format!("{label}-node")).public_key())
-            .collect();
+        let nodes: Vec<_> = who.iter().map(|(label, _)| Node::of(label)).collect();
         self.bonded_registrations_for(who, &nodes).await
     }
 
-    /// Like [`Net::bonded_registrations`] with the validators' Lightning node ids given.
+    /// Like [`Net::bonded_registrations`] with the validators' Lightning nodes given.
     pub async fn bonded_registrations_for(
         &self,
         who: &[(&str, u64)],
-        nodes: &[bitcoin::secp256k1::PublicKey],
+        nodes: &[Node<'_>],
     ) -> Result<Vec<ConsensusItem>> {
         for (label, _) in who {
             let wallet = KeyWallet::new(key(label), Network::Regtest);
@@ -206,66 +264,74 @@ impl Net {
         let mut out = Vec::new();
         for ((label, sats), node) in who.iter().zip(nodes) {
             let owner = key(label);
-            let wallet = KeyWallet::new(owner, Network::Regtest);
-            let fed = Federation::byzantine(self.federation.keys())?;
-            let bond = Bond::new(owner.x_only_public_key().0, fed, 200)?;
-            let funding = wallet
-                .fund(
-                    &self.rpc,
-                    bond.script_pubkey(),
-                    Amount::from_sat(*sats),
-                    FeeRate::from_sat_per_vb(2).expect("present in this test"),
-                )
-                .await?;
-            let proof = BondClaims {
-                outpoint: funding.outpoint,
-                amount: Amount::from_sat(*sats),
-                timelock: 200,
-                owner: owner.x_only_public_key().0,
-                role: Role::Validator,
-                node_id: *node,
-                registration_key: owner.x_only_public_key().0,
-            }
-            .sign(&owner)?;
-            out.push(ConsensusItem::Register(
-                Registration {
-                    role: Role::Validator,
-                    key: owner.x_only_public_key().0,
-                    node_id: node.to_string(),
-                    api: None,
-                    models: vec![],
-                    payout_offer: None,
-                    bond: Some(proof.to_hex()),
-                    signature: String::new(),
-                }
-                .sign(&owner),
-            ));
+            let outpoint = self.fund_bond(&owner, *sats).await?;
+            let proof = bond_claims(&owner, &owner, node.id(), outpoint, *sats).sign(&owner)?;
+            let mut reg = Registration::new(
+                Role::Validator,
+                owner.x_only_public_key().0,
+                node.id().to_string(),
+                self.federation.id(),
+            );
+            reg.bond = Some(proof.to_hex());
+            out.push(signed(reg, *node, &owner));
         }
         self.bitcoind().mine(1).await?;
         Ok(out)
     }
+
+    /// Funds a bond of `sats` owned by `owner` (T = 200) from `owner`'s coins (mined to its address
+    /// beforehand); returns its outpoint, unconfirmed.
+    pub async fn fund_bond(&self, owner: &Keypair, sats: u64) -> Result<bitcoin::OutPoint> {
+        let wallet = KeyWallet::new(*owner, Network::Regtest);
+        let fed = Federation::byzantine(self.federation.keys())?;
+        let bond = Bond::new(owner.x_only_public_key().0, fed, 200)?;
+        let funding = wallet
+            .fund(
+                &self.rpc,
+                bond.script_pubkey(),
+                Amount::from_sat(sats),
+                FeeRate::from_sat_per_vb(2).expect("present in this test"),
+            )
+            .await?;
+        Ok(funding.outpoint)
+    }
+}
+
+/// The claims of a validator bond (T = 200) owned by `owner` for registration key `registrant`.
+pub fn bond_claims(
+    owner: &Keypair,
+    registrant: &Keypair,
+    node: bitcoin::secp256k1::PublicKey,
+    outpoint: bitcoin::OutPoint,
+    sats: u64,
+) -> BondClaims {
+    BondClaims {
+        outpoint,
+        amount: Amount::from_sat(sats),
+        timelock: 200,
+        owner: owner.x_only_public_key().0,
+        role: Role::Validator,
+        node_id: node,
+        registration_key: registrant.x_only_public_key().0,
+    }
 }
 
 pub fn miner_registration(label: &str) -> ConsensusItem {
-    miner_registration_for(label, &node_id(&format!("{label}-node")))
+    miner_registration_for(label, Node::of(label))
 }
 
-/// A miner's registration with its Lightning node id given.
-pub fn miner_registration_for(label: &str, node: &str) -> ConsensusItem {
+/// A miner's registration with its Lightning node given.
+pub fn miner_registration_for(label: &str, node: Node<'_>) -> ConsensusItem {
     let kp = key(label);
-    ConsensusItem::Register(
-        Registration {
-            role: Role::Miner,
-            key: kp.x_only_public_key().0,
-            node_id: node.to_string(),
-            api: Some(format!("http://127.0.0.1:1/{label}")),
-            models: vec!["all-minilm-l6-v2".into()],
-            payout_offer: None,
-            bond: None,
-            signature: String::new(),
-        }
-        .sign(&kp),
-    )
+    let mut reg = Registration::new(
+        Role::Miner,
+        kp.x_only_public_key().0,
+        node.id().to_string(),
+        fed_id(),
+    );
+    reg.api = Some(format!("http://127.0.0.1:1/{label}"));
+    reg.models = vec!["all-minilm-l6-v2".into()];
+    signed(reg, node, &kp)
 }
 
 pub fn weights(validator: &str, epoch: u64, w: &[(&str, u16)]) -> Value {

@@ -10,6 +10,7 @@
 //! - [`node`]: [`LnNode`]: start/stop, on-chain address and sync, channels, BOLT11 and hold invoices,
 //!   balances, and [`LnEvent`]s.
 //! - [`error`]: [`LnError`], one flat enum whose variants say what failed and why.
+//! - [`secret_file`]: secret files are `0600`; [`secret_file::tighten_permissions`] fixes a loose one.
 //!
 //! ldk-node's synchronous calls use `tokio::task::block_in_place`: run this crate on a multi-thread
 //! tokio runtime.
@@ -17,6 +18,7 @@
 pub mod config;
 pub mod error;
 pub mod node;
+pub mod secret_file;
 
 pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;

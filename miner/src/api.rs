@@ -158,7 +158,7 @@ async fn metrics(State(m): State<Arc<Miner>>) -> Response {
     }
     let _ = writeln!(out, "boltensor_miner_settle_seconds_count {}", lat.len());
     // Compute given before payment (docs/security.md, row 8). The node's balance is not published
-    // here: this endpoint is public (row 15); operators read it with `boltensor node balance`.
+    // here: this endpoint is public (row 15); operators read it with `boltensor node info`.
     let c = m.compute.snapshot();
     let _ = writeln!(
         out,
@@ -483,6 +483,7 @@ impl Miner {
             new_credit: None,
             error: None,
             created_at: unix_now(),
+            early_run: false,
         })?;
         let challenge = Challenge {
             token: claims.sign(&self.key),
@@ -624,7 +625,7 @@ impl Miner {
         if let Some(Misbehaviour::Slow(delay)) = self.cfg.misbehaviour {
             tokio::time::sleep(delay).await;
         }
-        let mut run = match permit {
+        let run = match permit {
             Some(permit) => Run::Started(launch(
                 &model,
                 timeout,

@@ -460,11 +460,7 @@ impl SmolLm {
                 .get_ids()
                 .to_vec(),
         };
-        let mut weights = self
-            .weights
-            .lock()
-            .map_err(|_| ModelError::Inference("model poisoned by an earlier panic".into()))?;
-        drop(waiting);
+        let mut weights = self.lock_weights(&RunControl::paid())?;
         weights.clear_kv_cache();
         let mut input = Tensor::new(prompt_ids.as_slice(), &Device::Cpu)
             .and_then(|t| t.unsqueeze(0))
@@ -506,6 +502,36 @@ impl SmolLm {
         })
     }
 
+    /// Takes the model for a run. A paid run queues for it (counted in `paid_waiting`, which makes an
+    /// unpaid run holding it stop at its next token). An unpaid run never queues ahead of paid work: it
+    /// takes the model only when it is free and no paid run waits, polling, and stops waiting when it
+    /// is cancelled; if it is paid meanwhile it queues as paid work.
+    fn lock_weights(
+        &self,
+        ctl: &RunControl,
+    ) -> Result<std::sync::MutexGuard<'_, ModelWeights>, ModelError> {
+        let poisoned = || ModelError::Inference("model poisoned by an earlier panic".into());
+        loop {
+            if ctl.is_paid() {
+                let waiting = PaidWaiting::new(&self.paid_waiting);
+                let weights = self.weights.lock().map_err(|_| poisoned())?;
+                drop(waiting);
+                return Ok(weights);
+            }
+            if ctl.should_stop(false) {
+                return Err(ModelError::Cancelled);
+            }
+            if self.paid_waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                match self.weights.try_lock() {
+                    Ok(weights) => return Ok(weights),
+                    Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Generates an answer to `prompt`, sending each new piece of text to `on_text` as it comes.
     pub fn generate(
         &self,
@@ -525,13 +551,10 @@ impl SmolLm {
         ctl: &RunControl,
         on_text: impl FnMut(&str),
     ) -> Result<ChatOutput, ModelError> {
-        use std::sync::atomic::Ordering::SeqCst;
         let started = std::time::Instant::now();
         let unpaid = !ctl.is_paid();
         let mut tokens = 0u64;
-        // A paid run counts itself as waiting until it holds the model.
-        let waiting = (!unpaid).then(|| PaidWaiting::new(&self.paid_waiting));
-        let out = self.generate_locked(prompt, params, ctl, waiting, &mut tokens, on_text);
+        let out = self.generate_locked(prompt, params, ctl, &mut tokens, on_text);
         if unpaid {
             ctl.account(started, tokens, matches!(out, Err(ModelError::Cancelled)));
         }
@@ -543,7 +566,6 @@ impl SmolLm {
         prompt: &str,
         params: GenParams,
         ctl: &RunControl,
-        waiting: Option<PaidWaiting<'_>>,
         tokens: &mut u64,
         mut on_text: impl FnMut(&str),
     ) -> Result<ChatOutput, ModelError> {
@@ -563,11 +585,7 @@ impl SmolLm {
             }
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
-        let mut weights = self
-            .weights
-            .lock()
-            .map_err(|_| ModelError::Inference("model poisoned by an earlier panic".into()))?;
-        drop(waiting);
+        let mut weights = self.lock_weights(ctl)?;
         weights.clear_kv_cache();
 
         let mut generated: Vec<u32> = Vec::new();

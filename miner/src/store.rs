@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 const REQUESTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("requests");
@@ -504,5 +504,71 @@ mod tests {
             store.update(&[3; 32], |_, c| c.spend(&[5; 16], [3; 32])),
             Err(StoreError::CreditUnavailable)
         ));
+    }
+
+    #[test]
+    fn only_the_spender_returns_a_note() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("miner.redb")).expect("open");
+        store.insert(&record(1)).expect("insert");
+        store.insert(&record(2)).expect("insert");
+        let note = [9; 16];
+        store
+            .update(&[1; 32], |_, c| {
+                c.issue(
+                    &note,
+                    &CreditRecord {
+                        amount_msat: 10,
+                        expires_at: u64::MAX,
+                        spent_by: None,
+                    },
+                )
+            })
+            .expect("issue");
+        store
+            .update(&[1; 32], |_, c| c.spend(&note, [1; 32]))
+            .expect("spend");
+        // Request 2 named the same note and is failed back: the note stays spent by 1.
+        let (returned, _) = store
+            .update(&[2; 32], |_, c| c.unspend(&note, [2; 32]))
+            .expect("unspend");
+        assert!(!returned);
+        assert_eq!(
+            store.credit(&note).expect("read").map(|r| r.spent_by),
+            Some(Some([1; 32]))
+        );
+        let (returned, _) = store
+            .update(&[1; 32], |_, c| c.unspend(&note, [1; 32]))
+            .expect("unspend");
+        assert!(returned);
+    }
+
+    #[test]
+    fn counts_and_the_open_index_follow_the_records_and_survive_pruning() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("miner.redb");
+        let store = Store::open(&path).expect("open");
+        for h in 1..=3 {
+            store.insert(&record(h)).expect("insert");
+        }
+        store
+            .update(&[1; 32], |r, _| {
+                r.status = Status::Settled;
+                Ok(())
+            })
+            .expect("settle");
+        let counts = store.counts().expect("counts");
+        assert_eq!(counts.get("AwaitingPayment"), Some(&2));
+        assert_eq!(counts.get("Settled"), Some(&1));
+        assert_eq!(store.unresolved().expect("open").len(), 2);
+        assert!(store.prune_unpaid(&[2; 32]).expect("prune"));
+        assert!(!store.prune_unpaid(&[1; 32]).expect("settled is kept"));
+        assert_eq!(store.len().expect("len"), 2);
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        let counts = store.counts().expect("counts");
+        assert_eq!(counts.get("AwaitingPayment"), Some(&1));
+        assert_eq!(counts.get("Settled"), Some(&1));
+        assert_eq!(store.unresolved().expect("open").len(), 1);
     }
 }

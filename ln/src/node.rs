@@ -465,7 +465,9 @@ impl LnNode {
 
         let mut builder = Builder::from_config(ldk);
         builder.set_runtime(tokio::runtime::Handle::current());
-        builder.set_log_facade_logger();
+        // ldk-node's log, through the `log` facade into our tracing subscriber, with preimages and
+        // secrets taken out first (LDK logs "Claiming inbound HTLC … with preimage <hex>" at debug).
+        builder.set_custom_logger(Arc::new(RedactingLogger));
         builder
             .set_node_alias(config.alias.clone())
             .map_err(|e| build_err(format!("bad alias: {e}")))?;
@@ -974,6 +976,69 @@ async fn dispatch(
             let _ = events.send(ours);
         }
     }
+}
+
+/// ldk-node's log writer: each record goes to the `log` facade (which `tracing` picks up, with the
+/// record's module as target, so `RUST_LOG` filters work as before) with secrets redacted.
+struct RedactingLogger;
+
+impl ldk_node::logger::LogWriter for RedactingLogger {
+    fn log(&self, record: ldk_node::logger::LogRecord<'_>) {
+        use ldk_node::logger::LogLevel;
+        let level = match record.level {
+            LogLevel::Gossip | LogLevel::Trace => log::Level::Trace,
+            LogLevel::Debug => log::Level::Debug,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Error => log::Level::Error,
+        };
+        let meta = log::Metadata::builder()
+            .level(level)
+            .target(record.module_path)
+            .build();
+        if !log::logger().enabled(&meta) {
+            return;
+        }
+        let msg = redact_secrets(&record.args.to_string());
+        log::logger().log(
+            &log::Record::builder()
+                .level(level)
+                .target(record.module_path)
+                .module_path(Some(record.module_path))
+                .line(Some(record.line))
+                .args(format_args!("{msg}"))
+                .build(),
+        );
+    }
+}
+
+/// `msg` with every 64-hex-digit word replaced by `<redacted>` if the message speaks of a preimage or a
+/// secret (payment hashes in such a line go too: better than a preimage in a log).
+pub fn redact_secrets(msg: &str) -> String {
+    let lower = msg.to_ascii_lowercase();
+    if !(lower.contains("preimage") || lower.contains("secret")) {
+        return msg.to_owned();
+    }
+    let mut out = String::with_capacity(msg.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 64 {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in msg.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// An event's kind and payment hash: what may be logged of it (no preimage, no payment secret).

@@ -164,7 +164,10 @@ async fn metrics(State(m): State<Arc<Miner>>) -> Response {
         out,
         "# HELP boltensor_miner_unpaid_model_seconds_total Model time of runs started before their payment was held that ended unpaid."
     );
-    let _ = writeln!(out, "# TYPE boltensor_miner_unpaid_model_seconds_total counter");
+    let _ = writeln!(
+        out,
+        "# TYPE boltensor_miner_unpaid_model_seconds_total counter"
+    );
     let _ = writeln!(
         out,
         "boltensor_miner_unpaid_model_seconds_total {}",
@@ -1127,14 +1130,21 @@ impl Drop for CancelUnpaid {
 }
 
 /// Starts `job` on `model` on its own task, bounded by `timeout`, under `ctl`.
-fn launch(model: &Backend, timeout: std::time::Duration, job: Job, ctl: Arc<RunControl>) -> Started {
+fn launch(
+    model: &Backend,
+    timeout: std::time::Duration,
+    job: Job,
+    ctl: Arc<RunControl>,
+) -> Started {
     let model = model.clone();
     match job {
         Job::Embed { req, tokens } => {
             let texts = req.input.texts().into_iter().map(str::to_owned).collect();
             let c = Arc::clone(&ctl);
             let run = tokio::spawn(async move {
-                let out = tokio::time::timeout(timeout, model.embed_controlled(texts, Arc::clone(&c))).await;
+                let out =
+                    tokio::time::timeout(timeout, model.embed_controlled(texts, Arc::clone(&c)))
+                        .await;
                 if out.is_err() {
                     c.abort();
                 }

@@ -80,7 +80,10 @@ impl RunControl {
 
     /// A run started before its payment is held, holding one of the miner's few unpaid-compute
     /// `permit`s until it is paid or ends; its compute is added to `stats` unless it ends paid.
-    pub fn unpaid(stats: Arc<ComputeStats>, permit: tokio::sync::OwnedSemaphorePermit) -> Arc<Self> {
+    pub fn unpaid(
+        stats: Arc<ComputeStats>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Arc<Self> {
         stats.unpaid_run_started();
         Arc::new(RunControl {
             state: std::sync::atomic::AtomicU8::new(UNPAID),
@@ -91,11 +94,7 @@ impl RunControl {
 
     /// Gives the unpaid-compute permit back (once).
     fn release(&self) {
-        let permit = self
-            .permit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let permit = self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
         if permit.is_some() {
             if let Some(stats) = &self.stats {
                 stats
@@ -596,11 +595,7 @@ impl SmolLm {
             .map_err(infer)?;
         let mut pos = 0;
         while generated.len() < params.max_tokens as usize {
-            if ctl.should_stop(
-                self.paid_waiting
-                    .load(std::sync::atomic::Ordering::SeqCst)
-                    > 0,
-            ) {
+            if ctl.should_stop(self.paid_waiting.load(std::sync::atomic::Ordering::SeqCst) > 0) {
                 return Err(ModelError::Cancelled);
             }
             *tokens += 1;

@@ -479,7 +479,10 @@ pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], MinerError> {
             // A key file others may read (made by hand, restored from a backup) is tightened to 0600.
             boltensor_ln::secret_file::tighten_permissions(path).map_err(|e| err(e.to_string()))?;
             bytes.try_into().map_err(|_| {
-                err("not 32 bytes; delete it to make a new one (outstanding tokens then fail)".into())
+                err(
+                    "not 32 bytes; delete it to make a new one (outstanding tokens then fail)"
+                        .into(),
+                )
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -176,7 +176,9 @@ impl RequestTables<'_> {
             self.bump(rec.status, true)?;
         }
         if rec.status.is_open() {
-            self.open.insert(rec.payment_hash.as_slice(), ()).map_err(db)?;
+            self.open
+                .insert(rec.payment_hash.as_slice(), ())
+                .map_err(db)?;
         } else {
             self.open.remove(rec.payment_hash.as_slice()).map_err(db)?;
         }
@@ -225,8 +227,7 @@ impl Store {
 
     /// Request records read from disk so far (by lookups and scans).
     pub fn records_read(&self) -> u64 {
-        self.records_read
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.records_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn read(&self, n: u64) {

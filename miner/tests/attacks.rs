@@ -54,7 +54,14 @@ async fn a_credit_note_pays_for_one_request_only() -> Result {
     let (ra, _) = pay_and_use(&n.attacker, &url, CHAT_PATH, &body, &a).await?;
     assert_eq!(ra.status, 200, "{}", ra.text);
     // The second, unpaid: the note is spent, the miner fails it back.
-    let rb = post(&url, CHAT_PATH, &body, Some(&format!("L402 {}", b.token)), None).await?;
+    let rb = post(
+        &url,
+        CHAT_PATH,
+        &body,
+        Some(&format!("L402 {}", b.token)),
+        None,
+    )
+    .await?;
     assert_eq!(rb.status, 409, "{}", rb.text);
 
     // Now try the note again, as often as it lets us.
@@ -115,9 +122,7 @@ async fn unpaid_challenges_get_one_cancelled_run_each() -> Result {
     })
     .await?;
     let url = n.url.clone();
-    let body = |i: usize| {
-        json!({"model": CHAT, "messages": [{"role": "user", "content": format!("Count from {i} to 500, one number per line.")}], "max_tokens": 400})
-    };
+    let body = |i: usize| json!({"model": CHAT, "messages": [{"role": "user", "content": format!("Count from {i} to 500, one number per line.")}], "max_tokens": 400});
     let idle = |n: &AttackNet| {
         let m = n.miner.clone();
         async move {
@@ -134,7 +139,14 @@ async fn unpaid_challenges_get_one_cancelled_run_each() -> Result {
     let c = challenge(&url, CHAT_PATH, &body(1), None).await?;
     let started = Instant::now();
     for _ in 0..retries {
-        let r = post(&url, CHAT_PATH, &body(1), Some(&format!("L402 {}", c.token)), None).await?;
+        let r = post(
+            &url,
+            CHAT_PATH,
+            &body(1),
+            Some(&format!("L402 {}", c.token)),
+            None,
+        )
+        .await?;
         assert_eq!(r.status, 402, "{}", r.text);
     }
     idle(&n).await?;
@@ -148,7 +160,10 @@ async fn unpaid_challenges_get_one_cancelled_run_each() -> Result {
         s.cancelled,
         wait
     );
-    assert_eq!(s.early_runs, 1, "the model ran more than once for one unpaid challenge");
+    assert_eq!(
+        s.early_runs, 1,
+        "the model ran more than once for one unpaid challenge"
+    );
     assert_eq!(s.cancelled, 1, "the unpaid run was not cancelled");
     // Cancelled at the deadline, checked between tokens: a few tokens at most, not the 400 asked for
     // (the model time also holds the prompt's forward pass, long on a loaded debug build).
@@ -184,7 +199,10 @@ async fn unpaid_challenges_get_one_cancelled_run_each() -> Result {
         secs,
         secs / many as f64
     );
-    assert!(after.max_in_flight <= 2, "more unpaid runs at once than the cap");
+    assert!(
+        after.max_in_flight <= 2,
+        "more unpaid runs at once than the cap"
+    );
     assert!(runs <= many as u64);
 
     // Paid work does not wait behind unpaid work: two unpaid runs hold and queue for the model while a
@@ -195,7 +213,14 @@ async fn unpaid_challenges_get_one_cancelled_run_each() -> Result {
         let c = challenge(&url, CHAT_PATH, &b, None).await?;
         let url = url.clone();
         unpaid.push(tokio::spawn(async move {
-            post(&url, CHAT_PATH, &b, Some(&format!("L402 {}", c.token)), None).await
+            post(
+                &url,
+                CHAT_PATH,
+                &b,
+                Some(&format!("L402 {}", c.token)),
+                None,
+            )
+            .await
         }));
     }
     let paid_body = json!({"model": CHAT, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8});
@@ -297,7 +322,9 @@ async fn expired_unpaid_challenges_are_pruned_and_metrics_do_not_scan_history() 
         })?;
     }
     let (t_full, reads_full, text) = metrics().await?;
-    assert!(text.contains(&format!("boltensor_miner_requests{{state=\"Settled\"}} {history}")));
+    assert!(text.contains(&format!(
+        "boltensor_miner_requests{{state=\"Settled\"}} {history}"
+    )));
     // Three sweeps (one every 500 ms): how many records they read.
     let reads = store.records_read();
     let sweeps = n.miner.sweeps();

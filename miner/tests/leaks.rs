@@ -66,7 +66,10 @@ async fn no_preimage_in_debug_logs_no_balance_in_metrics_secret_files_tightened(
     })
     .await?;
     let key = loose_key.ok_or("key")?;
-    println!("l402.key written 0644, mode after the miner started: {:o}", mode(&key)?);
+    println!(
+        "l402.key written 0644, mode after the miner started: {:o}",
+        mode(&key)?
+    );
     assert_eq!(mode(&key)?, 0o600);
 
     // A paid request, logged at debug level on both sides.
@@ -96,11 +99,21 @@ async fn no_preimage_in_debug_logs_no_balance_in_metrics_secret_files_tightened(
         "{lines} debug log lines for a paid request; lines holding its preimage: {}",
         leaks.len()
     );
-    assert!(leaks.is_empty(), "the preimage was logged:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "the preimage was logged:\n{}",
+        leaks.join("\n")
+    );
 
     // The public /metrics publishes no balance.
-    let metrics = reqwest::get(format!("{}/metrics", n.url)).await?.text().await?;
-    assert!(!metrics.contains("balance"), "/metrics publishes a balance:\n{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", n.url))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !metrics.contains("balance"),
+        "/metrics publishes a balance:\n{metrics}"
+    );
 
     // ldk-node's seed left readable by others is tightened when the node starts.
     let cfg = n.net.node_config("spare")?;
@@ -110,7 +123,10 @@ async fn no_preimage_in_debug_logs_no_balance_in_metrics_secret_files_tightened(
     drop(spare);
     std::fs::set_permissions(&seed, std::fs::Permissions::from_mode(0o644))?;
     let spare = LnNode::start(n.net.node_config("spare")?).await?;
-    println!("keys_seed set 0644, mode after the node started: {:o}", mode(&seed)?);
+    println!(
+        "keys_seed set 0644, mode after the node started: {:o}",
+        mode(&seed)?
+    );
     assert_eq!(mode(&seed)?, 0o600);
     spare.stop().await;
     n.stop().await;

@@ -11,6 +11,7 @@
 //!   balances, and [`LnEvent`]s.
 //! - [`error`]: [`LnError`], one flat enum whose variants say what failed and why.
 //! - [`message`]: Lightning signed messages (a node proving its node id).
+//! - [`secret_file`]: secret files are `0600`; [`secret_file::tighten_permissions`] fixes a loose one.
 //!
 //! ldk-node's synchronous calls use `tokio::task::block_in_place`: run this crate on a multi-thread
 //! tokio runtime.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod message;
 pub mod node;
+pub mod secret_file;
 
 pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;

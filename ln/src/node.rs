@@ -26,7 +26,9 @@ use crate::config::{ChainSource, NodeConfig};
 use crate::error::LnError;
 
 /// The events of an [`LnNode`] that the rest of Boltensor acts on, in our own words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output redacts the preimage of [`LnEvent::PaymentSuccessful`]: events get logged.
+#[derive(Clone, PartialEq, Eq)]
 pub enum LnEvent {
     /// An outgoing payment settled: the preimage is the proof of payment.
     PaymentSuccessful {
@@ -85,6 +87,87 @@ pub enum LnEvent {
     },
 }
 
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn redact(p: &Option<PaymentPreimage>) -> Option<Redacted> {
+    p.map(|_| Redacted)
+}
+
+impl std::fmt::Debug for LnEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LnEvent::PaymentSuccessful {
+                payment_hash,
+                preimage,
+                fee_paid_msat,
+            } => f
+                .debug_struct("PaymentSuccessful")
+                .field("payment_hash", payment_hash)
+                .field("preimage", &redact(preimage))
+                .field("fee_paid_msat", fee_paid_msat)
+                .finish(),
+            LnEvent::PaymentFailed {
+                payment_hash,
+                reason,
+            } => f
+                .debug_struct("PaymentFailed")
+                .field("payment_hash", payment_hash)
+                .field("reason", reason)
+                .finish(),
+            LnEvent::PaymentReceived {
+                payment_hash,
+                amount_msat,
+            } => f
+                .debug_struct("PaymentReceived")
+                .field("payment_hash", payment_hash)
+                .field("amount_msat", amount_msat)
+                .finish(),
+            LnEvent::PaymentClaimable(c) => f.debug_tuple("PaymentClaimable").field(c).finish(),
+            LnEvent::PaymentForwarded {
+                fee_earned_msat,
+                outbound_amount_msat,
+            } => f
+                .debug_struct("PaymentForwarded")
+                .field("fee_earned_msat", fee_earned_msat)
+                .field("outbound_amount_msat", outbound_amount_msat)
+                .finish(),
+            LnEvent::ChannelPending {
+                user_channel_id,
+                counterparty,
+                funding_txid,
+            } => f
+                .debug_struct("ChannelPending")
+                .field("user_channel_id", user_channel_id)
+                .field("counterparty", counterparty)
+                .field("funding_txid", funding_txid)
+                .finish(),
+            LnEvent::ChannelReady {
+                user_channel_id,
+                counterparty,
+            } => f
+                .debug_struct("ChannelReady")
+                .field("user_channel_id", user_channel_id)
+                .field("counterparty", counterparty)
+                .finish(),
+            LnEvent::ChannelClosed {
+                user_channel_id,
+                reason,
+            } => f
+                .debug_struct("ChannelClosed")
+                .field("user_channel_id", user_channel_id)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
+}
+
 /// A payment held at this node, waiting to be claimed or failed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimable {
@@ -96,8 +179,8 @@ pub struct Claimable {
     pub claim_deadline: Option<u32>,
 }
 
-/// The proof and cost of a settled outgoing payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The proof and cost of a settled outgoing payment (its `Debug` output redacts the preimage).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PaymentSent {
     /// The payment hash.
     pub payment_hash: PaymentHash,
@@ -105,6 +188,16 @@ pub struct PaymentSent {
     pub preimage: Option<PaymentPreimage>,
     /// Routing fees paid on top of the amount.
     pub fee_paid_msat: u64,
+}
+
+impl std::fmt::Debug for PaymentSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentSent")
+            .field("payment_hash", &self.payment_hash)
+            .field("preimage", &redact(&self.preimage))
+            .field("fee_paid_msat", &self.fee_paid_msat)
+            .finish()
+    }
 }
 
 /// A node's funds.
@@ -364,6 +457,9 @@ impl LnNode {
                 config.storage_dir.display()
             ))
         })?;
+        // ldk-node creates its seed 0600; one left readable by others is tightened before it is used.
+        crate::secret_file::tighten_permissions(&config.storage_dir.join("keys_seed"))
+            .map_err(|e| build_err(format!("cannot tighten keys_seed: {e}")))?;
         let listen = SocketAddress::from_str(&config.listen.to_string())
             .map_err(|_| build_err(format!("bad listen address {}", config.listen)))?;
 
@@ -380,7 +476,9 @@ impl LnNode {
 
         let mut builder = Builder::from_config(ldk);
         builder.set_runtime(tokio::runtime::Handle::current());
-        builder.set_log_facade_logger();
+        // ldk-node's log, through the `log` facade into our tracing subscriber, with preimages and
+        // secrets taken out first (LDK logs "Claiming inbound HTLC … with preimage <hex>" at debug).
+        builder.set_custom_logger(Arc::new(RedactingLogger));
         builder
             .set_node_alias(config.alias.clone())
             .map_err(|e| build_err(format!("bad alias: {e}")))?;
@@ -696,6 +794,33 @@ impl LnNode {
         Ok(())
     }
 
+    /// Forgets an unpaid hold invoice for `payment_hash`: a payment to it is refused from now on (failed
+    /// back if it arrives) and the node's payment store no longer keeps it. For an invoice that expired
+    /// unpaid, so that unpaid challenges do not grow the store. Best effort and idempotent.
+    pub fn forget_invoice(&self, payment_hash: PaymentHash) {
+        let id = PaymentId(payment_hash.0);
+        match self.inner.payment(&id) {
+            Some(details)
+                if details.direction == ldk_node::payment::PaymentDirection::Inbound
+                    && details.status != PaymentStatus::Succeeded =>
+            {
+                if details.status == PaymentStatus::Pending {
+                    let _ = self.inner.bolt11_payment().fail_for_hash(payment_hash);
+                }
+                lock(&self.claimable).remove(&payment_hash);
+                if let Err(e) = self.inner.remove_payment(&id) {
+                    tracing::debug!(alias = %self.alias, %payment_hash, error = %e, "cannot forget an invoice");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// How many payments the node's payment store holds.
+    pub fn payment_count(&self) -> usize {
+        self.inner.list_payments().len()
+    }
+
     /// Starts paying `invoice`; await [`PendingPayment::outcome`] for the result.
     pub fn send(&self, invoice: &Bolt11Invoice) -> Result<PendingPayment, LnError> {
         let events = self.subscribe();
@@ -860,7 +985,10 @@ async fn dispatch(
             event = node.next_event_async() => event,
             _ = shutdown.changed() => break,
         };
-        tracing::debug!(%alias, ?event, "lightning event");
+        // Never `?event`: ldk-node's events carry preimages and payment secrets (docs/security.md,
+        // row 15). The kind and the payment hash are what a log reader needs.
+        let (kind, payment_hash) = summarize(&event);
+        tracing::debug!(%alias, event = kind, payment_hash = ?payment_hash.map(|h| h.to_string()), "lightning event");
         let ours = translate(&event);
         if let Some(LnEvent::PaymentClaimable(c)) = &ours {
             lock(&claimable).insert(c.payment_hash, *c);
@@ -877,6 +1005,85 @@ async fn dispatch(
             // No receivers is fine: nobody is waiting for this one.
             let _ = events.send(ours);
         }
+    }
+}
+
+/// ldk-node's log writer: each record goes to the `log` facade (which `tracing` picks up, with the
+/// record's module as target, so `RUST_LOG` filters work as before) with secrets redacted.
+struct RedactingLogger;
+
+impl ldk_node::logger::LogWriter for RedactingLogger {
+    fn log(&self, record: ldk_node::logger::LogRecord<'_>) {
+        use ldk_node::logger::LogLevel;
+        let level = match record.level {
+            LogLevel::Gossip | LogLevel::Trace => log::Level::Trace,
+            LogLevel::Debug => log::Level::Debug,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Error => log::Level::Error,
+        };
+        let meta = log::Metadata::builder()
+            .level(level)
+            .target(record.module_path)
+            .build();
+        if !log::logger().enabled(&meta) {
+            return;
+        }
+        let msg = redact_secrets(&record.args.to_string());
+        log::logger().log(
+            &log::Record::builder()
+                .level(level)
+                .target(record.module_path)
+                .module_path(Some(record.module_path))
+                .line(Some(record.line))
+                .args(format_args!("{msg}"))
+                .build(),
+        );
+    }
+}
+
+/// `msg` with every 64-hex-digit word replaced by `<redacted>` if the message speaks of a preimage or a
+/// secret (payment hashes in such a line go too: better than a preimage in a log).
+pub fn redact_secrets(msg: &str) -> String {
+    let lower = msg.to_ascii_lowercase();
+    if !(lower.contains("preimage") || lower.contains("secret")) {
+        return msg.to_owned();
+    }
+    let mut out = String::with_capacity(msg.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 64 {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in msg.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// An event's kind and payment hash: what may be logged of it (no preimage, no payment secret).
+fn summarize(event: &Event) -> (&'static str, Option<PaymentHash>) {
+    match event {
+        Event::PaymentSuccessful { payment_hash, .. } => ("PaymentSuccessful", Some(*payment_hash)),
+        Event::PaymentFailed { payment_hash, .. } => ("PaymentFailed", *payment_hash),
+        Event::PaymentReceived { payment_hash, .. } => ("PaymentReceived", Some(*payment_hash)),
+        Event::PaymentClaimable { payment_hash, .. } => ("PaymentClaimable", Some(*payment_hash)),
+        Event::PaymentForwarded { .. } => ("PaymentForwarded", None),
+        Event::ChannelPending { .. } => ("ChannelPending", None),
+        Event::ChannelReady { .. } => ("ChannelReady", None),
+        Event::ChannelClosed { .. } => ("ChannelClosed", None),
+        Event::SplicePending { .. } => ("SplicePending", None),
+        Event::SpliceFailed { .. } => ("SpliceFailed", None),
     }
 }
 

@@ -24,7 +24,7 @@ use boltensor_protocol::openai::{
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::backend::{Backend, GenParams, ModelKind, SmolLm};
+use crate::backend::{Backend, GenParams, ModelKind, RunControl, SmolLm};
 use crate::config::{Misbehaviour, ModelSpec};
 use crate::store::{CreditRecord, RequestRecord, Status, StoreError};
 use crate::{lock, random_bytes, unix_now, Miner};
@@ -127,7 +127,8 @@ async fn models(State(m): State<Arc<Miner>>) -> Json<ModelList> {
     })
 }
 
-/// Prometheus text: paid requests by state, settlement latency.
+/// Prometheus text: paid requests by state, settlement latency, compute given before payment. Public,
+/// so it publishes no balance, and costs the same whatever the history (counters, not scans).
 async fn metrics(State(m): State<Arc<Miner>>) -> Response {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -156,9 +157,26 @@ async fn metrics(State(m): State<Arc<Miner>>) -> Response {
         );
     }
     let _ = writeln!(out, "boltensor_miner_settle_seconds_count {}", lat.len());
-    let b = m.node.balances();
-    let _ = writeln!(out, "# TYPE boltensor_lightning_balance_sats gauge");
-    let _ = writeln!(out, "boltensor_lightning_balance_sats {}", b.lightning_sats);
+    // Compute given before payment (docs/security.md, row 8). The node's balance is not published
+    // here: this endpoint is public (row 15); operators read it with `boltensor node info`.
+    let c = m.compute.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_unpaid_model_seconds_total Model time of runs started before their payment was held that ended unpaid."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE boltensor_miner_unpaid_model_seconds_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "boltensor_miner_unpaid_model_seconds_total {}",
+        c.unpaid_seconds
+    );
+    let _ = writeln!(out, "# TYPE boltensor_miner_early_runs_total counter");
+    let _ = writeln!(out, "boltensor_miner_early_runs_total {}", c.early_runs);
+    let _ = writeln!(out, "# TYPE boltensor_miner_cancelled_runs_total counter");
+    let _ = writeln!(out, "boltensor_miner_cancelled_runs_total {}", c.cancelled);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -468,6 +486,7 @@ impl Miner {
             new_credit: None,
             error: None,
             created_at: unix_now(),
+            early_run: false,
         })?;
         let challenge = Challenge {
             token: claims.sign(&self.key),
@@ -539,6 +558,16 @@ impl Miner {
                 "token expired; a payment made for it is failed back".into(),
             ));
         }
+        // The model may start before the payment is held (docs/adr/0008) — but only once per token,
+        // and only within the small cap on unpaid compute; otherwise it starts once the payment is
+        // held (docs/security.md, row 8).
+        let already_held = self.node.claimable(PaymentHash(hash)).is_some();
+        let mut permit = if already_held {
+            None
+        } else {
+            Arc::clone(&self.unpaid_runs).try_acquire_owned().ok()
+        };
+        let mut early = false;
         // One use per token: AwaitingPayment -> Serving, atomically with spending the credit note.
         let credit_leftover = {
             let claimed = self.store.update(&hash, |r, credits| {
@@ -549,6 +578,10 @@ impl Miner {
                 if let Some(id) = r.credit_id {
                     let rec: CreditRecord = credits.spend(&id, hash)?;
                     leftover = rec.amount_msat.saturating_sub(claims.credit_msat);
+                }
+                if permit.is_some() && !r.early_run {
+                    r.early_run = true;
+                    early = true;
                 }
                 r.status = Status::Serving;
                 Ok(leftover)
@@ -572,6 +605,9 @@ impl Miner {
                 Err(e) => return Err(e.into()),
             }
         };
+        if !early {
+            permit = None;
+        }
         lock(&self.serving).insert(hash);
         let guard = ServingGuard {
             miner: Arc::clone(self),
@@ -581,7 +617,8 @@ impl Miner {
         // Start the model now, while the HTLC may still be on its way. Nothing is delivered (and the
         // payment is not claimed) until the payment is held here for the price, so a client that never
         // pays gets nothing; an honest client does not wait for its payment and the model one after
-        // the other (docs/adr/0008).
+        // the other (docs/adr/0008). The early run is cancelled (within a token) when the payment does
+        // not come, or when paid work needs the model.
         let model = self
             .models
             .get(&spec.id)
@@ -591,40 +628,17 @@ impl Miner {
         if let Some(Misbehaviour::Slow(delay)) = self.cfg.misbehaviour {
             tokio::time::sleep(delay).await;
         }
-        let started = match job {
-            Job::Embed { req, tokens } => {
-                let texts = req.input.texts().into_iter().map(str::to_owned).collect();
-                let run =
-                    tokio::spawn(
-                        async move { tokio::time::timeout(timeout, model.embed(texts)).await },
-                    );
-                Started::Embed { run, req, tokens }
-            }
-            Job::Chat {
-                req,
-                prompt_tokens,
-                max_tokens,
-            } => {
-                let params = GenParams {
-                    max_tokens,
-                    temperature: req.temperature.unwrap_or(0.0),
-                    top_p: req.top_p,
-                    seed: req.seed.unwrap_or(299_792_458),
-                };
-                let (tx, rx) = mpsc::unbounded_channel();
-                let messages = req.messages.clone();
-                let run = tokio::spawn(async move {
-                    tokio::time::timeout(timeout, model.chat(messages, params, tx)).await
-                });
-                Started::Chat {
-                    run,
-                    rx,
-                    req,
-                    prompt_tokens,
-                    max_tokens,
-                }
-            }
+        let run = match permit {
+            Some(permit) => Run::Started(launch(
+                &model,
+                timeout,
+                job,
+                RunControl::unpaid(Arc::clone(&self.compute), permit),
+            )),
+            None => Run::Pending(job),
         };
+        // A client that goes away while waiting for its payment takes the unpaid run down with it.
+        let cancel_unpaid = CancelUnpaid(run.control());
 
         // Wait for the payment to be held here, for exactly the price.
         let held = match self
@@ -634,11 +648,12 @@ impl Miner {
         {
             Ok(held) => held,
             Err(_) => {
-                started.abort();
-                // Not paid (yet): the token stays usable.
+                run.abort();
+                // Not paid (yet): the token stays usable, but the model will not start again for it
+                // before its payment is held.
                 let _ = self.store.update(&hash, |r, credits| {
                     if let Some(id) = r.credit_id {
-                        credits.unspend(&id)?;
+                        credits.unspend(&id, r.payment_hash)?;
                     }
                     r.status = Status::AwaitingPayment;
                     Ok(())
@@ -649,6 +664,17 @@ impl Miner {
                 )));
             }
         };
+        // Paid: keep the early run if it is still alive, else (it gave way to paid work, or there was
+        // none) start the model now as paid work.
+        let started = match run {
+            Run::Started(s) if s.control().mark_paid() => s,
+            Run::Started(s) => {
+                s.abort();
+                launch(&model, timeout, s.into_job(), RunControl::paid())
+            }
+            Run::Pending(job) => launch(&model, timeout, job, RunControl::paid()),
+        };
+        drop(cancel_unpaid);
         let nth = self
             .served_count
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -669,7 +695,9 @@ impl Miner {
         }
 
         match started {
-            Started::Embed { run, req, tokens } => {
+            Started::Embed {
+                run, req, tokens, ..
+            } => {
                 let mut vectors = match join_run(run).await {
                     Ok(v) => v,
                     Err(e) => return Err(self.failed(&hash, e)),
@@ -699,6 +727,7 @@ impl Miner {
                 req,
                 prompt_tokens,
                 max_tokens,
+                ..
             } => {
                 let id = format!("chatcmpl-{}", hex::encode(&hash[..12]));
                 let created = unix_now();
@@ -1050,25 +1079,119 @@ fn chat_response(
 type ModelRun<T> =
     tokio::task::JoinHandle<Result<Result<T, crate::ModelError>, tokio::time::error::Elapsed>>;
 
-/// A model run started for a paid request, before its payment is known to be held.
+/// A model run started for a paid request, before or after its payment is held.
 enum Started {
     Embed {
         run: ModelRun<Vec<Vec<f32>>>,
         req: EmbeddingsRequest,
         tokens: u32,
+        ctl: Arc<RunControl>,
     },
     Chat {
-        run: tokio::task::JoinHandle<
-            Result<
-                Result<crate::backend::ChatOutput, crate::ModelError>,
-                tokio::time::error::Elapsed,
-            >,
-        >,
+        run: ModelRun<crate::backend::ChatOutput>,
         rx: mpsc::UnboundedReceiver<String>,
         req: ChatRequest,
         prompt_tokens: u32,
         max_tokens: u32,
+        ctl: Arc<RunControl>,
     },
+}
+
+/// A request's model run: not started yet, or started.
+enum Run {
+    Pending(Job),
+    Started(Started),
+}
+
+impl Run {
+    fn control(&self) -> Option<Arc<RunControl>> {
+        match self {
+            Run::Pending(_) => None,
+            Run::Started(s) => Some(Arc::clone(s.control())),
+        }
+    }
+
+    fn abort(&self) {
+        if let Run::Started(s) = self {
+            s.abort();
+        }
+    }
+}
+
+/// Cancels an unpaid run when dropped (a paid one is left alone).
+struct CancelUnpaid(Option<Arc<RunControl>>);
+
+impl Drop for CancelUnpaid {
+    fn drop(&mut self) {
+        if let Some(ctl) = &self.0 {
+            ctl.cancel();
+        }
+    }
+}
+
+/// Starts `job` on `model` on its own task, bounded by `timeout`, under `ctl`.
+fn launch(
+    model: &Backend,
+    timeout: std::time::Duration,
+    job: Job,
+    ctl: Arc<RunControl>,
+) -> Started {
+    let model = model.clone();
+    match job {
+        Job::Embed { req, tokens } => {
+            let texts = req.input.texts().into_iter().map(str::to_owned).collect();
+            let c = Arc::clone(&ctl);
+            let run = tokio::spawn(async move {
+                let out =
+                    tokio::time::timeout(timeout, model.embed_controlled(texts, Arc::clone(&c)))
+                        .await;
+                if out.is_err() {
+                    c.abort();
+                }
+                out
+            });
+            Started::Embed {
+                run,
+                req,
+                tokens,
+                ctl,
+            }
+        }
+        Job::Chat {
+            req,
+            prompt_tokens,
+            max_tokens,
+        } => {
+            let params = GenParams {
+                max_tokens,
+                temperature: req.temperature.unwrap_or(0.0),
+                top_p: req.top_p,
+                seed: req.seed.unwrap_or(299_792_458),
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let messages = req.messages.clone();
+            let c = Arc::clone(&ctl);
+            let run = tokio::spawn(async move {
+                let out = tokio::time::timeout(
+                    timeout,
+                    model.chat_controlled(messages, params, tx, Arc::clone(&c)),
+                )
+                .await;
+                if out.is_err() {
+                    c.abort();
+                }
+                out
+            });
+            Started::Chat {
+                run,
+                rx,
+                req,
+                prompt_tokens,
+                max_tokens,
+                ctl,
+            }
+        }
+    }
 }
 
 /// A random unit vector (test misbehaviour).
@@ -1097,10 +1220,40 @@ async fn join_run<T>(run: ModelRun<T>) -> Result<T, ApiError> {
 }
 
 impl Started {
+    /// Stops the run: a local model at its next token, an external request at once.
     fn abort(&self) {
         match self {
-            Started::Embed { run, .. } => run.abort(),
-            Started::Chat { run, .. } => run.abort(),
+            Started::Embed { run, ctl, .. } => {
+                ctl.abort();
+                run.abort()
+            }
+            Started::Chat { run, ctl, .. } => {
+                ctl.abort();
+                run.abort()
+            }
+        }
+    }
+
+    fn control(&self) -> &Arc<RunControl> {
+        match self {
+            Started::Embed { ctl, .. } | Started::Chat { ctl, .. } => ctl,
+        }
+    }
+
+    /// The job this run was started for (to start it again).
+    fn into_job(self) -> Job {
+        match self {
+            Started::Embed { req, tokens, .. } => Job::Embed { req, tokens },
+            Started::Chat {
+                req,
+                prompt_tokens,
+                max_tokens,
+                ..
+            } => Job::Chat {
+                req,
+                prompt_tokens,
+                max_tokens,
+            },
         }
     }
 }

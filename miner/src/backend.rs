@@ -42,6 +42,189 @@ pub enum ModelError {
     /// The external server failed or answered something unusable.
     #[error("external model server: {0}")]
     External(String),
+    /// The run was stopped between two tokens: its payment did not come in time, or paid work needed
+    /// the model ([`RunControl`]).
+    #[error("model run cancelled")]
+    Cancelled,
+}
+
+const UNPAID: u8 = 0;
+const PAID: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Controls one model run started before its payment is held (the early start of docs/adr/0008), and
+/// accounts for the compute it used.
+///
+/// An unpaid run stops at the next token once it is [cancelled](RunControl::cancel) (its payment did not
+/// come by the deadline) or once paid work waits for the model (paid work never waits behind unpaid
+/// work). [`RunControl::mark_paid`] and both kinds of cancellation race through one atomic state, so
+/// exactly one wins: a run that was marked paid is never cancelled for being unpaid, and a handler that
+/// fails to mark its run paid knows that run is dead (docs/security.md, row 8).
+#[derive(Debug)]
+pub struct RunControl {
+    state: std::sync::atomic::AtomicU8,
+    stats: Option<Arc<ComputeStats>>,
+    /// The unpaid-compute permit, held while the run computes unpaid.
+    permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl RunControl {
+    /// A run whose payment is held: never cancelled for want of payment.
+    pub fn paid() -> Arc<Self> {
+        Arc::new(RunControl {
+            state: std::sync::atomic::AtomicU8::new(PAID),
+            stats: None,
+            permit: Mutex::new(None),
+        })
+    }
+
+    /// A run started before its payment is held, holding one of the miner's few unpaid-compute
+    /// `permit`s until it is paid or ends; its compute is added to `stats` unless it ends paid.
+    pub fn unpaid(
+        stats: Arc<ComputeStats>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Arc<Self> {
+        stats.unpaid_run_started();
+        Arc::new(RunControl {
+            state: std::sync::atomic::AtomicU8::new(UNPAID),
+            stats: Some(stats),
+            permit: Mutex::new(Some(permit)),
+        })
+    }
+
+    /// Gives the unpaid-compute permit back (once).
+    fn release(&self) {
+        let permit = self.permit.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if permit.is_some() {
+            if let Some(stats) = &self.stats {
+                stats
+                    .in_flight
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn cas(&self, from: u8, to: u8) -> Result<u8, u8> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.state.compare_exchange(from, to, SeqCst, SeqCst)
+    }
+
+    fn load(&self) -> u8 {
+        self.state.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The payment is held: the run may finish. False if it was already cancelled (start a new run).
+    pub fn mark_paid(&self) -> bool {
+        match self.cas(UNPAID, PAID) {
+            Ok(_) => {
+                self.release();
+                true
+            }
+            Err(state) => state == PAID,
+        }
+    }
+
+    /// Cancels an unpaid run (no effect on a paid one); it stops at its next token.
+    pub fn cancel(&self) {
+        let _ = self.cas(UNPAID, CANCELLED);
+    }
+
+    /// Stops the run at its next token, paid or not (the request failed, or took too long).
+    pub fn abort(&self) {
+        self.state
+            .store(CANCELLED, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the run is paid.
+    pub fn is_paid(&self) -> bool {
+        self.load() == PAID
+    }
+
+    /// Checked between tokens: whether to stop now. An unpaid run gives way to `paid_waiting` work.
+    fn should_stop(&self, paid_waiting: bool) -> bool {
+        match self.load() {
+            PAID => false,
+            CANCELLED => true,
+            _ => paid_waiting && matches!(self.cas(UNPAID, CANCELLED), Ok(_) | Err(CANCELLED)),
+        }
+    }
+
+    /// Accounts a finished (or stopped) run that started unpaid, and gives its permit back.
+    fn account(&self, started: std::time::Instant, tokens: u64, cancelled: bool) {
+        if let Some(stats) = &self.stats {
+            stats.unpaid_run_ended(started.elapsed(), tokens, !self.is_paid(), cancelled);
+        }
+        self.release();
+    }
+}
+
+impl Drop for RunControl {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Model compute spent on runs started before their payment was held (counters for `/metrics` and
+/// the free-compute test).
+#[derive(Debug, Default)]
+pub struct ComputeStats {
+    early_runs: std::sync::atomic::AtomicU64,
+    unpaid_nanos: std::sync::atomic::AtomicU64,
+    unpaid_tokens: std::sync::atomic::AtomicU64,
+    cancelled: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicU64,
+    max_in_flight: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of [`ComputeStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ComputeSnapshot {
+    /// Model runs started before their payment was held.
+    pub early_runs: u64,
+    /// Model time of those runs that ended without their payment, seconds.
+    pub unpaid_seconds: f64,
+    /// Tokens generated by those runs.
+    pub unpaid_tokens: u64,
+    /// Runs stopped before their end (no payment, or paid work needed the model).
+    pub cancelled: u64,
+    /// Unpaid runs computing right now.
+    pub in_flight: u64,
+    /// The most unpaid runs ever computing at once.
+    pub max_in_flight: u64,
+}
+
+impl ComputeStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> ComputeSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        ComputeSnapshot {
+            early_runs: self.early_runs.load(Relaxed),
+            unpaid_seconds: self.unpaid_nanos.load(Relaxed) as f64 / 1e9,
+            unpaid_tokens: self.unpaid_tokens.load(Relaxed),
+            cancelled: self.cancelled.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            max_in_flight: self.max_in_flight.load(Relaxed),
+        }
+    }
+
+    fn unpaid_run_started(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.early_runs.fetch_add(1, Relaxed);
+        let now = self.in_flight.fetch_add(1, Relaxed) + 1;
+        self.max_in_flight.fetch_max(now, Relaxed);
+    }
+
+    fn unpaid_run_ended(&self, elapsed: Duration, tokens: u64, unpaid: bool, cancelled: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if cancelled {
+            self.cancelled.fetch_add(1, Relaxed);
+        }
+        if unpaid {
+            self.unpaid_nanos
+                .fetch_add(elapsed.as_nanos() as u64, Relaxed);
+            self.unpaid_tokens.fetch_add(tokens, Relaxed);
+        }
+    }
 }
 
 fn load_err(path: &Path) -> impl FnOnce(String) -> ModelError + '_ {
@@ -182,6 +365,8 @@ pub struct SmolLm {
     weights: Mutex<ModelWeights>,
     tokenizer: Tokenizer,
     eos: Vec<u32>,
+    /// Paid runs waiting for `weights`: an unpaid run holding it stops at its next token.
+    paid_waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for SmolLm {
@@ -215,6 +400,7 @@ impl SmolLm {
             weights: Mutex::new(weights),
             tokenizer,
             eos,
+            paid_waiting: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -273,10 +459,7 @@ impl SmolLm {
                 .get_ids()
                 .to_vec(),
         };
-        let mut weights = self
-            .weights
-            .lock()
-            .map_err(|_| ModelError::Inference("model poisoned by an earlier panic".into()))?;
+        let mut weights = self.lock_weights(&RunControl::paid())?;
         weights.clear_kv_cache();
         let mut input = Tensor::new(prompt_ids.as_slice(), &Device::Cpu)
             .and_then(|t| t.unsqueeze(0))
@@ -318,11 +501,71 @@ impl SmolLm {
         })
     }
 
+    /// Takes the model for a run. A paid run queues for it (counted in `paid_waiting`, which makes an
+    /// unpaid run holding it stop at its next token). An unpaid run never queues ahead of paid work: it
+    /// takes the model only when it is free and no paid run waits, polling, and stops waiting when it
+    /// is cancelled; if it is paid meanwhile it queues as paid work.
+    fn lock_weights(
+        &self,
+        ctl: &RunControl,
+    ) -> Result<std::sync::MutexGuard<'_, ModelWeights>, ModelError> {
+        let poisoned = || ModelError::Inference("model poisoned by an earlier panic".into());
+        loop {
+            if ctl.is_paid() {
+                let waiting = PaidWaiting::new(&self.paid_waiting);
+                let weights = self.weights.lock().map_err(|_| poisoned())?;
+                drop(waiting);
+                return Ok(weights);
+            }
+            if ctl.should_stop(false) {
+                return Err(ModelError::Cancelled);
+            }
+            if self.paid_waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                match self.weights.try_lock() {
+                    Ok(weights) => return Ok(weights),
+                    Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+                    Err(std::sync::TryLockError::WouldBlock) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Generates an answer to `prompt`, sending each new piece of text to `on_text` as it comes.
     pub fn generate(
         &self,
         prompt: &str,
         params: GenParams,
+        on_text: impl FnMut(&str),
+    ) -> Result<ChatOutput, ModelError> {
+        self.generate_controlled(prompt, params, &RunControl::paid(), on_text)
+    }
+
+    /// [`SmolLm::generate`] under `ctl`: checked before every token, so a cancelled run stops within one
+    /// token; a paid run makes an unpaid one holding the model give way.
+    pub fn generate_controlled(
+        &self,
+        prompt: &str,
+        params: GenParams,
+        ctl: &RunControl,
+        on_text: impl FnMut(&str),
+    ) -> Result<ChatOutput, ModelError> {
+        let started = std::time::Instant::now();
+        let unpaid = !ctl.is_paid();
+        let mut tokens = 0u64;
+        let out = self.generate_locked(prompt, params, ctl, &mut tokens, on_text);
+        if unpaid {
+            ctl.account(started, tokens, matches!(out, Err(ModelError::Cancelled)));
+        }
+        out
+    }
+
+    fn generate_locked(
+        &self,
+        prompt: &str,
+        params: GenParams,
+        ctl: &RunControl,
+        tokens: &mut u64,
         mut on_text: impl FnMut(&str),
     ) -> Result<ChatOutput, ModelError> {
         let enc = self.tokenizer.encode(prompt, false).map_err(infer)?;
@@ -341,10 +584,7 @@ impl SmolLm {
             }
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
-        let mut weights = self
-            .weights
-            .lock()
-            .map_err(|_| ModelError::Inference("model poisoned by an earlier panic".into()))?;
+        let mut weights = self.lock_weights(ctl)?;
         weights.clear_kv_cache();
 
         let mut generated: Vec<u32> = Vec::new();
@@ -355,6 +595,10 @@ impl SmolLm {
             .map_err(infer)?;
         let mut pos = 0;
         while generated.len() < params.max_tokens as usize {
+            if ctl.should_stop(self.paid_waiting.load(std::sync::atomic::Ordering::SeqCst) > 0) {
+                return Err(ModelError::Cancelled);
+            }
+            *tokens += 1;
             let logits = weights
                 .forward(&input, pos)
                 .and_then(|l| l.squeeze(0))
@@ -387,6 +631,22 @@ impl SmolLm {
             completion_tokens: generated.len() as u32,
             finish_reason: finish.to_owned(),
         })
+    }
+}
+
+/// A paid run waiting for a model's lock, counted until it holds it (or gives up).
+struct PaidWaiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> PaidWaiting<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        PaidWaiting(counter)
+    }
+}
+
+impl Drop for PaidWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -587,11 +847,42 @@ impl Backend {
 
     /// Embeds each text (one at a time: batch size 1).
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.embed_controlled(texts, RunControl::paid()).await
+    }
+
+    /// [`Backend::embed`] under `ctl`, checked between texts.
+    pub async fn embed_controlled(
+        &self,
+        texts: Vec<String>,
+        ctl: Arc<RunControl>,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         match self {
             Backend::MiniLm(m) => {
                 let m = Arc::clone(m);
                 tokio::task::spawn_blocking(move || {
-                    texts.iter().map(|t| m.embed(t)).collect::<Result<_, _>>()
+                    let started = std::time::Instant::now();
+                    let unpaid = !ctl.is_paid();
+                    let mut done = 0u64;
+                    let mut out = Vec::with_capacity(texts.len());
+                    let mut result = Ok(());
+                    for t in &texts {
+                        if ctl.should_stop(false) {
+                            result = Err(ModelError::Cancelled);
+                            break;
+                        }
+                        match m.embed(t) {
+                            Ok(v) => out.push(v),
+                            Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                        done += 1;
+                    }
+                    if unpaid {
+                        ctl.account(started, done, matches!(result, Err(ModelError::Cancelled)));
+                    }
+                    result.map(|()| out)
                 })
                 .await
                 .map_err(infer)?
@@ -608,6 +899,19 @@ impl Backend {
         params: GenParams,
         pieces: mpsc::UnboundedSender<String>,
     ) -> Result<ChatOutput, ModelError> {
+        self.chat_controlled(messages, params, pieces, RunControl::paid())
+            .await
+    }
+
+    /// [`Backend::chat`] under `ctl`: a local model checks it before every token; an external server's
+    /// request is dropped when the caller aborts the task.
+    pub async fn chat_controlled(
+        &self,
+        messages: Vec<ChatMessage>,
+        params: GenParams,
+        pieces: mpsc::UnboundedSender<String>,
+        ctl: Arc<RunControl>,
+    ) -> Result<ChatOutput, ModelError> {
         match self {
             Backend::SmolLm(m) => {
                 let m = Arc::clone(m);
@@ -617,7 +921,7 @@ impl Backend {
                     .collect();
                 tokio::task::spawn_blocking(move || {
                     let prompt = SmolLm::prompt(&turns);
-                    m.generate(&prompt, params, |piece| {
+                    m.generate_controlled(&prompt, params, &ctl, |piece| {
                         let _ = pieces.send(piece.to_owned());
                     })
                 })

@@ -172,6 +172,14 @@ pub struct MinerConfig {
     /// Deliberate misbehaviour, for tests and the devnet only (validators must catch it).
     #[serde(default)]
     pub misbehaviour: Option<Misbehaviour>,
+    /// Most model runs started before their payment is held (the early start) at once; beyond it, a
+    /// request's model starts once its payment is held. Unpaid runs give way to paid ones.
+    #[serde(default = "default_max_unpaid_runs")]
+    pub max_unpaid_runs: usize,
+}
+
+fn default_max_unpaid_runs() -> usize {
+    2
 }
 
 /// Ways a test miner cheats or fails, for validators to catch (tests and the devnet only).
@@ -200,6 +208,7 @@ impl MinerConfig {
             request_timeout: default_request_timeout(),
             rate_limit: boltensor_http::RateLimit::default(),
             misbehaviour: None,
+            max_unpaid_runs: default_max_unpaid_runs(),
         }
     }
 

@@ -89,6 +89,12 @@ pub struct Miner {
     settle_latencies: Mutex<std::collections::VecDeque<Duration>>,
     /// Paid requests served, for [`config::Misbehaviour::DropEveryThird`].
     served_count: std::sync::atomic::AtomicU64,
+    /// Compute spent before payment (docs/security.md, row 8).
+    compute: Arc<backend::ComputeStats>,
+    /// Sweeps done (for tests).
+    sweeps: std::sync::atomic::AtomicU64,
+    /// Permits for model runs started before their payment is held ([`MinerConfig::max_unpaid_runs`]).
+    unpaid_runs: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Miner {
@@ -120,6 +126,7 @@ impl Miner {
                 })?;
             models.insert(spec.id.clone(), (spec.clone(), backend));
         }
+        let cfg_unpaid = cfg.max_unpaid_runs;
         Ok(Arc::new(Miner {
             node_id: node.node_id().serialize(),
             cfg,
@@ -132,6 +139,9 @@ impl Miner {
             claimed_at: Mutex::new(HashMap::new()),
             settle_latencies: Mutex::new(std::collections::VecDeque::new()),
             served_count: std::sync::atomic::AtomicU64::new(0),
+            compute: Arc::new(backend::ComputeStats::default()),
+            sweeps: std::sync::atomic::AtomicU64::new(0),
+            unpaid_runs: Arc::new(tokio::sync::Semaphore::new(cfg_unpaid)),
         }))
     }
 
@@ -144,6 +154,16 @@ impl Miner {
     /// recent payments (up to 10,000).
     pub fn settle_latencies(&self) -> Vec<Duration> {
         lock(&self.settle_latencies).iter().copied().collect()
+    }
+
+    /// Model compute spent on runs started before their payment was held.
+    pub fn compute_stats(&self) -> backend::ComputeSnapshot {
+        self.compute.snapshot()
+    }
+
+    /// Sweeps of the open requests done so far.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store (for status pages and tests).
@@ -197,9 +217,9 @@ impl Miner {
                     "the miner restarted while serving this request",
                     Status::FailedBack,
                 ),
-                Status::AwaitingPayment => {
-                    self.fail_back(&r.payment_hash, "the miner restarted", Status::Expired)
-                }
+                // Its token is refused from now on; a payment still on its way finds no record and is
+                // failed back (`on_claimable`).
+                Status::AwaitingPayment => self.prune_expired(&r.payment_hash),
                 _ => {}
             }
         }
@@ -232,8 +252,13 @@ impl Miner {
         }
         lock(&self.held_since).remove(hash);
         let res = self.store.update(hash, |r, credits| {
+            // The note goes back only if this request spent it and its payment was never claimed: a
+            // request that merely named a note another request spent gives nothing back (row 7 of
+            // docs/security.md: otherwise one note pays for chat after chat).
             if let Some(id) = r.credit_id {
-                credits.unspend(&id)?;
+                if !matches!(r.status, Status::Settled | Status::Settling) {
+                    credits.unspend(&id, r.payment_hash)?;
+                }
             }
             if !matches!(r.status, Status::Settled | Status::Settling) {
                 r.status = status;
@@ -304,8 +329,23 @@ impl Miner {
     }
 
     fn on_claimable(&self, hash: &[u8; 32]) {
-        let Ok(Some(r)) = self.store.get(hash) else {
-            return; // Not one of ours (a plain invoice, say).
+        let r = match self.store.get(hash) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                // A held payment with no record: a challenge pruned after it expired unpaid (only this
+                // miner makes hold invoices on its node). Without a record there is no preimage, so it
+                // can never be claimed: fail it back now rather than let the payer wait for the timeout.
+                if let Err(e) = self.node.fail(PaymentHash(*hash)) {
+                    tracing::debug!(payment_hash = %hex::encode(hash), error = %e, "unknown held payment: nothing to fail back");
+                } else {
+                    tracing::info!(payment_hash = %hex::encode(hash), "held payment for an unknown (pruned) request failed back");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(payment_hash = %hex::encode(hash), error = %e, "cannot read the request of a held payment");
+                return;
+            }
         };
         match r.status {
             Status::FailedBack | Status::Expired => {
@@ -342,7 +382,10 @@ impl Miner {
         }
     }
 
+    /// Resolves the open requests (reading only those: the store keeps an index of them).
     fn sweep(&self) {
+        self.sweeps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let records = match self.store.unresolved() {
             Ok(r) => r,
             Err(e) => {
@@ -367,9 +410,7 @@ impl Miner {
                         );
                     }
                 }
-                Status::AwaitingPayment if r.expires_at <= now => {
-                    self.fail_back(&hash, "token expired unpaid", Status::Expired)
-                }
+                Status::AwaitingPayment if r.expires_at <= now => self.prune_expired(&hash),
                 Status::Serving | Status::Settling if held => self.on_claimable(&hash),
                 Status::Serving
                     if !lock(&self.serving).contains(&hash)
@@ -378,6 +419,29 @@ impl Miner {
                     self.fail_back(&hash, "interrupted and no longer held", Status::FailedBack)
                 }
                 _ => {}
+            }
+        }
+    }
+}
+
+impl Miner {
+    /// A challenge that expired without a payment: its invoice is cancelled and forgotten by the node,
+    /// its record deleted (nothing was paid, so there is nothing to audit). If a payment is held after
+    /// all, it is failed back and the record kept.
+    fn prune_expired(&self, hash: &[u8; 32]) {
+        if self.node.claimable(PaymentHash(*hash)).is_some() {
+            self.fail_back(hash, "token expired", Status::Expired);
+            return;
+        }
+        lock(&self.held_since).remove(hash);
+        match self.store.prune_unpaid(hash) {
+            Ok(true) => {
+                self.node.forget_invoice(PaymentHash(*hash));
+                tracing::debug!(payment_hash = %hex::encode(hash), "unpaid challenge expired: pruned");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(payment_hash = %hex::encode(hash), error = %e, "cannot prune an expired challenge")
             }
         }
     }
@@ -403,16 +467,24 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
-/// Reads a 32-byte secret from `path`, or creates one there (mode 0600) if the file does not exist.
+/// Reads a 32-byte secret from `path` (tightening the file to 0600 if others may read it), or creates one
+/// there (mode 0600) if the file does not exist.
 pub fn load_or_create_secret(path: &Path) -> Result<[u8; 32], MinerError> {
     let err = |reason: String| MinerError::Key {
         path: path.display().to_string(),
         reason,
     };
     match std::fs::read(path) {
-        Ok(bytes) => bytes.try_into().map_err(|_| {
-            err("not 32 bytes; delete it to make a new one (outstanding tokens then fail)".into())
-        }),
+        Ok(bytes) => {
+            // A key file others may read (made by hand, restored from a backup) is tightened to 0600.
+            boltensor_ln::secret_file::tighten_permissions(path).map_err(|e| err(e.to_string()))?;
+            bytes.try_into().map_err(|_| {
+                err(
+                    "not 32 bytes; delete it to make a new one (outstanding tokens then fail)"
+                        .into(),
+                )
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = random_bytes();
             if let Some(dir) = path.parent() {

@@ -89,8 +89,8 @@ pub struct ValidatorConfig {
     /// rest of the epoch once the next challenge could exceed it). Default 20 × `max_price_msat`.
     pub per_miner_epoch_msat: u64,
     /// Longest back-off, in rounds, of a miner whose challenges fail or are refuted: after n failures in
-    /// a row it is skipped for min(2^(n−1), this) rounds, each skip counting as a failed challenge
-    /// (unpaid). Default 16.
+    /// a row it is skipped for the rest of that round and min(2^(n−1), this) rounds more, each skipped
+    /// challenge counting as a failed one (unpaid). Default 16; 0 turns the back-off off.
     pub max_backoff_rounds: u64,
 }
 
@@ -684,7 +684,7 @@ impl Validator {
         if s.epoch == epoch {
             s.spent_msat = s.spent_msat.saturating_add(committed_msat);
         }
-        if bad {
+        if bad && self.cfg.max_backoff_rounds > 0 {
             s.failures = s.failures.saturating_add(1);
             let rounds = 1u64
                 .checked_shl(s.failures.saturating_sub(1))

@@ -626,7 +626,7 @@ impl PayingClient {
         };
         tracing::info!(%miner, payment_hash = %hash, error = %error, "answer lost after payment; fetching it again");
         let deadline = std::time::Instant::now() + self.inner.cfg.request_timeout.min(Duration::from_secs(30));
-        let mut last = error.to_string();
+        let mut last;
         loop {
             match self
                 .refetch(miner, path, body.clone(), token, &preimage)

@@ -86,7 +86,8 @@ pub struct ValidatorConfig {
     /// Total challenge budget.
     pub budget_msat: u64,
     /// Most the validator commits to one miner's challenges in one epoch (a miner is skipped for the
-    /// rest of the epoch once the next challenge could exceed it). Default 20 × `max_price_msat`.
+    /// rest of the epoch once the next challenge could exceed it). Default 2,000,000 msat (20 × the
+    /// default `max_price_msat`).
     pub per_miner_epoch_msat: u64,
     /// Longest back-off, in rounds, of a miner whose challenges fail or are refuted: after n failures in
     /// a row it is skipped for the rest of that round and min(2^(n−1), this) rounds more, each skipped
@@ -114,7 +115,7 @@ impl ValidatorConfig {
 }
 
 /// A challenge answered with quality below this counts as refuted (for the back-off).
-pub const REFUTED_BELOW: f64 = 0.5;
+pub const REFUTED_BELOW: f64 = 0.25;
 
 /// A miner the validator challenges: its API URL and, when the federation's registry lists it, the
 /// node id it registered. That node is the only payee its challenges pay, and its score is kept under

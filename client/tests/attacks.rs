@@ -407,6 +407,11 @@ async fn an_answer_lost_after_payment_is_fetched_again_not_paid_twice() -> Resul
                 .await
                 .map_err(err)?;
             assert!(cut.load(Ordering::SeqCst) >= 1, "the paid answer was cut off");
+            let s = client.spend();
+            println!(
+                "answer cut after payment: answered by {}; requests by miner {:?}",
+                paid.miner, s.requests_by_miner
+            );
             assert_eq!(paid.miner, cutting, "answered by the miner that was paid");
             assert_eq!(paid.response.status(), 200);
             let outcome = paid.outcome().await;

@@ -99,7 +99,9 @@ pub enum ClientError {
     },
     /// The invoice does not pay the miner that was chosen (its payee is another node than the token's
     /// miner or the miner's registered node id): nothing was paid.
-    #[error("miner {miner} handed out an invoice paying node {payee}, not {expected}; nothing was paid")]
+    #[error(
+        "miner {miner} handed out an invoice paying node {payee}, not {expected}; nothing was paid"
+    )]
     WrongPayee {
         /// The miner URL.
         miner: String,
@@ -316,7 +318,11 @@ impl PayingClient {
     /// federation's score, recently failed miners last) when coordinators are configured and answer,
     /// then the static list; without a directory, the static list in turn (round robin).
     pub async fn order(&self, model: Option<&str>) -> Vec<String> {
-        self.targets(model).await.into_iter().map(|(u, _)| u).collect()
+        self.targets(model)
+            .await
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect()
     }
 
     /// [`PayingClient::order`] with each miner's registered node id (hex) where the directory lists
@@ -574,7 +580,16 @@ impl PayingClient {
                     credit_guard.note = None;
                 }
                 return self
-                    .recover(miner, path, body, &challenge.token, &hash, price, outcome, e)
+                    .recover(
+                        miner,
+                        path,
+                        body,
+                        &challenge.token,
+                        &hash,
+                        price,
+                        outcome,
+                        e,
+                    )
                     .await;
             }
         };
@@ -625,7 +640,8 @@ impl PayingClient {
             PaymentOutcome::Settled { preimage, .. } => preimage.clone(),
         };
         tracing::info!(%miner, payment_hash = %hash, error = %error, "answer lost after payment; fetching it again");
-        let deadline = std::time::Instant::now() + self.inner.cfg.request_timeout.min(Duration::from_secs(30));
+        let deadline =
+            std::time::Instant::now() + self.inner.cfg.request_timeout.min(Duration::from_secs(30));
         let mut last;
         loop {
             match self

@@ -119,11 +119,10 @@ impl ProxyAuth {
             || (!listen_ip.is_unspecified() && name.parse::<std::net::IpAddr>() == Ok(listen_ip))
     }
 
-    /// Checks a request's headers: `Err` is the refusal.
-    fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), Response> {
-        let refuse = |status: StatusCode, kind: &str, message: &str| {
-            tracing::warn!(%status, reason = message, "proxy request refused");
-            Err(error(status, kind, message.to_owned()))
+    /// Checks a request's headers: `Err` is the refusal (status, error type, message).
+    fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+        let refuse = |status: StatusCode, kind: &'static str, message: &'static str| {
+            Err((status, kind, message))
         };
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         if !host.is_some_and(|h| self.names_me(h)) {
@@ -177,6 +176,9 @@ impl ProxyAuth {
     }
 }
 
+/// Why the proxy refused a request: status, error type, message.
+type Refusal = (StatusCode, &'static str, &'static str);
+
 fn split_host_port(host: &str) -> (&str, Option<u16>) {
     let host = host.trim();
     if let Some(rest) = host.strip_prefix('[') {
@@ -203,7 +205,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn authorize(State(auth): State<ProxyAuth>, req: Request, next: Next) -> Response {
     match auth.check(req.method(), req.headers()) {
         Ok(()) => next.run(req).await,
-        Err(refusal) => refusal,
+        Err((status, kind, message)) => {
+            tracing::warn!(%status, reason = message, "proxy request refused");
+            error(status, kind, message.to_owned())
+        }
     }
 }
 

@@ -53,14 +53,21 @@ struct Impostor {
     challenges: Arc<AtomicUsize>,
 }
 
-async fn impostor(State(s): State<Impostor>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn impostor(
+    State(s): State<Impostor>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     if headers.contains_key("authorization") {
         return axum::Json(json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.0]}]}))
             .into_response();
     }
     s.challenges.fetch_add(1, Ordering::SeqCst);
     let price = 20_000;
-    let invoice = s.attacker.invoice(price, "embedding", 600).expect("invoice");
+    let invoice = s
+        .attacker
+        .invoice(price, "embedding", 600)
+        .expect("invoice");
     use boltensor_ln::bitcoin::hashes::Hash as _;
     let token = PaymentClaims {
         payment_hash: invoice.payment_hash().to_byte_array(),
@@ -101,7 +108,8 @@ async fn directory_stand_in(node_id: String, api: String) -> String {
 
 /// Row 3: the invoice must pay the miner the client chose.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_invoice_paying_another_node_is_refused_and_nothing_is_paid() -> Result<(), TestEnvError> {
+async fn an_invoice_paying_another_node_is_refused_and_nothing_is_paid() -> Result<(), TestEnvError>
+{
     PaidNet::start(vec![], |_| {})
         .await?
         .run(async |pn| {
@@ -206,15 +214,26 @@ async fn keyed_proxy(
         boltensor_client::proxy::ProxyAuth::load_or_create(&pn.net.dir().join("proxy"), addr)
             .expect("key");
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(&file).expect("key file").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("key file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "the key file is private");
     let key = std::fs::read_to_string(&file).expect("key");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(boltensor_client::proxy::serve(listener, client, auth, async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(boltensor_client::proxy::serve(
+        listener,
+        client,
+        auth,
+        async move {
+            let _ = rx.await;
+        },
+    ));
     (format!("http://{addr}"), key, tx)
 }
+
+/// What an attack sends (its headers) and the status it must get.
+type Attack<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
 
 /// Row 9: what a web page can send the local proxy is refused before anything is paid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -230,11 +249,13 @@ async fn a_web_page_cannot_make_the_proxy_pay() -> Result<(), TestEnvError> {
             let body = String::from_utf8(embed_body("spend the user's sats")).expect("utf8");
             let bearer = format!("Bearer {key}");
             let rebound = format!("attacker.example:{port}");
-            // (what, headers, status)
-            let attacks: Vec<(&str, Vec<(&str, &str)>, u16)> = vec![
+            let attacks: Vec<Attack> = vec![
                 (
                     "cross-site text/plain POST (what a page's fetch/form sends without preflight)",
-                    vec![("content-type", "text/plain"), ("origin", "http://attacker.example")],
+                    vec![
+                        ("content-type", "text/plain"),
+                        ("origin", "http://attacker.example"),
+                    ],
                     403,
                 ),
                 (
@@ -264,11 +285,7 @@ async fn a_web_page_cannot_make_the_proxy_pay() -> Result<(), TestEnvError> {
                     ],
                     403,
                 ),
-                (
-                    "no key",
-                    vec![("content-type", "application/json")],
-                    401,
-                ),
+                ("no key", vec![("content-type", "application/json")], 401),
                 (
                     "a wrong key",
                     vec![
@@ -295,13 +312,24 @@ async fn a_web_page_cannot_make_the_proxy_pay() -> Result<(), TestEnvError> {
                 assert_eq!(status, *want, "{what}: {v}");
             }
             // Reading the spend is refused as well without the key.
-            let resp = http.get(format!("{url}/v1/spend")).send().await.map_err(err)?;
+            let resp = http
+                .get(format!("{url}/v1/spend"))
+                .send()
+                .await
+                .map_err(err)?;
             assert_eq!(resp.status(), 401);
 
             let s = client.spend();
-            assert_eq!((s.requests, s.paid_requests, s.spent_msat), (0, 0, 0), "{s:?}");
+            assert_eq!(
+                (s.requests, s.paid_requests, s.spent_msat),
+                (0, 0, 0),
+                "{s:?}"
+            );
             assert_eq!(pn.balances(), before, "no payment");
-            println!("{} web-page attacks: all refused, 0 msat paid", attacks.len());
+            println!(
+                "{} web-page attacks: all refused, 0 msat paid",
+                attacks.len()
+            );
 
             // The key holder (an OpenAI SDK with the key as its api_key) is served and pays.
             let resp = http
@@ -394,7 +422,8 @@ async fn cutting_proxy(miner: String, cuts: usize) -> (String, Arc<AtomicUsize>)
 
 /// Row 14: a dropped answer after payment is fetched again, not paid twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_answer_lost_after_payment_is_fetched_again_not_paid_twice() -> Result<(), TestEnvError> {
+async fn an_answer_lost_after_payment_is_fetched_again_not_paid_twice() -> Result<(), TestEnvError>
+{
     PaidNet::start(vec![], |_| {})
         .await?
         .run(async |pn| {

@@ -236,7 +236,11 @@ async fn bad_input(pn: &PaidNet) -> Result {
         ("authorization", b"L402 forged:00".to_vec(), 401),
         ("authorization", b"\xff\xfe".to_vec(), 401),
         ("content-type", b"text/plain".to_vec(), 415),
-        ("content-type", b"multipart/form-data; boundary=x".to_vec(), 415),
+        (
+            "content-type",
+            b"multipart/form-data; boundary=x".to_vec(),
+            415,
+        ),
     ] {
         let mut headers = vec![(k, v)];
         if k == "content-type" {
@@ -257,7 +261,11 @@ async fn bad_input(pn: &PaidNet) -> Result {
         check(&format!("header {k}"), &a, false);
         assert_eq!(a.status, want, "header {k}");
     }
-    assert_eq!(client.spend().paid_requests, 0, "nothing paid for refused requests");
+    assert_eq!(
+        client.spend().paid_requests,
+        0,
+        "nothing paid for refused requests"
+    );
     // Paths, methods, queries.
     for (method, path) in [
         (reqwest::Method::GET, "/v1/chat/completions"),

@@ -31,19 +31,28 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
             let addr = listener.local_addr().expect("addr");
             let base = format!("http://{addr}/v1");
             // The proxy writes its key (0600) in its data dir; the SDK passes it as its `api_key`.
-            let (auth, key_file) =
-                boltensor_client::proxy::ProxyAuth::load_or_create(&pn.net.dir().join("proxy"), addr)
-                    .expect("proxy key");
+            let (auth, key_file) = boltensor_client::proxy::ProxyAuth::load_or_create(
+                &pn.net.dir().join("proxy"),
+                addr,
+            )
+            .expect("proxy key");
             let key = std::fs::read_to_string(&key_file).expect("key file");
             let proxy = tokio::spawn(
-                axum::serve(listener, boltensor_client::proxy::router(client.clone(), auth))
-                    .into_future(),
+                axum::serve(
+                    listener,
+                    boltensor_client::proxy::router(client.clone(), auth),
+                )
+                .into_future(),
             );
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk_check.py");
             let base2 = base.clone();
             let key2 = key.clone();
             let output = tokio::task::spawn_blocking(move || {
-                Command::new("python3").arg(script).arg(base2).arg(key2).output()
+                Command::new("python3")
+                    .arg(script)
+                    .arg(base2)
+                    .arg(key2)
+                    .output()
             })
             .await
             .expect("join")

@@ -518,7 +518,11 @@ async fn requests_go_where_the_directory_points_and_skip_a_dead_miner() -> Resul
                 "all-minilm-l6-v2",
                 vec![
                     (dead.clone(), "02".repeat(33), 1.0),
-                    (pn.miner_url.clone(), pn.miner_node.node_id().to_string(), 0.0),
+                    (
+                        pn.miner_url.clone(),
+                        pn.miner_node.node_id().to_string(),
+                        0.0,
+                    ),
                 ],
             )
             .await;

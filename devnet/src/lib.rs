@@ -663,11 +663,10 @@ impl Shared {
                         ln_addr: n.listen_addr(),
                         api_url: (e.api_port != 0 && read(&self.services_up).contains(&e.name))
                             .then(|| format!("http://127.0.0.1:{}/v1", e.api_port)),
-                        api_key_file: (e.role == Role::Client && e.api_port != 0)
-                            .then(|| {
-                                proxy_dir(&self.data_dir, &e.name)
-                                    .join(boltensor_client::proxy::KEY_FILE)
-                            }),
+                        api_key_file: (e.role == Role::Client && e.api_port != 0).then(|| {
+                            proxy_dir(&self.data_dir, &e.name)
+                                .join(boltensor_client::proxy::KEY_FILE)
+                        }),
                         onchain_sats,
                         lightning_sats,
                         keysend_received_msat: n.received_keysend_msat(),

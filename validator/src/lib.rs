@@ -630,7 +630,13 @@ impl Validator {
                         } else {
                             self.metrics.failed[i].fetch_add(1, Ordering::Relaxed);
                         }
-                        self.account(&key, epoch, round, committed, !o.ok || o.quality < REFUTED_BELOW);
+                        self.account(
+                            &key,
+                            epoch,
+                            round,
+                            committed,
+                            !o.ok || o.quality < REFUTED_BELOW,
+                        );
                         o
                     }
                 };

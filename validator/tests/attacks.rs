@@ -91,8 +91,8 @@ async fn counting_server() -> (String, Arc<AtomicUsize>) {
 
 /// Row 2: two registrations share the victim's URL; the one with the attacker's node id earns nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_registration_naming_a_victims_url_gets_no_score_and_no_payment() -> Result<(), TestEnvError>
-{
+async fn a_registration_naming_a_victims_url_gets_no_score_and_no_payment(
+) -> Result<(), TestEnvError> {
     init_tracing();
     let (specs, backends) = models();
     let net = TestNet::start().await?;
@@ -178,13 +178,20 @@ async fn a_registration_naming_a_victims_url_gets_no_score_and_no_payment() -> R
         0,
         "nothing paid for the attacker's registration (the invoice pays the victim's node)"
     );
-    assert_eq!(attacker.received_msat(), attacker_before, "the attacker received nothing");
+    assert_eq!(
+        attacker.received_msat(),
+        attacker_before,
+        "the attacker received nothing"
+    );
     let paid = validator.client().spend();
     assert_eq!(
         paid.paid_requests,
         validator.metrics().embedding.paid + validator.metrics().chat.paid
     );
-    assert!(paid.paid_requests >= 2, "the victim's challenges were paid: {paid:?}");
+    assert!(
+        paid.paid_requests >= 2,
+        "the victim's challenges were paid: {paid:?}"
+    );
 
     let _ = stop.send(true);
     let _ = task.await;
@@ -249,10 +256,22 @@ async fn a_lying_member_cannot_add_move_or_swap_miners() -> Result<(), TestEnvEr
         fake_hits.load(Ordering::SeqCst)
     );
     assert!(honest_hits.load(Ordering::SeqCst) > 0);
-    assert_eq!(evil_hits.load(Ordering::SeqCst), 0, "the moved URL is not used");
-    assert_eq!(fake_hits.load(Ordering::SeqCst), 0, "the invented miner is not challenged");
+    assert_eq!(
+        evil_hits.load(Ordering::SeqCst),
+        0,
+        "the moved URL is not used"
+    );
+    assert_eq!(
+        fake_hits.load(Ordering::SeqCst),
+        0,
+        "the invented miner is not challenged"
+    );
     let keys: Vec<String> = validator.records().into_keys().collect();
-    assert_eq!(keys, vec![real], "nothing is scored under the swapped or invented ids");
+    assert_eq!(
+        keys,
+        vec![real],
+        "nothing is scored under the swapped or invented ids"
+    );
     validator_node.stop().await;
     Ok(())
 }
@@ -328,12 +347,10 @@ async fn garbage_miners_cannot_drain_more_than_the_per_miner_cap() -> Result<(),
         .await?;
     let mut urls = Vec::new();
     for _ in 0..MINERS {
-        let app = axum::Router::new()
-            .fallback(garbage)
-            .with_state(Garbage {
-                attacker: Arc::clone(&attacker),
-                price_msat: PRICE,
-            });
+        let app = axum::Router::new().fallback(garbage).with_state(Garbage {
+            attacker: Arc::clone(&attacker),
+            price_msat: PRICE,
+        });
         urls.push(serve(app).await);
     }
 

@@ -409,18 +409,21 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                     .nodes
                     .iter()
                     .find(|n| n.role == boltensor_protocol::Role::Client)
-                    .and_then(|n| n.api_url.clone());
-                if let Some(proxy) = proxy {
-                    println!("Pay a miner per request through client-1's proxy (any OpenAI SDK, any API key):");
+                    .and_then(|n| Some((n.api_url.clone()?, n.api_key_file.clone()?)));
+                if let Some((proxy, key_file)) = proxy {
+                    let key_file = key_file.display();
+                    println!("Pay a miner per request through client-1's proxy (any OpenAI SDK; its API key is in {key_file}):");
+                    println!("  export BOLTENSOR_PROXY_KEY=$(cat {key_file})");
                     println!(
-                        "  curl -s {proxy}/chat/completions -H 'content-type: application/json' -D - \\\n    \
+                        "  curl -s {proxy}/chat/completions -H \"authorization: Bearer $BOLTENSOR_PROXY_KEY\" \\\n    \
+                         -H 'content-type: application/json' -D - \\\n    \
                          -d '{{\"model\":\"smollm2-135m-instruct\",\"messages\":[{{\"role\":\"user\",\"content\":\"What is the capital of France?\"}}],\"max_tokens\":16}}'"
                     );
                     println!(
-                        "  python3 -c \"from openai import OpenAI; c = OpenAI(base_url='{proxy}', api_key='x'); \
+                        "  python3 -c \"import os; from openai import OpenAI; c = OpenAI(base_url='{proxy}', api_key=os.environ['BOLTENSOR_PROXY_KEY']); \
                          print(c.chat.completions.create(model='smollm2-135m-instruct', messages=[{{'role': 'user', 'content': 'Hi'}}], max_tokens=16).choices[0].message.content)\""
                     );
-                    println!("  boltensor client chat 'What is the capital of France?' --proxy {proxy}");
+                    println!("  boltensor client chat 'What is the capital of France?' --proxy {proxy} --key-file {key_file}");
                 }
                 println!(
                     "devnet ready. `boltensor devnet status` shows this again; Ctrl-C stops it."

@@ -436,6 +436,12 @@ pub struct OneShotArgs {
         default_value = "http://127.0.0.1:8080/v1"
     )]
     pub proxy: String,
+    /// The proxy's API key (printed by `boltensor client proxy`; in its `<data-dir>/proxy.key`).
+    #[arg(long, env = "BOLTENSOR_PROXY_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Read the proxy's API key from this file (its `<data-dir>/proxy.key`).
+    #[arg(long, conflicts_with = "key")]
+    pub key_file: Option<std::path::PathBuf>,
     /// Model id (default: the shipped model of that kind).
     #[arg(long)]
     pub model: Option<String>,
@@ -458,9 +464,16 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {} (in use?)", args.listen))?;
+            let listen = listener.local_addr().unwrap_or(args.listen);
+            let (auth, key_file) =
+                boltensor_client::proxy::ProxyAuth::load_or_create(&args.node.data_dir, listen)
+                    .with_context(|| {
+                        format!("writing the proxy key in {}", args.node.data_dir.display())
+                    })?;
+            println!("OpenAI-compatible proxy on http://{listen}/v1");
             println!(
-                "OpenAI-compatible proxy on http://{}/v1 (any API key)",
-                args.listen
+                "API key (give it to your OpenAI SDK as api_key, or send `Authorization: Bearer <key>`): in {} (mode 0600)",
+                key_file.display()
             );
             if !args.coordinators.is_empty() {
                 println!(
@@ -468,7 +481,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                     args.coordinators.len()
                 );
             }
-            boltensor_client::proxy::serve(listener, client, shutdown_signal()).await?;
+            boltensor_client::proxy::serve(listener, client, auth, shutdown_signal()).await?;
             node.stop().await;
             Ok(())
         }
@@ -477,7 +490,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 "model": args.model.as_deref().unwrap_or("all-minilm-l6-v2"),
                 "input": args.text,
             });
-            let (v, price, fee) = one_shot(&args.proxy, "embeddings", &body).await?;
+            let (v, price, fee) = one_shot(&args, "embeddings", &body).await?;
             let emb = v["data"][0]["embedding"]
                 .as_array()
                 .cloned()
@@ -497,7 +510,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                 "messages": [{"role": "user", "content": args.text}],
                 "max_tokens": args.max_tokens,
             });
-            let (v, price, fee) = one_shot(&args.proxy, "chat/completions", &body).await?;
+            let (v, price, fee) = one_shot(&args, "chat/completions", &body).await?;
             println!(
                 "{}",
                 v["choices"][0]["message"]["content"]
@@ -511,13 +524,24 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
 }
 
 async fn one_shot(
-    proxy: &str,
+    args: &OneShotArgs,
     path: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<(serde_json::Value, String, String)> {
-    let url = format!("{}/{path}", proxy.trim_end_matches('/'));
+    let key = match (&args.key, &args.key_file) {
+        (Some(k), _) => k.trim().to_owned(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("reading the proxy key from {}", f.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => anyhow::bail!(
+            "the proxy needs its API key: --key-file <proxy data dir>/proxy.key, or --key / $BOLTENSOR_PROXY_KEY"
+        ),
+    };
+    let url = format!("{}/{path}", args.proxy.trim_end_matches('/'));
     let resp = reqwest::Client::new()
         .post(&url)
+        .bearer_auth(key)
         .json(body)
         .send()
         .await

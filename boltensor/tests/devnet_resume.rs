@@ -248,13 +248,16 @@ async fn quiescent(devnet: &Devnet) -> Result<Snapshot, TestEnvError> {
 
 /// One paid embedding through the client's proxy, so the balances carry a settled payment.
 async fn pay_once(report: &StatusReport) -> Result<(), TestEnvError> {
-    let proxy = report
+    let (proxy, key_file) = report
         .nodes
         .iter()
-        .find_map(|n| n.api_url.clone().filter(|_| n.name == "client-1"))
+        .filter(|n| n.name == "client-1")
+        .find_map(|n| Some((n.api_url.clone()?, n.api_key_file.clone()?)))
         .ok_or_else(|| err("client-1 serves no proxy"))?;
+    let key = std::fs::read_to_string(&key_file).map_err(err)?;
     let resp = reqwest::Client::new()
         .post(format!("{proxy}/embeddings"))
+        .bearer_auth(key.trim())
         .json(&serde_json::json!({"model": "all-minilm-l6-v2", "input": "kill -9 and resume"}))
         .timeout(Duration::from_secs(120))
         .send()

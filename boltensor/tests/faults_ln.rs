@@ -241,6 +241,8 @@ struct ProxyProc {
     client_id: boltensor_ln::PublicKey,
     client_addr: std::net::SocketAddr,
     http: reqwest::Client,
+    /// The proxy writes its API key here at start.
+    key_file: std::path::PathBuf,
 }
 
 impl ProxyProc {
@@ -260,6 +262,7 @@ impl ProxyProc {
             client_id: net.client.node_id(),
             client_addr: net.client_cfg.listen,
             http: reqwest::Client::new(),
+            key_file: dir.join(boltensor_client::proxy::KEY_FILE),
         }
     }
 
@@ -281,6 +284,7 @@ impl ProxyProc {
             let resp = self
                 .http
                 .post(format!("{}/embeddings", self.url))
+                .bearer_auth(self.key())
                 .header("content-type", "application/json")
                 .body(EMBED)
                 .send()
@@ -290,11 +294,21 @@ impl ProxyProc {
         .await
     }
 
+    /// The proxy's API key.
+    fn key(&self) -> String {
+        std::fs::read_to_string(&self.key_file)
+            .expect("the proxy wrote its key")
+            .trim()
+            .to_owned()
+    }
+
     /// A chat request for the model that hangs, on its own task.
     fn chat(&self) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
         let (http, url) = (self.http.clone(), format!("{}/chat/completions", self.url));
+        let key = self.key();
         tokio::spawn(async move {
             http.post(url)
+                .bearer_auth(key)
                 .header("content-type", "application/json")
                 .body(CHAT_HANG)
                 .send()

@@ -417,11 +417,28 @@ impl MinerDirectory {
     /// when a coordinator answers, then `fallback` (the static list) for whatever is not already in it.
     /// With no directory answer, just `fallback`.
     pub async fn candidates(&self, model: Option<&str>, fallback: &[String]) -> Vec<String> {
-        let mut out: Vec<String> = match self.listing(model).await {
+        self.candidate_targets(model, fallback)
+            .await
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect()
+    }
+
+    /// [`MinerDirectory::candidates`] with the node id each directory miner registered (`None` for the
+    /// static list's): the node its invoices must pay.
+    pub async fn candidate_targets(
+        &self,
+        model: Option<&str>,
+        fallback: &[String],
+    ) -> Vec<(String, Option<String>)> {
+        let mut out: Vec<(String, Option<String>)> = match self.listing(model).await {
             Ok(listing) => self
                 .order_at(&listing.miners, Instant::now())
                 .into_iter()
-                .map(|i| listing.miners[i].api.clone())
+                .map(|i| {
+                    let m = &listing.miners[i];
+                    (m.api.clone(), Some(m.node_id.clone()))
+                })
                 .collect(),
             Err(e) => {
                 tracing::debug!(error = %e, "no directory; using the static miner list");
@@ -430,8 +447,8 @@ impl MinerDirectory {
         };
         for f in fallback {
             let f = f.trim_end_matches('/');
-            if !out.iter().any(|o| o == f) {
-                out.push(f.to_owned());
+            if !out.iter().any(|(o, _)| o == f) {
+                out.push((f.to_owned(), None));
             }
         }
         out

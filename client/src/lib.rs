@@ -97,9 +97,34 @@ pub enum ClientError {
         /// Left.
         remaining_msat: u64,
     },
+    /// The invoice does not pay the miner that was chosen (its payee is another node than the token's
+    /// miner or the miner's registered node id): nothing was paid.
+    #[error(
+        "miner {miner} handed out an invoice paying node {payee}, not {expected}; nothing was paid"
+    )]
+    WrongPayee {
+        /// The miner URL.
+        miner: String,
+        /// The node the invoice pays.
+        payee: String,
+        /// The node it had to pay (the registered node id, or the token's miner).
+        expected: String,
+    },
     /// The payment could not be sent (no route, say): nothing was paid.
     #[error("could not pay the invoice: {0}")]
     Payment(#[from] LnError),
+    /// Paid, but the miner's answer was lost and could not be fetched again yet; the payment is
+    /// tracked in [`Spend`] (it settles with the stored result, or the miner fails it back). Not retried
+    /// at another miner, which would pay twice.
+    #[error("paid miner {miner} (payment {payment_hash}) but its answer was lost: {reason}; not paying another miner")]
+    AnswerLost {
+        /// The miner URL.
+        miner: String,
+        /// The payment, hex.
+        payment_hash: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a paid request's payment ended.
@@ -183,6 +208,9 @@ pub struct Paid {
     pub price_msat: u64,
     /// Payment hash, hex, when paid.
     pub payment_hash: Option<String>,
+    /// The L402 token paid for, when paid (with the preimage it fetches the stored result again:
+    /// [`PayingClient::refetch`]).
+    pub token: Option<String>,
     outcome: Option<tokio::task::JoinHandle<PaymentOutcome>>,
 }
 
@@ -290,9 +318,19 @@ impl PayingClient {
     /// federation's score, recently failed miners last) when coordinators are configured and answer,
     /// then the static list; without a directory, the static list in turn (round robin).
     pub async fn order(&self, model: Option<&str>) -> Vec<String> {
+        self.targets(model)
+            .await
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect()
+    }
+
+    /// [`PayingClient::order`] with each miner's registered node id (hex) where the directory lists
+    /// it: a request to that miner pays only an invoice whose payee is that node.
+    pub async fn targets(&self, model: Option<&str>) -> Vec<(String, Option<String>)> {
         match &self.inner.directory {
-            Some(dir) => dir.candidates(model, &self.inner.cfg.miners).await,
-            None => self.round_robin(),
+            Some(dir) => dir.candidate_targets(model, &self.inner.cfg.miners).await,
+            None => self.round_robin().into_iter().map(|u| (u, None)).collect(),
         }
     }
 
@@ -334,9 +372,13 @@ impl PayingClient {
             None
         };
         let mut last = ClientError::NoMiners;
-        for miner in self.order(model.as_deref()).await {
-            match self.post_to(&miner, path, body.clone()).await {
-                Err(e @ ClientError::Unreachable { .. }) => {
+        for (miner, node_id) in self.targets(model.as_deref()).await {
+            match self
+                .post_to_node(&miner, node_id.as_deref(), path, body.clone())
+                .await
+            {
+                // Nothing paid (or paid and failed back): the next miner may be asked.
+                Err(e @ (ClientError::Unreachable { .. } | ClientError::WrongPayee { .. })) => {
                     self.report(&miner, false);
                     last = e
                 }
@@ -354,10 +396,29 @@ impl PayingClient {
         Err(last)
     }
 
-    /// Like [`PayingClient::post`], at one miner.
+    /// Like [`PayingClient::post`], at one miner (given by URL only: its invoice must pay the node its
+    /// token names).
     pub async fn post_to(
         &self,
         miner: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Paid, ClientError> {
+        self.post_to_node(miner, None, path, body).await
+    }
+
+    /// Like [`PayingClient::post_to`], at a miner whose node id (hex) is known (registered with the
+    /// federation): its invoice must pay exactly that node, or nothing is paid
+    /// ([`ClientError::WrongPayee`]).
+    ///
+    /// If the answer to the paid request is lost (the connection drops), the payment's outcome is
+    /// awaited: settled — the result is fetched again from the same miner with token + preimage;
+    /// failed back — [`ClientError::Unreachable`] (nothing spent; another miner may be asked);
+    /// neither — [`ClientError::AnswerLost`] (never another miner: that would pay twice).
+    pub async fn post_to_node(
+        &self,
+        miner: &str,
+        node_id: Option<&str>,
         path: &str,
         body: Vec<u8>,
     ) -> Result<Paid, ClientError> {
@@ -392,6 +453,7 @@ impl PayingClient {
                 response: resp,
                 price_msat: 0,
                 payment_hash: None,
+                token: None,
                 outcome: None,
             });
         }
@@ -417,6 +479,22 @@ impl PayingClient {
         {
             return Err(bad("token and invoice disagree on hash or price".into()));
         }
+        // The invoice must pay the miner the token names and, when it is known, the node the miner
+        // registered: otherwise whoever handed out the 402 (a registration naming someone else's URL,
+        // a man in the middle) would be paid for another's work.
+        let payee = hex::encode(invoice.get_payee_pub_key().serialize());
+        let token_miner = hex::encode(claims.miner);
+        let expected = node_id.map(str::to_ascii_lowercase);
+        for want in [Some(token_miner), expected].into_iter().flatten() {
+            if payee != want {
+                tracing::warn!(%miner, %payee, expected = %want, "invoice pays another node; refused");
+                return Err(ClientError::WrongPayee {
+                    miner: miner.to_owned(),
+                    payee,
+                    expected: want,
+                });
+            }
+        }
         if price > inner.cfg.max_price_msat {
             return Err(ClientError::PriceTooHigh {
                 price_msat: price,
@@ -427,6 +505,9 @@ impl PayingClient {
             // The miner refused the note (spent or expired), or there was none: forget it.
             credit_guard.note = None;
         }
+        // Built before paying, so that nothing after the payment can fail for want of it.
+        let auth = HeaderValue::from_str(&format!("L402 {}", challenge.token))
+            .map_err(|e| bad(e.to_string()))?;
         {
             let mut s = lock(&inner.spend);
             let committed = s.spent_msat + s.in_flight_msat;
@@ -483,20 +564,33 @@ impl PayingClient {
             .http
             .post(&url)
             .header(CONTENT_TYPE, "application/json")
-            .header(
-                AUTHORIZATION,
-                HeaderValue::from_str(&format!("L402 {}", challenge.token))
-                    .map_err(|e| bad(e.to_string()))?,
-            )
-            .body(body)
+            .header(AUTHORIZATION, auth)
+            .body(body.clone())
             .send()
             .await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                // The outcome task still tracks the payment; the miner fails it back or, if it had
-                // already settled, the result can be fetched again with token + preimage.
-                return Err(unreachable(e));
+                // Paid, and the answer is lost. The outcome task still tracks the payment: settled
+                // means the miner stored the result, so fetch it again there (token + preimage) rather
+                // than pay another miner for the same request.
+                let outcome = outcome.await.unwrap_or(PaymentOutcome::Pending);
+                if matches!(outcome, PaymentOutcome::Settled { .. }) {
+                    // The credit note went with the settled request.
+                    credit_guard.note = None;
+                }
+                return self
+                    .recover(
+                        miner,
+                        path,
+                        body,
+                        &challenge.token,
+                        &hash,
+                        price,
+                        outcome,
+                        e,
+                    )
+                    .await;
             }
         };
         if resp.status().is_success() {
@@ -509,8 +603,100 @@ impl PayingClient {
             response: resp,
             price_msat: price,
             payment_hash: Some(hash),
+            token: Some(challenge.token),
             outcome: Some(outcome),
         })
+    }
+
+    /// After a paid request's answer was lost: the stored result when the payment settled, else an
+    /// error that says whether another miner may be asked.
+    #[allow(clippy::too_many_arguments)]
+    async fn recover(
+        &self,
+        miner: &str,
+        path: &str,
+        body: Vec<u8>,
+        token: &str,
+        hash: &str,
+        price: u64,
+        outcome: PaymentOutcome,
+        error: reqwest::Error,
+    ) -> Result<Paid, ClientError> {
+        let lost = |reason: String| ClientError::AnswerLost {
+            miner: miner.to_owned(),
+            payment_hash: hash.to_owned(),
+            reason,
+        };
+        let preimage = match &outcome {
+            PaymentOutcome::Refunded { .. } => {
+                return Err(ClientError::Unreachable {
+                    miner: miner.to_owned(),
+                    reason: format!("{error} (the payment was failed back)"),
+                })
+            }
+            PaymentOutcome::Pending => {
+                return Err(lost(format!("{error}; the payment is still pending")))
+            }
+            PaymentOutcome::Settled { preimage, .. } => preimage.clone(),
+        };
+        tracing::info!(%miner, payment_hash = %hash, error = %error, "answer lost after payment; fetching it again");
+        let deadline =
+            std::time::Instant::now() + self.inner.cfg.request_timeout.min(Duration::from_secs(30));
+        let mut last;
+        loop {
+            match self
+                .refetch(miner, path, body.clone(), token, &preimage)
+                .await
+            {
+                Ok(resp) if resp.status().is_success() => {
+                    self.update_credit(miner, resp.headers());
+                    return Ok(Paid {
+                        miner: miner.to_owned(),
+                        response: resp,
+                        price_msat: price,
+                        payment_hash: Some(hash.to_owned()),
+                        token: Some(token.to_owned()),
+                        outcome: Some(tokio::spawn(std::future::ready(outcome))),
+                    });
+                }
+                Ok(resp) => last = format!("re-fetch answered {}", resp.status()),
+                Err(e) => last = e.to_string(),
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(lost(last));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Fetches the stored result of a settled request again from `miner`: the same request with
+    /// `Authorization: L402 <token>:<preimage>` (after a lost answer).
+    pub async fn refetch(
+        &self,
+        miner: &str,
+        path: &str,
+        body: Vec<u8>,
+        token: &str,
+        preimage: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let auth = HeaderValue::from_str(&format!("L402 {token}:{preimage}")).map_err(|e| {
+            ClientError::BadChallenge {
+                miner: miner.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        self.inner
+            .http
+            .post(format!("{miner}{path}"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(AUTHORIZATION, auth)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                miner: miner.to_owned(),
+                reason: e.to_string(),
+            })
     }
 
     fn update_credit(&self, miner: &str, headers: &HeaderMap) {

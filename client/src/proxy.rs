@@ -1,6 +1,6 @@
 //! `boltensor client proxy`: a local OpenAI-compatible endpoint that pays miners per request.
 //!
-//! Point any OpenAI SDK at `http://127.0.0.1:PORT/v1` (any API key): `POST /v1/embeddings` and
+//! Point any OpenAI SDK at `http://127.0.0.1:PORT/v1` with the proxy's key as its API key: `POST /v1/embeddings` and
 //! `POST /v1/chat/completions` (streamed or not) are forwarded to a miner and paid from the client's node;
 //! `GET /v1/models` lists the first reachable miner's models; `GET /v1/spend` shows what was spent
 //! (with requests per miner), `GET /metrics` the same as Prometheus text, and `GET /v1/directory` the
@@ -8,10 +8,21 @@
 //! Which miner gets a request: [`crate::directory`].
 //! Each paid response carries `x-boltensor-price-msat`, and when not streamed also
 //! `x-boltensor-fee-msat` and `x-boltensor-preimage` (the proof of payment).
+//!
+//! The proxy spends the user's sats, so a web page must not be able to use it ([`ProxyAuth`]): every
+//! request needs `Authorization: Bearer <key>` (the key is in `<data-dir>/proxy.key`, mode 0600; an
+//! OpenAI SDK sends its `api_key` so), a `Host` that is a loopback name or the listen address (DNS
+//! rebinding sends the attacker's name), no `Origin` or the proxy's own (a cross-site request sends the
+//! page's), and a POST must say `Content-Type: application/json` (a cross-site form or `text/plain`
+//! POST, which a browser sends without asking, is refused with 415).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,18 +43,188 @@ pub fn limits() -> boltensor_http::Limits {
     }
 }
 
+/// The file in the proxy's data directory holding its key.
+pub const KEY_FILE: &str = "proxy.key";
+
+/// Who may use the proxy: the holder of its key, from a loopback name (or the listen address), not from
+/// another web origin.
+#[derive(Clone)]
+pub struct ProxyAuth {
+    key: String,
+    listen: SocketAddr,
+}
+
+impl std::fmt::Debug for ProxyAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyAuth")
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProxyAuth {
+    /// This key, for a proxy listening on `listen`.
+    pub fn new(key: impl Into<String>, listen: SocketAddr) -> Self {
+        ProxyAuth {
+            key: key.into(),
+            listen,
+        }
+    }
+
+    /// The key in `data_dir/proxy.key`, created (random, mode 0600) if there is none; an existing file's
+    /// mode is tightened to 0600. Returns the auth and the file's path.
+    pub fn load_or_create(data_dir: &Path, listen: SocketAddr) -> std::io::Result<(Self, PathBuf)> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let path = data_dir.join(KEY_FILE);
+        std::fs::create_dir_all(data_dir)?;
+        let key = match std::fs::read_to_string(&path) {
+            Ok(k) if !k.trim().is_empty() => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                k.trim().to_owned()
+            }
+            Ok(_) | Err(_) => {
+                let _ = std::fs::remove_file(&path);
+                let bytes: [u8; 32] = rand::random();
+                let key = format!("bt-{}", hex::encode(bytes));
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                f.write_all(key.as_bytes())?;
+                f.sync_all()?;
+                key
+            }
+        };
+        Ok((ProxyAuth::new(key, listen), path))
+    }
+
+    /// The key (what an OpenAI SDK is given as its `api_key`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether `host` (a `Host` header value or an origin's host, with or without port) names this
+    /// proxy: a loopback name, or the listen IP; with a port, the listen port.
+    fn names_me(&self, host: &str) -> bool {
+        let (name, port) = split_host_port(host);
+        if port.is_some_and(|p| p != self.listen.port()) {
+            return false;
+        }
+        let name = name.to_ascii_lowercase();
+        let listen_ip = self.listen.ip();
+        matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1")
+            || name.ends_with(".localhost")
+            || (!listen_ip.is_unspecified() && name.parse::<std::net::IpAddr>() == Ok(listen_ip))
+    }
+
+    /// Checks a request's headers: `Err` is the refusal (status, error type, message).
+    fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+        let refuse = |status: StatusCode, kind: &'static str, message: &'static str| {
+            Err((status, kind, message))
+        };
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        if !host.is_some_and(|h| self.names_me(h)) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "boltensor_forbidden_host",
+                "Host is not this proxy (use 127.0.0.1 or localhost with its port)",
+            );
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let same = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.strip_prefix("http://"))
+                .is_some_and(|rest| self.names_me(rest.trim_end_matches('/')));
+            if !same {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "boltensor_forbidden_origin",
+                    "requests from another web origin are refused",
+                );
+            }
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|k| constant_time_eq(k.as_bytes(), self.key.as_bytes())) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "missing or wrong API key: send `Authorization: Bearer <key>` with the key from the proxy's proxy.key file",
+            );
+        }
+        if method == Method::POST {
+            let json = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return refuse(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "invalid_request_error",
+                    "Content-Type must be application/json",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why the proxy refused a request: status, error type, message.
+type Refusal = (StatusCode, &'static str, &'static str);
+
+fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return match rest.split_once(']') {
+            Some((ip, tail)) => (ip, tail.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => match port.parse() {
+            Ok(p) => (name, Some(p)),
+            // Not a port: the whole thing is refused as a name.
+            Err(_) => (host, Some(0)),
+        },
+        _ => (host, None),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authorize(State(auth): State<ProxyAuth>, req: Request, next: Next) -> Response {
+    match auth.check(req.method(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err((status, kind, message)) => {
+            tracing::warn!(%status, reason = message, "proxy request refused");
+            error(status, kind, message.to_owned())
+        }
+    }
+}
+
 /// Serves the proxy on `listener` until `shutdown` resolves, with [`limits`] (and the per-IP rate
 /// limit, which needs the peer addresses [`boltensor_http::serve`] provides).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     client: PayingClient,
+    auth: ProxyAuth,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    boltensor_http::serve(listener, router(client), &limits(), shutdown).await
+    boltensor_http::serve(listener, router(client, auth), &limits(), shutdown).await
 }
 
-/// The proxy's router, hardened with [`limits`].
-pub fn router(client: PayingClient) -> Router {
+/// The proxy's router: [`ProxyAuth`] on every route, hardened with [`limits`].
+pub fn router(client: PayingClient, auth: ProxyAuth) -> Router {
     let router = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/spend", get(spend))
@@ -51,7 +232,8 @@ pub fn router(client: PayingClient) -> Router {
         .route("/v1/directory", get(directory))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
-        .with_state(client);
+        .with_state(client)
+        .layer(middleware::from_fn_with_state(auth, authorize));
     boltensor_http::harden(router, &limits())
 }
 
@@ -215,21 +397,47 @@ async fn forward_now(client: PayingClient, path: &str, body: Bytes) -> Response 
     if !streamed {
         // The miner claims before it answers, so the outcome follows within milliseconds.
         let outcome = paid.take_outcome();
-        let status = paid.response.status();
-        let bytes = match paid.response.bytes().await {
+        let mut status = paid.response.status();
+        let miner = paid.miner.clone();
+        let token = paid.token.clone();
+        let read = paid.response.bytes().await;
+        let outcome = match outcome {
+            Some(h) => h.await.ok(),
+            None => None,
+        };
+        let bytes = match read {
             Ok(b) => b,
             Err(e) => {
-                return error(
-                    StatusCode::BAD_GATEWAY,
-                    "boltensor_client_error",
-                    format!("miner {} dropped the answer: {e}", paid.miner),
-                )
+                // Paid and settled, but the answer broke off: fetch the stored result again from the
+                // same miner rather than leave the user to pay again.
+                let again = match (&outcome, &token) {
+                    (Some(PaymentOutcome::Settled { preimage, .. }), Some(token)) => client
+                        .refetch(&miner, path, body.to_vec(), token, preimage)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success()),
+                    _ => None,
+                };
+                let got = match again {
+                    Some(r) => {
+                        status = r.status();
+                        r.bytes().await.ok()
+                    }
+                    None => None,
+                };
+                match got {
+                    Some(b) => b,
+                    None => {
+                        return error(
+                            StatusCode::BAD_GATEWAY,
+                            "boltensor_client_error",
+                            format!("miner {miner} dropped the answer: {e}"),
+                        )
+                    }
+                }
             }
         };
-        if let Some(Ok(PaymentOutcome::Settled { fee_msat, preimage })) = match outcome {
-            Some(h) => Some(h.await),
-            None => None,
-        } {
+        if let Some(PaymentOutcome::Settled { fee_msat, preimage }) = outcome {
             extra.push(("x-boltensor-fee-msat".to_owned(), fee_msat.to_string()));
             extra.push(("x-boltensor-preimage".to_owned(), preimage));
         }

@@ -27,21 +27,39 @@ fn to_env(e: Box<dyn std::error::Error + Send + Sync>) -> TestEnvError {
     TestEnvError::Devnet(e.to_string())
 }
 
-/// The proxy for `client` on a free port; stops when the returned sender is dropped.
+/// The key every request to the test proxies carries.
+const KEY: &str = "bt-test-key";
+
+/// The proxy for `client` on a free port, with [`KEY`]; stops when the returned sender is dropped.
 async fn proxy(client: PayingClient) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(boltensor_client::proxy::serve(
         listener,
         client,
+        boltensor_client::proxy::ProxyAuth::new(KEY, addr),
         async move {
             let _ = rx.await;
         },
     ));
     (url, tx)
+}
+
+/// An HTTP client that sends the proxy's key with every request.
+fn keyed_http() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {KEY}").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// Sends one request to the proxy (a body over its limit may be cut off: that counts as its 413).
@@ -187,7 +205,7 @@ async fn no_input_gets_a_server_error() -> std::result::Result<(), TestEnvError>
 async fn bad_input(pn: &PaidNet) -> Result {
     let client = pn.client(|_| {});
     let (url, _stop) = proxy(client.clone()).await;
-    let http = reqwest::Client::new();
+    let http = keyed_http();
     let mut rng = Rng(0x5eed_c11e_0001);
     let mut statuses = BTreeMap::<u16, usize>::new();
     let mut sent = 0usize;
@@ -209,27 +227,46 @@ async fn bad_input(pn: &PaidNet) -> Result {
             check(&what, &a, valid);
         }
     }
-    // What SDKs send along: any API key, other content types (the body decides). Valid: paid, 200.
+    // Another key, another scheme, or a body not declared JSON: refused before anything is paid
+    // (client/tests/attacks.rs performs the cross-site attacks these stop).
     let emb = emb_body().to_string().into_bytes();
-    for (k, v) in [
-        ("authorization", b"Bearer sk-anything".to_vec()),
-        ("authorization", b"L402 forged:00".to_vec()),
-        ("authorization", b"\xff\xfe".to_vec()),
-        ("content-type", b"text/plain".to_vec()),
-        ("content-type", b"multipart/form-data; boundary=x".to_vec()),
+    let raw = reqwest::Client::new();
+    let paid_before = client.spend().paid_requests;
+    for (k, v, want) in [
+        ("authorization", b"Bearer sk-anything".to_vec(), 401),
+        ("authorization", b"L402 forged:00".to_vec(), 401),
+        ("authorization", b"\xff\xfe".to_vec(), 401),
+        ("content-type", b"text/plain".to_vec(), 415),
+        (
+            "content-type",
+            b"multipart/form-data; boundary=x".to_vec(),
+            415,
+        ),
     ] {
+        let mut headers = vec![(k, v)];
+        if k == "content-type" {
+            headers.push(("authorization", format!("Bearer {KEY}").into_bytes()));
+        } else {
+            headers.push(ct.clone());
+        }
         let a = send(
-            &http,
+            &raw,
             post.clone(),
             &format!("{url}/v1/embeddings"),
-            &[(k, v)],
+            &headers,
             emb.clone(),
         )
         .await?;
         sent += 1;
         *statuses.entry(a.status).or_default() += 1;
-        assert_eq!(a.status, 200, "a valid request with header {k}");
+        check(&format!("header {k}"), &a, false);
+        assert_eq!(a.status, want, "header {k}");
     }
+    assert_eq!(
+        client.spend().paid_requests,
+        paid_before,
+        "nothing paid for refused requests"
+    );
     // Paths, methods, queries.
     for (method, path) in [
         (reqwest::Method::GET, "/v1/chat/completions"),
@@ -336,7 +373,7 @@ async fn garbage_challenges(pn: &PaidNet, http: &reqwest::Client) -> Result {
             http,
             reqwest::Method::POST,
             &format!("{url}/v1/embeddings"),
-            &[],
+            &[("content-type", b"application/json".to_vec())],
             emb.clone(),
         )
         .await?;
@@ -372,7 +409,7 @@ async fn a_timed_out_paid_request_is_failed_back() -> std::result::Result<(), Te
             let before = pn.balances();
             let client = pn.client(|_| {});
             let (url, _stop) = proxy(client.clone()).await;
-            let resp = reqwest::Client::new()
+            let resp = keyed_http()
                 .post(format!("{url}/v1/embeddings"))
                 .json(&emb_body())
                 .send()

@@ -28,15 +28,31 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
-            let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+            let addr = listener.local_addr().expect("addr");
+            let base = format!("http://{addr}/v1");
+            // The proxy writes its key (0600) in its data dir; the SDK passes it as its `api_key`.
+            let (auth, key_file) = boltensor_client::proxy::ProxyAuth::load_or_create(
+                &pn.net.dir().join("proxy"),
+                addr,
+            )
+            .expect("proxy key");
+            let key = std::fs::read_to_string(&key_file).expect("key file");
             let proxy = tokio::spawn(
-                axum::serve(listener, boltensor_client::proxy::router(client.clone()))
-                    .into_future(),
+                axum::serve(
+                    listener,
+                    boltensor_client::proxy::router(client.clone(), auth),
+                )
+                .into_future(),
             );
             let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk_check.py");
             let base2 = base.clone();
+            let key2 = key.clone();
             let output = tokio::task::spawn_blocking(move || {
-                Command::new("python3").arg(script).arg(base2).output()
+                Command::new("python3")
+                    .arg(script)
+                    .arg(base2)
+                    .arg(key2)
+                    .output()
             })
             .await
             .expect("join")
@@ -77,7 +93,11 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
                 || async { Ok((client.spend().paid_requests == 3).then_some(())) },
             )
             .await?;
-            let spend: Value = reqwest::get(format!("{base}/spend"))
+            let http = reqwest::Client::new();
+            let spend: Value = http
+                .get(format!("{base}/spend"))
+                .bearer_auth(&key)
+                .send()
                 .await
                 .expect("spend")
                 .json()
@@ -86,7 +106,10 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
             assert_eq!(spend["paid_requests"], 3);
             assert_eq!(spend["refunded"], 0);
             assert_eq!(spend["in_flight_msat"], 0);
-            let metrics = reqwest::get(base.replace("/v1", "/metrics"))
+            let metrics = http
+                .get(base.replace("/v1", "/metrics"))
+                .bearer_auth(&key)
+                .send()
                 .await
                 .expect("metrics")
                 .text()

@@ -469,16 +469,16 @@ async fn an_external_openai_server_backend_serves_paid_requests() -> Result<(), 
         .await
 }
 
-/// A coordinator stand-in serving `GET /v1/miners`: for `model`, these `(api, score)` miners; for any other
-/// model, none.
-async fn miners_stand_in(model: &'static str, miners: Vec<(String, f64)>) -> String {
+/// A coordinator stand-in serving `GET /v1/miners`: for `model`, these `(api, node id, score)` miners; for
+/// any other model, none.
+async fn miners_stand_in(model: &'static str, miners: Vec<(String, String, f64)>) -> String {
     use axum::extract::Query;
     use std::collections::HashMap;
     let listed: Vec<Value> = miners
         .iter()
         .enumerate()
-        .map(|(uid, (api, score))| {
-            json!({"uid": uid, "node_id": format!("node-{uid}"), "api": api, "models": [model],
+        .map(|(uid, (api, node_id, score))| {
+            json!({"uid": uid, "node_id": node_id, "api": api, "models": [model],
                    "incentive": (score * 65535.0) as u64, "consensus": 0, "score": score})
         })
         .collect();
@@ -516,7 +516,14 @@ async fn requests_go_where_the_directory_points_and_skip_a_dead_miner() -> Resul
             // The dead miner has all the score (and no floor): it is always drawn first while healthy.
             let coordinator = miners_stand_in(
                 "all-minilm-l6-v2",
-                vec![(dead.clone(), 1.0), (pn.miner_url.clone(), 0.0)],
+                vec![
+                    (dead.clone(), "02".repeat(33), 1.0),
+                    (
+                        pn.miner_url.clone(),
+                        pn.miner_node.node_id().to_string(),
+                        0.0,
+                    ),
+                ],
             )
             .await;
             let client = pn.client(|c| {

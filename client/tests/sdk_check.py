@@ -1,6 +1,6 @@
 """Drives the Boltensor client proxy with the official OpenAI Python SDK, unmodified.
 
-Usage: python3 sdk_check.py http://127.0.0.1:PORT/v1
+Usage: python3 sdk_check.py http://127.0.0.1:PORT/v1 API_KEY
 Prints one JSON object with what the SDK got back; the Rust test asserts on it.
 """
 import json
@@ -8,7 +8,7 @@ import sys
 
 from openai import OpenAI
 
-client = OpenAI(base_url=sys.argv[1], api_key="not-needed", max_retries=0, timeout=120)
+client = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0, timeout=120)
 out = {}
 
 models = client.models.list()

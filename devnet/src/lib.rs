@@ -262,6 +262,9 @@ pub struct NodeStatus {
     /// A miner's API or a client's proxy (OpenAI base URL), if it serves one.
     #[serde(default)]
     pub api_url: Option<String>,
+    /// A client's proxy: the file holding its API key (`Authorization: Bearer <key>`).
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
     /// Funds.
     pub onchain_sats: u64,
     /// Lightning funds.
@@ -660,6 +663,10 @@ impl Shared {
                         ln_addr: n.listen_addr(),
                         api_url: (e.api_port != 0 && read(&self.services_up).contains(&e.name))
                             .then(|| format!("http://127.0.0.1:{}/v1", e.api_port)),
+                        api_key_file: (e.role == Role::Client && e.api_port != 0).then(|| {
+                            proxy_dir(&self.data_dir, &e.name)
+                                .join(boltensor_client::proxy::KEY_FILE)
+                        }),
                         onchain_sats,
                         lightning_sats,
                         keysend_received_msat: n.received_keysend_msat(),
@@ -1262,6 +1269,8 @@ async fn start_services(
         }));
         let url = format!("http://127.0.0.1:{}", e.api_port);
         write(&shared.miner_names).insert(url.clone(), e.name.clone());
+        // Validators key registered miners' scores by node id.
+        write(&shared.miner_names).insert(nodes[&e.name].node_id().to_string(), e.name.clone());
         if !coordinator_urls.is_empty() {
             let keypair = federation::miner_keypair(&data_dir.join("miners").join(&e.name))?;
             let fed_id = federation::federation_id(&coordinator_urls, STEP_TIMEOUT).await?;
@@ -1320,10 +1329,19 @@ async fn start_services(
         client_cfg.directory.coordinators = coordinator_urls.clone();
         let client = PayingClient::new(client_cfg, Arc::clone(&nodes[&e.name]));
         let listener = bind(e.api_port, &format!("proxy of {}", e.name)).await?;
+        let listen = listener
+            .local_addr()
+            .map_err(TestEnvError::io("reading the proxy's address"))?;
+        let (auth, key_file) = boltensor_client::proxy::ProxyAuth::load_or_create(
+            &proxy_dir(data_dir, &e.name),
+            listen,
+        )
+        .map_err(TestEnvError::io("writing the proxy's key"))?;
+        tracing::info!(client = %e.name, key_file = %key_file.display(), "proxy key");
         let mut stop = shared.services_stop.subscribe();
         let proxy = client.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = boltensor_client::proxy::serve(listener, proxy, async move {
+            let _ = boltensor_client::proxy::serve(listener, proxy, auth, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;
@@ -1391,6 +1409,11 @@ async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener, TestEnvE
             what: what.to_owned(),
             source,
         })
+}
+
+/// Where a devnet client's proxy keeps its key (`proxy.key`).
+pub fn proxy_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("clients").join(name)
 }
 
 /// A client's steady mix of paid requests: embeddings and short chats, one every `every`.

@@ -165,14 +165,15 @@ pub fn render_metrics(v: &Validator) -> String {
         out,
         "# HELP {name} This validator's current score of each miner (docs/scoring.md).\n# TYPE {name} gauge"
     );
-    let ids = v.node_ids();
-    for (url, score) in v.scores() {
-        let id = ids.get(&url).map(String::as_str).unwrap_or("");
+    let records = v.records();
+    for (key, score) in v.scores() {
+        let id = v.node_id_of(&key).unwrap_or_default();
+        let url = records.get(&key).map(|r| r.url.as_str()).unwrap_or(&key);
         let _ = writeln!(
             out,
             "{name}{{miner=\"{}\",node_id=\"{}\"}} {score}",
-            label(&url),
-            label(id)
+            label(url),
+            label(&id)
         );
     }
     let b = v.node().balances();
@@ -194,17 +195,17 @@ async fn metrics(State(v): State<Arc<Validator>>) -> Response {
 }
 
 async fn scores(State(v): State<Arc<Validator>>) -> Response {
-    let ids = v.node_ids();
     let records = v.records();
     let miners: Vec<_> = v
         .scores()
         .into_iter()
-        .map(|(url, score)| {
+        .map(|(key, score)| {
+            let record = records.get(&key);
             json!({
-                "miner": url,
-                "node_id": ids.get(&url),
+                "miner": record.map(|r| r.url.clone()).unwrap_or_else(|| key.clone()),
+                "node_id": v.node_id_of(&key),
                 "score": score,
-                "record": records.get(&url),
+                "record": record,
             })
         })
         .collect();

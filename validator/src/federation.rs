@@ -8,8 +8,10 @@
 //!
 //! - the epoch is the median of the epochs the members report (a lone liar cannot move it outside the
 //!   honest members' range; a member that lags by a session is harmless);
-//! - the miners are the union of what the members list, by node id (a member that hides a miner cannot
-//!   hide it from the validator; an invented one fails every challenge and earns no weight);
+//! - the miners are merged as the client's directory merges them (`boltensor_client::directory::merge`):
+//!   a miner counts only if a strict majority of the answering members list it, with the API URL a
+//!   strict majority reports — so a lying member can neither add a miner, nor move one's URL, nor
+//!   swap its node id, and one hiding a miner does not hide it from the others' majority;
 //! - a submission is delivered once any member answers 202 (queued) or says it already has that exact
 //!   vector ("duplicate"). Resubmitting the same signed vector is always safe; a different vector for
 //!   the same epoch is equivocation and is never produced (the validator stores what it signed).
@@ -338,19 +340,27 @@ impl FederationClient {
             .ok_or_else(|| FederationError::Refused(vec![("*".into(), "invalid config".into())]))
     }
 
-    /// The registered miners: the union over the members, by node id.
+    /// The registered miners, merged over the answering members by majority (the client directory's
+    /// [`boltensor_client::directory::merge`]): listed by more than half of them, with the URL more
+    /// than half report, incentive their lower median.
     pub async fn miners(&self) -> Result<Vec<RegisteredMiner>, FederationError> {
-        #[derive(Deserialize)]
-        struct List {
-            miners: Vec<RegisteredMiner>,
-        }
-        let mut by_id = BTreeMap::new();
-        for (_, list) in self.get_all::<List>("/v1/miners").await? {
-            for m in list.miners {
-                by_id.entry(m.node_id.clone()).or_insert(m);
-            }
-        }
-        Ok(by_id.into_values().collect())
+        let answers: Vec<boltensor_client::directory::Listing> = self
+            .get_all("/v1/miners")
+            .await?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        let merged = boltensor_client::directory::merge(&answers);
+        Ok(merged
+            .miners
+            .into_iter()
+            .map(|m| RegisteredMiner {
+                node_id: m.node_id,
+                api: Some(m.api),
+                models: m.models,
+                incentive: (m.score * 65535.0).round() as u64,
+            })
+            .collect())
     }
 
     /// The registry as the first answering member sees it.

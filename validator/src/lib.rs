@@ -85,6 +85,14 @@ pub struct ValidatorConfig {
     pub max_price_msat: u64,
     /// Total challenge budget.
     pub budget_msat: u64,
+    /// Most the validator commits to one miner's challenges in one epoch (a miner is skipped for the
+    /// rest of the epoch once the next challenge could exceed it). Default 2,000,000 msat (20 × the
+    /// default `max_price_msat`).
+    pub per_miner_epoch_msat: u64,
+    /// Longest back-off, in rounds, of a miner whose challenges fail or are refuted: after n failures in
+    /// a row it is skipped for the rest of that round and min(2^(n−1), this) rounds more, each skipped
+    /// challenge counting as a failed one (unpaid). Default 16; 0 turns the back-off off.
+    pub max_backoff_rounds: u64,
 }
 
 impl ValidatorConfig {
@@ -100,8 +108,56 @@ impl ValidatorConfig {
             chat_max_tokens: 12,
             max_price_msat: 100_000,
             budget_msat: 100_000_000,
+            per_miner_epoch_msat: 2_000_000,
+            max_backoff_rounds: 16,
         }
     }
+}
+
+/// A challenge answered with quality below this counts as refuted (for the back-off).
+pub const REFUTED_BELOW: f64 = 0.25;
+
+/// A miner the validator challenges: its API URL and, when the federation's registry lists it, the
+/// node id it registered. That node is the only payee its challenges pay, and its score is kept under
+/// that node id, so a registration naming someone else's URL earns nothing from that one's answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// API base URL.
+    pub url: String,
+    /// Registered Lightning node id (hex); `None` for a configured URL (learned from its quote).
+    pub node_id: Option<String>,
+}
+
+impl Target {
+    /// The key its record is kept under: the registered node id, else the URL.
+    pub fn key(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| self.url.clone())
+    }
+}
+
+/// Whether a record key is a node id (33 bytes, hex) rather than a URL.
+fn is_node_id(key: &str) -> bool {
+    key.len() == 66 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What the validator spent on one miner this epoch, and its back-off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MinerSpend {
+    /// The epoch `spent_msat` counts.
+    pub epoch: u64,
+    /// Committed to its challenges in that epoch (paid or in flight), msat.
+    pub spent_msat: u64,
+    /// Failed or refuted challenges in a row.
+    pub failures: u32,
+    /// Skipped until this round.
+    pub skip_until_round: u64,
+}
+
+/// Whether a miner's next challenge goes ahead.
+enum Admit {
+    Go,
+    BackedOff,
+    OverCap,
 }
 
 /// A running validator.
@@ -113,9 +169,14 @@ pub struct Validator {
     db: Database,
     keypair: Keypair,
     node: Arc<LnNode>,
-    miners: Mutex<Vec<String>>,
+    miners: Mutex<Vec<Target>>,
     records: Mutex<BTreeMap<String, MinerRecord>>,
+    /// Node ids of configured miners (by URL), learned from their quotes.
     node_ids: Mutex<BTreeMap<String, String>>,
+    /// Per record key: spend this epoch and back-off.
+    spending: Mutex<BTreeMap<String, MinerSpend>>,
+    round: AtomicU64,
+    epoch: AtomicU64,
     challenge_spend: AtomicU64,
     seq: AtomicU64,
     http: reqwest::Client,
@@ -141,6 +202,9 @@ struct Counters {
     /// The last epoch delivered, plus one (0: none).
     last_submitted: AtomicU64,
     submit_latencies: Mutex<VecDeque<Duration>>,
+    /// Challenges not sent: the miner was backed off / its epoch cap was reached.
+    backed_off: AtomicU64,
+    over_cap: AtomicU64,
 }
 
 fn kind_index(kind: Kind) -> usize {
@@ -224,6 +288,10 @@ pub struct ValidatorMetrics {
     pub last_submitted_epoch: Option<u64>,
     /// Time to deliver a vector to the federation.
     pub submit_latency: LatencySummary,
+    /// Challenges not sent because the miner was backed off after failed or refuted answers.
+    pub backed_off: u64,
+    /// Challenges not sent because the miner's spend cap for the epoch was reached.
+    pub over_cap: u64,
 }
 
 impl std::fmt::Debug for Validator {
@@ -315,7 +383,18 @@ impl Validator {
         Ok(Validator {
             client: PayingClient::new(ccfg, Arc::clone(&node)),
             node,
-            miners: Mutex::new(cfg.miners.clone()),
+            miners: Mutex::new(
+                cfg.miners
+                    .iter()
+                    .map(|u| Target {
+                        url: u.trim_end_matches('/').to_owned(),
+                        node_id: None,
+                    })
+                    .collect(),
+            ),
+            spending: Mutex::new(BTreeMap::new()),
+            round: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             cfg,
             minilm,
             smollm,
@@ -355,6 +434,8 @@ impl Validator {
             submit_failures: m.submit_failures.load(Ordering::Relaxed),
             last_submitted_epoch: m.last_submitted.load(Ordering::Relaxed).checked_sub(1),
             submit_latency: LatencySummary::of(&lock(&m.submit_latencies)),
+            backed_off: m.backed_off.load(Ordering::Relaxed),
+            over_cap: m.over_cap.load(Ordering::Relaxed),
         }
     }
 
@@ -363,9 +444,30 @@ impl Validator {
         &self.node
     }
 
-    /// Node ids of the miners, by base URL, as far as known (from the registry or their quotes).
+    /// Node ids of the configured miners, by base URL, as far as known (from their quotes).
     pub fn node_ids(&self) -> BTreeMap<String, String> {
         lock(&self.node_ids).clone()
+    }
+
+    /// The node id a record key stands for: the key itself for a registered miner, the quoted node id
+    /// for a configured URL.
+    pub fn node_id_of(&self, key: &str) -> Option<String> {
+        if is_node_id(key) {
+            Some(key.to_owned())
+        } else {
+            lock(&self.node_ids).get(key).cloned()
+        }
+    }
+
+    /// The epoch per-miner spend is counted in ([`Validator::run`] sets it from the federation, or
+    /// from local time).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    /// Per record key: what was committed to the miner this epoch, and its back-off.
+    pub fn miner_spend(&self) -> BTreeMap<String, MinerSpend> {
+        lock(&self.spending).clone()
     }
 
     /// The validator's signing key (x-only, hex): its identity in weight vectors.
@@ -375,30 +477,36 @@ impl Validator {
 
     /// The miners challenged now (base URLs).
     pub fn miners(&self) -> Vec<String> {
+        lock(&self.miners).iter().map(|t| t.url.clone()).collect()
+    }
+
+    /// The miners challenged now, with their registered node ids.
+    pub fn targets(&self) -> Vec<Target> {
         lock(&self.miners).clone()
     }
 
-    /// Takes the miners from the federation's registry: every registered miner with an API, weighted by
-    /// its registered node id. If the federation lists none (or does not answer, an error), the list
-    /// stays as it was: at start, the configured one.
+    /// Takes the miners from the federation's registry (merged over the members by majority,
+    /// [`FederationClient::miners`]): every registered miner with an API, as one target per registrant
+    /// (two registrations naming one URL are two targets; each is paid and scored only as its own node).
+    /// If the federation lists none (or does not answer, an error), the list stays as it was: at
+    /// start, the configured one.
     pub async fn sync_miners(&self, fed: &FederationClient) -> Result<usize, FederationError> {
-        let listed: Vec<(String, String)> = fed
+        let listed: Vec<Target> = fed
             .miners()
             .await?
             .into_iter()
-            .filter_map(|m| Some((m.api?.trim_end_matches('/').to_owned(), m.node_id)))
+            .filter_map(|m| {
+                Some(Target {
+                    url: m.api?.trim_end_matches('/').to_owned(),
+                    node_id: Some(m.node_id.to_ascii_lowercase()),
+                })
+            })
             .collect();
         if listed.is_empty() {
             return Ok(0);
         }
-        let mut ids = lock(&self.node_ids);
-        for (url, id) in &listed {
-            ids.insert(url.clone(), id.clone());
-        }
-        drop(ids);
-        let urls: Vec<String> = listed.into_iter().map(|(u, _)| u).collect();
-        let n = urls.len();
-        *lock(&self.miners) = urls;
+        let n = listed.len();
+        *lock(&self.miners) = listed;
         Ok(n)
     }
 
@@ -459,12 +567,12 @@ impl Validator {
         self.challenge_spend.load(Ordering::Relaxed)
     }
 
-    /// Current records by miner URL.
+    /// Current records by key: a registered miner's node id, a configured miner's URL.
     pub fn records(&self) -> BTreeMap<String, MinerRecord> {
         lock(&self.records).clone()
     }
 
-    /// Current scores by miner URL.
+    /// Current scores by key: a registered miner's node id, a configured miner's URL.
     pub fn scores(&self) -> BTreeMap<String, f64> {
         lock(&self.records)
             .iter()
@@ -477,28 +585,70 @@ impl Validator {
             ^ u64::from_le_bytes(boltensor_miner::random_bytes())
     }
 
-    /// One round: an embedding and a chat challenge to every miner, each paid, checked and scored.
+    /// One round: an embedding and a chat challenge to every miner, each paid (only to the miner's own
+    /// node), checked and scored. A miner whose challenges failed or were refuted is backed off
+    /// exponentially (each skipped challenge counts as failed, unpaid), and no miner is committed more
+    /// than `per_miner_epoch_msat` in an epoch: so many miners answering garbage cost at most that
+    /// times their number per epoch.
     pub async fn challenge_round(&self) -> Vec<(String, Observation)> {
         let mut out = Vec::new();
-        let miners = lock(&self.miners).clone();
-        for url in miners {
-            self.learn_node_id(&url).await;
+        let targets = lock(&self.miners).clone();
+        let round = self.round.fetch_add(1, Ordering::Relaxed);
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        for target in targets {
+            let url = target.url.clone();
+            let key = target.key();
+            let node_id = match &target.node_id {
+                Some(id) => Some(id.clone()),
+                None => {
+                    self.learn_node_id(&url).await;
+                    lock(&self.node_ids).get(&url).cloned()
+                }
+            };
             for kind in [Kind::Embedding, Kind::Chat] {
                 let i = kind_index(kind);
-                self.metrics.sent[i].fetch_add(1, Ordering::Relaxed);
-                let o = self.challenge(&url, kind).await;
-                if o.ok {
-                    push_latency(&mut lock(&self.metrics.latencies)[i], o.latency);
-                } else {
-                    self.metrics.failed[i].fetch_add(1, Ordering::Relaxed);
-                }
-                tracing::info!(miner = %url, kind = ?kind, ok = o.ok, quality = o.quality, latency_ms = o.latency.as_millis() as u64, "challenge");
+                let o = match self.admit(&key, epoch, round) {
+                    Admit::OverCap => {
+                        self.metrics.over_cap.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(miner = %url, key = %key, epoch, "spend cap for the epoch reached; not challenged");
+                        continue;
+                    }
+                    Admit::BackedOff => {
+                        self.metrics.backed_off.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(miner = %url, key = %key, round, "backed off; counted as failed");
+                        Observation {
+                            kind,
+                            ok: false,
+                            quality: 0.0,
+                            latency: Duration::ZERO,
+                        }
+                    }
+                    Admit::Go => {
+                        self.metrics.sent[i].fetch_add(1, Ordering::Relaxed);
+                        let (o, committed) = self.challenge(&url, node_id.as_deref(), kind).await;
+                        if o.ok {
+                            push_latency(&mut lock(&self.metrics.latencies)[i], o.latency);
+                        } else {
+                            self.metrics.failed[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.account(
+                            &key,
+                            epoch,
+                            round,
+                            committed,
+                            !o.ok || o.quality < REFUTED_BELOW,
+                        );
+                        o
+                    }
+                };
+                tracing::info!(miner = %url, key = %key, kind = ?kind, ok = o.ok, quality = o.quality, latency_ms = o.latency.as_millis() as u64, "challenge");
                 let rec = {
                     let mut records = lock(&self.records);
-                    let rec = records.entry(url.clone()).or_insert_with(|| MinerRecord {
+                    let rec = records.entry(key.clone()).or_insert_with(|| MinerRecord {
                         url: url.clone(),
                         ..MinerRecord::default()
                     });
+                    rec.url = url.clone();
                     rec.observe(&self.cfg.scoring, o);
                     rec.last = Some(format!(
                         "{kind:?}: {} quality {:.3} in {} ms",
@@ -508,13 +658,50 @@ impl Validator {
                     ));
                     rec.clone()
                 };
-                if let Err(e) = self.save_record(&url, &rec) {
+                if let Err(e) = self.save_record(&key, &rec) {
                     tracing::error!(error = %e, "cannot store the score history");
                 }
-                out.push((url.clone(), o));
+                out.push((key.clone(), o));
             }
         }
         out
+    }
+
+    /// Whether `key`'s next challenge goes ahead this round and epoch.
+    fn admit(&self, key: &str, epoch: u64, round: u64) -> Admit {
+        let mut spending = lock(&self.spending);
+        let s = spending.entry(key.to_owned()).or_default();
+        if s.epoch != epoch {
+            s.epoch = epoch;
+            s.spent_msat = 0;
+        }
+        if round < s.skip_until_round {
+            return Admit::BackedOff;
+        }
+        if s.spent_msat.saturating_add(self.cfg.max_price_msat) > self.cfg.per_miner_epoch_msat {
+            return Admit::OverCap;
+        }
+        Admit::Go
+    }
+
+    /// Books a challenge's committed price and, if it failed or was refuted, backs the miner off for
+    /// min(2^(failures−1), max) rounds after this one.
+    fn account(&self, key: &str, epoch: u64, round: u64, committed_msat: u64, bad: bool) {
+        let mut spending = lock(&self.spending);
+        let s = spending.entry(key.to_owned()).or_default();
+        if s.epoch == epoch {
+            s.spent_msat = s.spent_msat.saturating_add(committed_msat);
+        }
+        if bad && self.cfg.max_backoff_rounds > 0 {
+            s.failures = s.failures.saturating_add(1);
+            let rounds = 1u64
+                .checked_shl(s.failures.saturating_sub(1))
+                .unwrap_or(u64::MAX)
+                .min(self.cfg.max_backoff_rounds);
+            s.skip_until_round = round + 1 + rounds;
+        } else {
+            s.failures = 0;
+        }
     }
 
     async fn learn_node_id(&self, url: &str) {
@@ -530,13 +717,19 @@ impl Validator {
         }
     }
 
-    async fn challenge(&self, url: &str, kind: Kind) -> Observation {
+    /// One paid challenge: its observation and the price committed to it (0: nothing was paid).
+    async fn challenge(&self, url: &str, node_id: Option<&str>, kind: Kind) -> (Observation, u64) {
         let n = self.next();
-        let failed = |latency| Observation {
-            kind,
-            ok: false,
-            quality: 0.0,
-            latency,
+        let failed = |latency| {
+            (
+                Observation {
+                    kind,
+                    ok: false,
+                    quality: 0.0,
+                    latency,
+                },
+                0,
+            )
         };
         let started = Instant::now();
         let (path, body, prompt) = match kind {
@@ -567,7 +760,7 @@ impl Validator {
         };
         let mut paid = match self
             .client
-            .post_to(url, path, body.to_string().into_bytes())
+            .post_to_node(url, node_id, path, body.to_string().into_bytes())
             .await
         {
             Ok(p) => p,
@@ -586,19 +779,23 @@ impl Validator {
                 .fetch_add(paid.price_msat, Ordering::Relaxed);
             self.metrics.paid[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
         }
+        let committed = paid.price_msat;
         let Some(answer) = answer.filter(|_| status.is_success() && settled) else {
-            return failed(latency);
+            return (failed(latency).0, committed);
         };
         let quality = match kind {
             Kind::Embedding => self.check_embedding(&prompt, &answer).await,
             Kind::Chat => self.check_chat(&prompt, &answer).await,
         };
-        Observation {
-            kind,
-            ok: true,
-            quality,
-            latency,
-        }
+        (
+            Observation {
+                kind,
+                ok: true,
+                quality,
+                latency,
+            },
+            committed,
+        )
     }
 
     async fn check_embedding(&self, text: &str, answer: &Value) -> f64 {
@@ -644,25 +841,26 @@ impl Validator {
         }
     }
 
-    fn save_record(&self, url: &str, rec: &MinerRecord) -> Result<(), ValidatorError> {
+    fn save_record(&self, key: &str, rec: &MinerRecord) -> Result<(), ValidatorError> {
         let txn = self.db.begin_write().map_err(store_err)?;
         {
             let mut t = txn.open_table(MINERS).map_err(store_err)?;
             let bytes = serde_json::to_vec(rec).map_err(store_err)?;
-            t.insert(url, bytes.as_slice()).map_err(store_err)?;
+            t.insert(key, bytes.as_slice()).map_err(store_err)?;
         }
         txn.commit().map_err(store_err)
     }
 
     /// The weight vector of the current scores for `epoch` (miners keyed by node id; miners whose id is
-    /// not known yet are left out).
+    /// not known yet are left out; a node scored under several keys gets the best of them).
     pub fn weights(&self, epoch: u64) -> WeightVector {
-        let ids = lock(&self.node_ids).clone();
-        let scores: BTreeMap<String, f64> = self
-            .scores()
-            .into_iter()
-            .filter_map(|(url, s)| ids.get(&url).map(|id| (id.clone(), s)))
-            .collect();
+        let mut scores: BTreeMap<String, f64> = BTreeMap::new();
+        for (key, s) in self.scores() {
+            if let Some(id) = self.node_id_of(&key) {
+                let e = scores.entry(id).or_insert(0.0);
+                *e = e.max(s);
+            }
+        }
         WeightVector {
             epoch,
             validator: self.keypair.x_only_public_key().0.serialize(),
@@ -729,6 +927,11 @@ impl Validator {
                     Ok(n) => tracing::debug!(registered = n, "miners from the federation"),
                     Err(e) => tracing::warn!(error = %e, "cannot read the federation's miners"),
                 }
+                if let Ok(e) = fed.epoch().await {
+                    self.set_epoch(e);
+                }
+            } else {
+                self.set_epoch(start.elapsed().as_secs() / epoch.as_secs().max(1));
             }
             self.challenge_round().await;
             if let Some(fed) = &fed {

@@ -119,9 +119,11 @@ impl MinerRecord {
         }
     }
 
-    /// The score, 0 when pruned or never challenged.
+    /// The score, 0 when pruned, never challenged, or never answered a challenge (the averages start
+    /// optimistic, but a miner earns a score only by answering a paid challenge: a registration that
+    /// never does — naming someone else's API, say — gets nothing).
     pub fn score(&self, p: &ScoringParams) -> f64 {
-        if self.kinds.is_empty() {
+        if self.kinds.values().all(|k| k.challenges == k.failures) {
             return 0.0;
         }
         let n = self.kinds.len() as f64;

@@ -29,7 +29,7 @@ pub struct Params {
     /// Confirmations before a bond counts.
     pub bond_min_confirmations: u32,
     /// The bond a miner must register with, in sat (0: miners register without one). Registration's cost,
-    /// as subtensor's burn: ADR 0011.
+    /// as subtensor's burn: ADR 0012.
     pub miner_bond_min_sat: u64,
 }
 

@@ -603,17 +603,19 @@ async fn attack_flooding_the_coordinator_api() -> Result {
     let kp = common::key("flooder");
     let bodies: Vec<serde_json::Value> = (0..300)
         .map(|i| {
-            let reg = boltensor_coordinator::items::Registration {
-                role: boltensor_protocol::Role::Miner,
-                key: kp.x_only_public_key().0,
-                node_id: common::node_id("flooder-node"),
-                api: Some(format!("http://127.0.0.1:1/flood/{i}")),
-                models: vec!["all-minilm-l6-v2".into()],
-                payout_offer: None,
-                bond: None,
-                signature: String::new(),
-            }
-            .sign(&kp);
+            let node = common::Node::of("flooder");
+            let mut reg = boltensor_coordinator::items::Registration::new(
+                boltensor_protocol::Role::Miner,
+                kp.x_only_public_key().0,
+                node.id().to_string(),
+                common::fed_id(),
+            );
+            reg.sequence += i;
+            reg.api = Some(format!("http://127.0.0.1:1/flood/{i}"));
+            reg.models = vec!["all-minilm-l6-v2".into()];
+            let ConsensusItem::Register(reg) = common::signed(reg, node, &kp) else {
+                unreachable!("a registration")
+            };
             serde_json::to_value(ConsensusItem::Register(reg)).expect("serialises")
         })
         .collect();

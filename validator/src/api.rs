@@ -117,6 +117,18 @@ pub fn render_metrics(v: &Validator) -> String {
             m.fees_msat,
         ),
         (
+            "boltensor_validator_backed_off_total",
+            "Challenges not sent because the miner was backed off after failed or refuted ones (counted as failed, unpaid).",
+            "counter",
+            m.backed_off,
+        ),
+        (
+            "boltensor_validator_over_cap_total",
+            "Challenges not sent because the miner's spend cap for the epoch was reached.",
+            "counter",
+            m.over_cap,
+        ),
+        (
             "boltensor_validator_refunded_total",
             "Challenge payments failed back by the miner.",
             "counter",

@@ -94,12 +94,13 @@ async fn metrics_and_scores_count_paid_and_failed_challenges() -> Result<(), Tes
         .is_some_and(|v| v.starts_with("text/plain")));
     let text = resp.text().await.map_err(err)?;
     println!("{text}");
-    for kind in ["embedding", "chat"] {
+    // The absent miner's embedding challenge fails; its chat challenge is then backed off (not sent).
+    for (kind, sent, failed) in [("embedding", 2.0, 1.0), ("chat", 1.0, 0.0)] {
         let labels = format!("{{kind=\"{kind}\"}}");
         let get = |name: &str| sample(&text, &format!("{name}{labels}"));
         assert_eq!(
             get("boltensor_validator_challenges_total"),
-            Some(2.0),
+            Some(sent),
             "{kind}"
         );
         assert_eq!(
@@ -109,7 +110,7 @@ async fn metrics_and_scores_count_paid_and_failed_challenges() -> Result<(), Tes
         );
         assert_eq!(
             get("boltensor_validator_challenges_failed_total"),
-            Some(1.0),
+            Some(failed),
             "{kind}"
         );
         assert_eq!(
@@ -125,6 +126,10 @@ async fn metrics_and_scores_count_paid_and_failed_challenges() -> Result<(), Tes
         assert!(p50 > 0.0, "{kind} latency {p50}");
     }
     assert!(sample(&text, "boltensor_validator_spent_msat_total").is_some_and(|v| v > 0.0));
+    assert_eq!(
+        sample(&text, "boltensor_validator_backed_off_total"),
+        Some(1.0)
+    );
     assert_eq!(
         sample(&text, "boltensor_validator_epochs_signed_total"),
         Some(1.0)

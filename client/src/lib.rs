@@ -574,7 +574,14 @@ impl PayingClient {
                 // Paid, and the answer is lost. The outcome task still tracks the payment: settled
                 // means the miner stored the result, so fetch it again there (token + preimage) rather
                 // than pay another miner for the same request.
-                let outcome = outcome.await.unwrap_or(PaymentOutcome::Pending);
+                // Waited for a little while only: a miner that died holding the payment fails it back
+                // when it restarts, maybe much later; the task goes on tracking it (spend, refunds).
+                let mut outcome = outcome;
+                let wait = inner.cfg.request_timeout.min(Duration::from_secs(10));
+                let outcome = match tokio::time::timeout(wait, &mut outcome).await {
+                    Ok(done) => done.unwrap_or(PaymentOutcome::Pending),
+                    Err(_) => PaymentOutcome::Pending,
+                };
                 if matches!(outcome, PaymentOutcome::Settled { .. }) {
                     // The credit note went with the settled request.
                     credit_guard.note = None;

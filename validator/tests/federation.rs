@@ -191,7 +191,17 @@ async fn bonded_validator_registers_and_its_weights_reach_a_signed_epoch() -> Re
     );
     // Enrolling again (a restart) reuses the stored bond: no second funding.
     let (again, _) = boltensor_validator::enroll(&client, &node, vdir.path(), Some(bond)).await?;
-    assert_eq!(again, registration);
+    // The same registration but for its sequence (and so its signatures): a later item of the same key.
+    assert_eq!(
+        (&again.key, &again.node_id, &again.bond, &again.federation),
+        (
+            &registration.key,
+            &registration.node_id,
+            &registration.bond,
+            &registration.federation
+        )
+    );
+    assert!(again.sequence > registration.sequence);
 
     // A forged registration is refused by every member, with the reason.
     let mut forged = registration.clone();

@@ -601,10 +601,11 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
         );
         row.detail = format!(
             "killed when {} of epoch {e_paid}'s {n_payouts} payouts had reached a payee; restarted after {:.1} s; every \
-             payout of it receipted once, the ledger settled {restart_secs:.1} s after the restart; {path}; epochs \
+             payout of it received once by its payee{} {restart_secs:.1} s after the restart; {path}; epochs \
              receipted: {epochs_paid:?}; {}",
             at_kill.len(),
             (t_restart - t_kill).as_secs_f64(),
+            if receipted { ", receipted, the ledger settled" } else { " (not all receipted)" },
             row.detail
         );
         if !receipted {

@@ -3,6 +3,7 @@
 //! Each test prints what the attacker got (`ATTACK …`) next to its honest share.
 
 mod common;
+use common::init_tracing;
 
 use std::time::Duration;
 
@@ -19,16 +20,6 @@ use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(90);
 const BOND: u64 = 100_000;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "boltensor_coordinator=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 fn xonly(label: &str) -> String {
     key(label).x_only_public_key().0.to_string()

@@ -9,6 +9,7 @@
 //! no signed epoch pays a stake that is gone (slashed, or a bond reorganised out of the chain).
 
 mod common;
+use common::init_tracing;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,16 +28,6 @@ use common::{key, miner_registration, weights, Net, Result};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "boltensor_coordinator=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// The audit over the federation's receipts as member `i` serves them (`GET /v1/payouts`).
 async fn audit(net: &Net, i: usize) -> Result<AuditReport> {

@@ -9,6 +9,7 @@
 //!   beyond the cap are refused.
 
 mod common;
+use common::init_tracing;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,16 +25,6 @@ use common::{miner_registration, Net, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "boltensor_coordinator=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 fn random_keypair() -> Keypair {
     loop {

@@ -352,3 +352,14 @@ pub fn weights_by_node(validator: &str, epoch: u64, w: &[(String, u16)]) -> Valu
     };
     serde_json::to_value(vector.sign(&kp)).expect("present in this test")
 }
+
+/// Test logging (`RUST_LOG`, else the coordinator's warnings), once per test binary.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "boltensor_coordinator=warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

@@ -208,6 +208,11 @@ pub struct AuditReport {
     pub pool_sent_msat: u64,
     /// Epoch payouts received (keysend, succeeded), msat.
     pub pool_received_msat: u64,
+    /// Payout attempts a payee recorded received that the payer's node failed for good: the channel was
+    /// force-closed with the HTLC on it, and it was left to the miners' fee (below the dust limit) or timed
+    /// out back to the payer on chain, so the payee's record is not income; the payer pays such a payout
+    /// again with a new attempt. Not in `pool_received_msat`. msat.
+    pub pool_reverted_msat: u64,
     /// Receipts in the federation's state.
     pub receipts: u64,
     /// Keysend payouts sent but not yet receipted (the receipt is on its way through consensus), msat.
@@ -242,7 +247,8 @@ impl AuditReport {
     pub fn summary(&self) -> String {
         format!(
             "spend {} = income {} + fees {} (refunded {}, in flight {}); requests {} delivered, {} failed back, \
-             {} expired, {} open; pool sent {} received {} ({} receipts, {} unreceipted); {} violations, lost {} msat",
+             {} expired, {} open; pool sent {} received {} ({} receipts, {} unreceipted, {} reverted on chain); {} violations, \
+             lost {} msat",
             self.client_spend_msat,
             self.miner_income_msat,
             self.routing_fees_msat,
@@ -256,6 +262,7 @@ impl AuditReport {
             self.pool_received_msat,
             self.receipts,
             self.unreceipted_msat,
+            self.pool_reverted_msat,
             self.violations.len(),
             self.lost_msat(),
         )
@@ -460,6 +467,14 @@ pub fn check(ledger: &Ledger) -> AuditReport {
     }
     let mut keysend_in: BTreeMap<[u8; 32], Vec<&PaymentRecord>> = BTreeMap::new();
     let mut keysend_out: BTreeMap<[u8; 32], Vec<&PaymentRecord>> = BTreeMap::new();
+    // Keysends a payer's node failed for good.
+    let failed_out: std::collections::BTreeSet<[u8; 32]> = ledger
+        .nodes
+        .iter()
+        .flat_map(|n| &n.payments)
+        .filter(|p| p.keysend && !p.inbound && p.state == PaymentState::Failed)
+        .filter_map(|p| p.hash)
+        .collect();
     for n in &ledger.nodes {
         for p in n
             .payments
@@ -467,7 +482,9 @@ pub fn check(ledger: &Ledger) -> AuditReport {
             .filter(|p| p.keysend && p.state == PaymentState::Succeeded)
         {
             let Some(h) = p.hash else { continue };
-            if p.inbound {
+            if p.inbound && failed_out.contains(&h) && !receipted.contains_key(&h) {
+                r.pool_reverted_msat += p.amount_msat;
+            } else if p.inbound {
                 r.pool_received_msat += p.amount_msat;
                 keysend_in.entry(h).or_default().push(p);
             } else {
@@ -686,6 +703,29 @@ mod tests {
         assert!(r.holds(), "{:?}", r.violations);
         assert!(!r.settled());
         assert_eq!(r.in_flight_msat, 500);
+    }
+
+    #[test]
+    fn a_payout_attempt_the_payer_failed_is_reverted_not_income() {
+        // Attempt 0 (hash 10): the payee recorded it received, the payer's node failed it (timed out
+        // back on chain); attempt 1 (hash 9, receipted) paid it.
+        let mut l = healthy();
+        l.nodes[1].payments.push(keysend(10, true, 777));
+        l.nodes[2].payments.push(PaymentRecord {
+            state: PaymentState::Failed,
+            ..keysend(10, false, 777)
+        });
+        let r = check_settled(&l);
+        assert!(r.settled(), "{}: {:?}", r.summary(), r.violations);
+        assert_eq!(r.pool_reverted_msat, 777);
+        assert_eq!(r.pool_received_msat, 777);
+        // Without the payer's failed record, the same payee record is a payout off the books.
+        l.nodes[2].payments.pop();
+        let r = check_settled(&l);
+        assert!(r
+            .violations
+            .iter()
+            .any(|v| v.rule == Rule::PayoutWithoutReceipt));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use boltensor_contracts::{
     BitcoindRpc, Bond, BondClaims, Federation as BondFederation, KeyWallet, RpcAuth,
 };
 use boltensor_coordinator::items::{ConsensusItem, Registration};
+use boltensor_coordinator::payout::payout_preimage;
 use boltensor_coordinator::state::payer;
 use boltensor_coordinator::CoordinatorConfig;
 use boltensor_ln::{LnNode, NodeConfig, PaymentRecord, PaymentState};
@@ -220,6 +221,100 @@ async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str)
     })
 }
 
+/// A payout of the killed epoch, with the hashes of its first attempts.
+struct KilledPayout {
+    node_id: String,
+    key: String,
+    msat: u64,
+    hashes: Vec<[u8; 32]>,
+}
+
+/// How one payout ended, read from the ledger.
+#[derive(Debug)]
+struct PayoutOutcome {
+    /// The attempt receipted.
+    attempt: usize,
+    /// Earlier attempts the payee recorded received, the payer failed (timed out on chain), and their msat.
+    reverted: usize,
+    reverted_msat: u64,
+    /// Of those, how many were below the dust limit (354 sat): no output of the commitment transaction.
+    reverted_dust: usize,
+}
+
+/// Whether payout `k` of `epoch` was paid exactly once: a receipt names attempt `a`, which succeeded at
+/// the payer and was received once by the payee for the signed amount; every earlier attempt failed for
+/// good at the payer, no later one was made; an earlier attempt the payee recorded received is one the
+/// payer failed (an HTLC of a force-closed channel: dust left to the miners' fee, or timed out on chain).
+fn payout_outcome(
+    l: &Ledger,
+    epoch: u64,
+    k: &KilledPayout,
+) -> std::result::Result<PayoutOutcome, String> {
+    let payer_state = |h: &[u8; 32]| {
+        l.nodes
+            .iter()
+            .filter(|n| n.role == Role::Coordinator)
+            .flat_map(|n| &n.payments)
+            .find(|p| !p.inbound && p.hash == Some(*h))
+            .map(|p| p.state)
+    };
+    let received = |h: &[u8; 32]| -> Vec<&PaymentRecord> {
+        l.nodes
+            .iter()
+            .filter(|n| n.node_id == k.node_id)
+            .flat_map(|n| &n.payments)
+            .filter(|p| p.inbound && p.hash == Some(*h) && p.state == PaymentState::Succeeded)
+            .collect()
+    };
+    let receipt = l
+        .payouts
+        .iter()
+        .find(|r| r.epoch == epoch && r.payee == k.key)
+        .ok_or("no receipt yet")?;
+    let attempt = k
+        .hashes
+        .iter()
+        .position(|h| *h == receipt.payment_hash)
+        .ok_or("the receipt names no attempt of this payout")?;
+    let h = &k.hashes[attempt];
+    if payer_state(h) != Some(PaymentState::Succeeded) {
+        return Err(format!(
+            "attempt {attempt} receipted, {:?} at the payer",
+            payer_state(h)
+        ));
+    }
+    match received(h).as_slice() {
+        [r] if r.amount_msat == k.msat => {}
+        got => return Err(format!("attempt {attempt} received {} times", got.len())),
+    }
+    let mut reverted = 0;
+    let mut reverted_msat = 0;
+    let mut reverted_dust = 0;
+    for (a, h) in k.hashes.iter().enumerate().filter(|(a, _)| *a != attempt) {
+        let at_payer = payer_state(h);
+        if a < attempt && at_payer != Some(PaymentState::Failed) {
+            return Err(format!(
+                "attempt {a} before the receipted {attempt}: {at_payer:?} at the payer"
+            ));
+        }
+        if a > attempt && at_payer.is_some() {
+            return Err(format!(
+                "attempt {a} after the receipted {attempt}: {at_payer:?} at the payer"
+            ));
+        }
+        let got = received(h);
+        reverted += got.len();
+        reverted_msat += got.iter().map(|r| r.amount_msat).sum::<u64>();
+        reverted_dust += got.iter().filter(|r| r.amount_msat < 354_000).count();
+    }
+    Ok(PayoutOutcome {
+        attempt,
+        reverted,
+        reverted_msat,
+        reverted_dust,
+    })
+}
+
 /// ldk-node's store (SQLite) of a node in `storage_dir`: its ChannelManager, as persisted.
 fn read_manager(storage_dir: &std::path::Path) -> Result<Vec<u8>> {
     let db = rusqlite::Connection::open_with_flags(
@@ -261,10 +356,10 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
 /// The same kill, with the payer's ChannelManager rolled back to as it was persisted just before the killed
 /// epoch's payouts, so LDK force-closes the channels at the restart: the payer cannot route, opens new
 /// channels to its payees and pays every later payout. Ignored: the payouts of the killed epoch that were in
-/// flight end with the payer's record `Failed` while the payee's says received, and the audit counts them
-/// as lost (docs/reliability.md, "A payer that comes back without channels"); run it with `--ignored`.
+/// flight fail at the payer when the channel closes (below the dust limit they are no output of the
+/// commitment and go to the miners' fee; larger ones are claimed on chain or time out), while the payee's
+/// record says received; the payer then pays each with its next attempt, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known gap: in-flight payouts of the killed epoch end Failed at a payer with a stale ChannelManager while the payee records them received"]
 async fn fault_kill_payer_coordinator_stale_channel_manager() -> Result {
     kill_payer_during_payouts(true).await
 }
@@ -412,7 +507,7 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
                 .payouts
                 .iter()
                 .map(|p| {
-                    let pre = boltensor_ln::PaymentPreimage(boltensor_coordinator::payout::payout_preimage(&secret, e, &p.key));
+                    let pre = boltensor_ln::PaymentPreimage(payout_preimage(&secret, e, &p.key, 0));
                     boltensor_ln::PaymentHash::from(pre).0
                 })
                 .collect();
@@ -431,68 +526,62 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
         fed.spawn(0)?;
         let t_restart = Instant::now();
         // Blocks keep coming while the payer recovers: a new channel confirms, and an HTLC left on a
-        // force-closed channel resolves on chain (claimed by the payee, or timed out back to the payer).
+        // force-closed channel resolves on chain (claimed by the payee, timed out back to the payer, or, below
+        // the dust limit, failed once the commitment confirmed).
         let mut last_block = Instant::now();
         let last = std::sync::Mutex::new(AuditReport::default());
-        // The killed epoch's payouts: payee, payment hash, amount.
-        let killed: Vec<(String, [u8; 32], u64)> = fed
-            .epoch(1, e_paid)
-            .await
-            .ok_or("the killed epoch")?
+        // The killed epoch's payouts: payee node, registration key, amount and the hashes of its first
+        // attempts (an attempt that failed for good is followed by the next one, with its own hash).
+        let signed = fed.epoch(1, e_paid).await.ok_or("the killed epoch")?;
+        boltensor_coordinator::verify_epoch(&signed, &cfg)?;
+        let killed: Vec<KilledPayout> = signed
             .result
             .payouts
             .iter()
-            .map(|p| {
-                let pre = boltensor_ln::PaymentPreimage(boltensor_coordinator::payout::payout_preimage(&secret, e_paid, &p.key));
-                (p.node_id.clone(), boltensor_ln::PaymentHash::from(pre).0, p.msat)
+            .map(|p| KilledPayout {
+                node_id: p.node_id.clone(),
+                key: p.key.to_string(),
+                msat: p.msat,
+                hashes: (0..16)
+                    .map(|a| {
+                        let pre = boltensor_ln::PaymentPreimage(payout_preimage(&secret, e_paid, &p.key, a));
+                        boltensor_ln::PaymentHash::from(pre).0
+                    })
+                    .collect(),
             })
             .collect();
-        // Each payee received its payout of the killed epoch exactly once, for the signed amount.
-        let received_once = |l: &Ledger| {
-            killed.iter().all(|(node, h, msat)| {
-                let got: Vec<&PaymentRecord> = l
-                    .nodes
-                    .iter()
-                    .filter(|n| &n.node_id == node)
-                    .flat_map(|n| &n.payments)
-                    .filter(|r| r.inbound && r.hash == Some(*h) && r.state == PaymentState::Succeeded)
-                    .collect();
-                got.len() == 1 && got[0].amount_msat == *msat
-            })
-        };
-        let force_closed = || {
-            let now: Vec<String> = [&miner_a, &miner_b, &validator].iter().flat_map(|n| channel_ids(n)).collect();
-            first_channels.iter().any(|c| !now.contains(c))
+        // An HTLC of the killed epoch still waiting on chain at a payee (a force-closed channel).
+        let htlcs_on_chain = || -> Vec<String> {
+            payees
+                .iter()
+                .flat_map(|(name, _, n)| n.on_chain_htlcs().into_iter().map(move |h| (name, h)))
+                .filter(|(_, h)| killed.iter().any(|k| k.hashes.contains(&h.payment_hash)))
+                .map(|(name, h)| format!("{name}: {} sat {}", h.amount_sats, h.kind))
+                .collect()
         };
         let recover_wait = if stale_manager { long * 3 } else { long };
-        let settled = wait_for("every payout of the killed epoch receipted and the ledger settled", recover_wait, || {
+        let settled = wait_for("every payout of the killed epoch paid once, receipted, the ledger settled", recover_wait, || {
             let mine = last_block.elapsed() > Duration::from_millis(500);
             if mine {
                 last_block = Instant::now();
             }
-            let (fed, testnet, payees, token, last, received_once, force_closed) =
-                (&fed, &testnet, &payees, &token, &last, &received_once, &force_closed);
+            let (fed, testnet, payees, token, last, killed, htlcs_on_chain) =
+                (&fed, &testnet, &payees, &token, &last, &killed, &htlcs_on_chain);
             async move {
-            if mine {
-                testnet.bitcoind.mine(1).await?;
-            }
-            let Ok(owed) = fed.owed(1).await else { return Ok(None) };
-            let receipted =
-                !owed.keys().any(|k| k.split_once(':').and_then(|(e, _)| e.parse::<u64>().ok()) == Some(e_paid));
-            let Ok(l) = ledger(fed, payees, token).await else { return Ok(None) };
-            let r = check_settled(&l);
-            *last.lock().expect("not poisoned") = r.clone();
-            // Settled with every payout receipted; or, when the restart force-closed the channels, every
-            // payee paid once (an HTLC the payee fulfilled just before the kill can stay pending at a
-            // payer whose stale ChannelManager lost the payment: it is never sent again, nor receipted).
-            let done = received_once(&l)
-                && (receipted && r.settled()
-                    || force_closed() && t_restart.elapsed() > Duration::from_secs(60));
-            Ok(done.then_some((r, l, receipted)))
+                if mine {
+                    testnet.bitcoind.mine(1).await?;
+                }
+                let Ok(l) = ledger(fed, payees, token).await else { return Ok(None) };
+                let r = check_settled(&l);
+                *last.lock().expect("not poisoned") = r.clone();
+                let outcomes: std::result::Result<Vec<PayoutOutcome>, String> =
+                    killed.iter().map(|k| payout_outcome(&l, e_paid, k)).collect();
+                let done = r.settled() && htlcs_on_chain().is_empty();
+                Ok(outcomes.ok().filter(|_| done).map(|o| (r, l, o)))
             }
         })
         .await;
-        let (report, l, receipted) = match settled {
+        let (report, l, outcomes) = match settled {
             Ok(x) => x,
             Err(e) => {
                 let last = last.lock().expect("not poisoned").clone();
@@ -500,8 +589,12 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
                 let kept = std::env::temp_dir().join(format!("boltensor-payer-kill-member0-{}.log", std::process::id()));
                 let _ = std::fs::copy(fed.log(0), &kept);
                 let owed = fed.owed(1).await.unwrap_or_default();
-                let states: Vec<String> = ledger(&fed, &payees, &token)
-                    .await
+                let l = ledger(&fed, &payees, &token).await;
+                let why: Vec<String> = match &l {
+                    Ok(l) => killed.iter().map(|k| format!("{:?}", payout_outcome(l, e_paid, k).map(|o| o.attempt))).collect(),
+                    Err(e) => vec![e.to_string()],
+                };
+                let states: Vec<String> = l
                     .map(|l| {
                         l.nodes
                             .iter()
@@ -512,7 +605,9 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
                     })
                     .unwrap_or_default();
                 return Err(format!(
-                    "{e}; epoch {e_paid} killed; owed: {owed:?}; keysends: {states:#?}; last audit: {} {:?}; member 0's log (all of it in {}):\n{}",
+                    "{e}; epoch {e_paid} killed; its payouts: {why:?}; HTLCs on chain: {:?}; owed: {owed:?}; keysends: \
+                     {states:#?}; last audit: {} {:?}; member 0's log (all of it in {}):\n{}",
+                    htlcs_on_chain(),
                     last.summary(),
                     last.violations,
                     kept.display(),
@@ -532,29 +627,20 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
             format!("{closed} channels force-closed at the restart (stale ChannelManager), {reopened} opened anew by the payer")
         };
         println!("payer-kill path: {path}");
-        // What was not receipted: payouts the payee holds whose record at the payer is not a success.
-        let payer_state = |h: &[u8; 32]| {
-            l.nodes
-                .iter()
-                .filter(|n| n.role == Role::Coordinator)
-                .flat_map(|n| &n.payments)
-                .find(|p| !p.inbound && p.hash == Some(*h))
-                .map(|p| p.state)
-        };
-        let unreceipted: Vec<String> = killed
-            .iter()
-            .filter(|(_, h, _)| payer_state(h) != Some(PaymentState::Succeeded))
-            .map(|(_, h, msat)| format!("{msat} msat ({:?} at the payer)", payer_state(h)))
-            .collect();
-        let path = if receipted {
-            path
-        } else {
-            format!(
-                "{path}; received by their payees but not receipted, the payer's stale manager having lost the \
-                 outbound payment: {unreceipted:?}"
-            )
-        };
-        println!("payer-kill receipts: {}", if receipted { "every payout of the killed epoch receipted" } else { &path });
+        // Exactly once: each payout of the killed epoch has one attempt that succeeded at the payer,
+        // received once by its payee for the signed amount and receipted; every earlier attempt failed for
+        // good at the payer (those the payee had recorded received were on a force-closed channel).
+        let retried = outcomes.iter().filter(|o| o.attempt > 0).count();
+        let reverted: usize = outcomes.iter().map(|o| o.reverted).sum();
+        let reverted_msat: u64 = outcomes.iter().map(|o| o.reverted_msat).sum();
+        let reverted_dust: usize = outcomes.iter().map(|o| o.reverted_dust).sum();
+        let paid_as = format!(
+            "every payout of epoch {e_paid} paid once and receipted ({retried} of {} on a later attempt; {reverted} \
+             earlier attempts the payee had recorded received, {reverted_msat} msat, {reverted_dust} of them below the \
+             354-sat dust limit, failed at the payer when its force-closed channel resolved)",
+            outcomes.len()
+        );
+        println!("payer-kill payouts: {paid_as}");
         if stale_manager {
             assert!(closed > 0, "a stale ChannelManager force-closes the payer's channels");
             assert!(reopened > 0, "the payer opened a new channel to pay");
@@ -562,23 +648,6 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
         let recover_secs = t_kill.elapsed().as_secs_f64();
         let restart_secs = t_restart.elapsed().as_secs_f64();
         submitter.abort();
-
-        // Exactly once: each payout of the killed epoch was received once, for the signed amount.
-        let signed = fed.epoch(1, e_paid).await.ok_or("the killed epoch")?;
-        boltensor_coordinator::verify_epoch(&signed, &cfg)?;
-        for p in &signed.result.payouts {
-            let pre = boltensor_ln::PaymentPreimage(boltensor_coordinator::payout::payout_preimage(&secret, e_paid, &p.key));
-            let h = boltensor_ln::PaymentHash::from(pre).0;
-            let got: Vec<&PaymentRecord> = l
-                .nodes
-                .iter()
-                .filter(|n| n.node_id == p.node_id)
-                .flat_map(|n| &n.payments)
-                .filter(|r| r.inbound && r.hash == Some(h))
-                .collect();
-            assert_eq!(got.len(), 1, "payout of epoch {e_paid} to {} received once", p.node_id);
-            assert_eq!(got[0].amount_msat, p.msat);
-        }
         let epochs_paid: std::collections::BTreeSet<u64> = l.payouts.iter().map(|p| p.epoch).collect();
 
         let (test, fault) = if stale_manager {
@@ -592,45 +661,16 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
                 "kill -9 of the payer coordinator (its ldk-node inside) mid-way through an epoch's keysend payouts, then a restart",
             )
         };
-        let mut row = FaultRow::new(
-            test,
-            fault,
-            true,
-            recover_secs,
-            &report,
-        );
+        let mut row = FaultRow::new(test, fault, true, recover_secs, &report);
         row.detail = format!(
-            "killed when {} of epoch {e_paid}'s {n_payouts} payouts had reached a payee; restarted after {:.1} s; every \
-             payout of it received once by its payee{} {restart_secs:.1} s after the restart; {path}; epochs \
-             receipted: {epochs_paid:?}; {}",
+            "killed when {} of epoch {e_paid}'s {n_payouts} payouts had reached a payee; restarted after {:.1} s; \
+             {paid_as}, the ledger settled {restart_secs:.1} s after the restart; {path}; epochs receipted: \
+             {epochs_paid:?}; {}",
             at_kill.len(),
             (t_restart - t_kill).as_secs_f64(),
-            if receipted { ", receipted, the ledger settled" } else { " (not all receipted)" },
             row.detail
         );
-        if !receipted {
-            // The audit counts a payout received without a receipt or a succeeded send as a violation;
-            // here it is the payer's lost record, the payee was paid once (checked above).
-            let lost_other: u64 = report
-                .violations
-                .iter()
-                .filter(|v| !killed.iter().any(|(_, h, _)| v.key == hex::encode(h)))
-                .map(|v| v.msat)
-                .sum();
-            row.lost_msat = lost_other;
-            row.recovered = lost_other == 0;
-        }
         record(&row);
-        if !stale_manager && !receipted && row.lost_msat > 0 {
-            // LDK found the manager stale by chance: the known gap of the ignored stale-manager test (the
-            // killed epoch's in-flight payouts: Failed at the payer, received at the payee). Reported in the
-            // row; the path this test covers is the one where the channels survive.
-            println!(
-                "payer-kill: KNOWN GAP — the restart took the stale-manager path by chance; the audit: {}",
-                row.detail
-            );
-            return Ok(());
-        }
         assert_eq!(row.lost_msat, 0);
         assert!(row.recovered);
         Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())

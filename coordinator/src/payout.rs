@@ -3,9 +3,17 @@
 //! receipt that consensus records, removing the payout from what is owed.
 //!
 //! A payout is never made twice: its preimage — hence payment hash and ldk-node payment id — is derived
-//! from the payer's key, the epoch and the payee, so after a crash or restart ldk-node's persisted payment
-//! store refuses to send a pending or succeeded payment again (`DuplicatePayment`); only a failed one is
-//! retried. Receipts in consensus make the payout visible to every member and auditor.
+//! from the payer's key, the epoch, the payee and an attempt number, so after a crash or restart the
+//! payer finds every attempt it made in ldk-node's persisted payment store. Attempt `a + 1` is sent only
+//! once attempt `a` has failed for good at the payer's node — LDK reports a payment failed only when no
+//! HTLC of it is pending any more, off chain or on chain — and a pending or succeeded attempt is never
+//! followed by another. A failed attempt is not resent with its own hash: the payee's node refuses a
+//! second keysend with a hash it has seen, and it may have claimed an HTLC that the payer's node then
+//! failed when the channel closed: after a force-close, an HTLC below the dust limit (354 sat) is no
+//! output of the commitment transaction, its value goes to the miners' fee and LDK fails it once the
+//! commitment confirms; a larger one the payee did not claim on chain in time times out back to the
+//! payer. The payee's record says received either way. Receipts in consensus name the attempt that
+//! succeeded and make the payout visible to every member and auditor.
 //!
 //! A payer that comes back without a usable channel to a payee — LDK force-closes every channel whose
 //! monitor is ahead of a lazily persisted ChannelManager after a kill -9 — sees its payout fail with no
@@ -36,14 +44,54 @@ const REOPEN_RESERVE_SATS: u64 = 50_000;
 /// How long after opening a channel to a payee before the payer would open another one.
 const REOPEN_AGAIN: Duration = Duration::from_secs(600);
 
-/// The preimage of member `secret`'s payout of `epoch` to `key`.
-pub fn payout_preimage(secret: &[u8; 32], epoch: u64, key: &XOnlyPublicKey) -> [u8; 32] {
+/// Attempts per payout before the payer gives up on it (a payee unreachable for days); the delay
+/// between attempts grows to [`RETRY_MAX`], so this is weeks.
+pub const MAX_ATTEMPTS: u32 = 5_000;
+/// The longest wait between two attempts of one payout.
+const RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// The preimage of member `secret`'s `attempt`-th payout of `epoch` to `key` (attempts count from 0;
+/// attempt 0's preimage is the one payers before attempts derived).
+pub fn payout_preimage(
+    secret: &[u8; 32],
+    epoch: u64,
+    key: &XOnlyPublicKey,
+    attempt: u32,
+) -> [u8; 32] {
     let mut e = sha256::Hash::engine();
     e.input(b"boltensor/payout-preimage/v1");
     e.input(secret);
     e.input(&epoch.to_be_bytes());
     e.input(&key.serialize());
+    if attempt > 0 {
+        // Fixed-length fields: a longer message, never another attempt's.
+        e.input(&attempt.to_be_bytes());
+    }
     sha256::Hash::from_engine(e).to_byte_array()
+}
+
+/// Where member `secret`'s payout of `epoch` to `key` stands at its node `ln`: the first attempt that
+/// has not failed for good, its preimage and its state (`None`: not sent yet); `None` once
+/// [`MAX_ATTEMPTS`] attempts failed.
+pub fn payout_attempt(
+    ln: &LnNode,
+    secret: &[u8; 32],
+    epoch: u64,
+    key: &XOnlyPublicKey,
+) -> Option<(u32, PaymentPreimage, Option<PaymentState>)> {
+    (0..MAX_ATTEMPTS).find_map(|attempt| {
+        let preimage = PaymentPreimage(payout_preimage(secret, epoch, key, attempt));
+        match ln.payment_state(boltensor_ln::PaymentHash::from(preimage)) {
+            Some(PaymentState::Failed) => None,
+            state => Some((attempt, preimage, state)),
+        }
+    })
+}
+
+/// The wait before attempt `attempt` (≥ 1) of a payout: [`RETRY`], growing after the first few attempts
+/// up to [`RETRY_MAX`], so a payee offline for a day costs the payer's store a few hundred records.
+fn retry_after(attempt: u32) -> Duration {
+    RETRY.saturating_mul(1 + attempt / 4).min(RETRY_MAX)
 }
 
 /// Pays what this member owes, whenever an epoch closes and every `every`.
@@ -90,9 +138,14 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
             else {
                 continue;
             };
-            let preimage = PaymentPreimage(payout_preimage(&secret, epoch, &key));
+            let Some((attempt, preimage, paid)) = payout_attempt(&ln, &secret, epoch, &key) else {
+                if last_try.get(slot).is_none_or(|t| t.elapsed() > RETRY_MAX) {
+                    last_try.insert(slot.clone(), Instant::now());
+                    tracing::error!(epoch, %node_id, msat, "epoch payout: {MAX_ATTEMPTS} attempts failed; not trying again");
+                }
+                continue;
+            };
             let hash = boltensor_ln::PaymentHash::from(preimage);
-            let paid = ln.payment_state(hash);
             match paid {
                 Some(PaymentState::Succeeded) => {
                     // Propose the receipt (again after a while if it has not been ordered yet).
@@ -109,15 +162,21 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                         }));
                     }
                 }
-                Some(PaymentState::Pending) => {}
-                Some(PaymentState::Failed) | None => {
-                    if last_try.get(slot).is_some_and(|t| t.elapsed() < RETRY) {
+                // Pending: on its way, or an HTLC waiting to resolve on chain. (Never Failed: the next
+                // attempt is the one to look at then.)
+                Some(PaymentState::Pending | PaymentState::Failed) => {}
+                None => {
+                    if attempt > 0
+                        && last_try
+                            .get(slot)
+                            .is_some_and(|t| t.elapsed() < retry_after(attempt))
+                    {
                         continue;
                     }
                     last_try.insert(slot.clone(), Instant::now());
                     // A failed attempt and no channel to the payee that could carry it (force-closed
                     // after a crash, say): open one, and retry once it is ready.
-                    if paid == Some(PaymentState::Failed) && !has_channel(&ln, node_id, msat) {
+                    if attempt > 0 && !has_channel(&ln, node_id, msat) {
                         // One channel opened at a time, each once the previous funding confirmed:
                         // concurrent fundings from one wallet spend the same coins, and all but one
                         // never reach the mempool.
@@ -138,8 +197,12 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                         continue;
                     }
                     match ln.keysend(node_id, msat, preimage) {
-                        Ok(_) => tracing::info!(epoch, %node_id, msat, "epoch payout sent"),
-                        Err(e) => tracing::warn!(epoch, %node_id, msat, "epoch payout failed: {e}"),
+                        Ok(_) => {
+                            tracing::info!(epoch, %node_id, msat, attempt, "epoch payout sent")
+                        }
+                        Err(e) => {
+                            tracing::warn!(epoch, %node_id, msat, attempt, "epoch payout failed: {e}")
+                        }
                     }
                 }
             }

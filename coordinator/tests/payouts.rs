@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boltensor_coordinator::payout::payout_preimage;
+use boltensor_coordinator::payout::payout_attempt;
 use boltensor_coordinator::state::payer;
 use boltensor_ln::PaymentState;
 use boltensor_testenv::wait_for;
@@ -145,8 +145,7 @@ async fn epoch_payouts_reach_the_payees_nodes_exactly_once() -> Result {
                 let signed: boltensor_coordinator::store::SignedEpoch = serde_json::from_value(v)?;
                 boltensor_coordinator::verify_epoch(&signed, &net.federation)?;
                 for pay in &signed.result.payouts {
-                    let preimage = boltensor_ln::PaymentPreimage(payout_preimage(&secret, e, &pay.key));
-                    match payer_node.payment_state(boltensor_ln::PaymentHash::from(preimage)) {
+                    match payout_attempt(&payer_node, &secret, e, &pay.key).and_then(|(_, _, s)| s) {
                         Some(PaymentState::Succeeded) => {
                             *expect.entry(pay.node_id.clone()).or_default() += pay.msat
                         }

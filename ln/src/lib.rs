@@ -26,8 +26,8 @@ pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;
 pub use message::{sign_message_with_key, verify_message};
 pub use node::{
-    parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, PaymentRecord, PaymentSent,
-    PaymentState, PeerInfo, PendingPayment,
+    parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, OnChainHtlc, PaymentRecord,
+    PaymentSent, PaymentState, PeerInfo, PendingPayment,
 };
 
 pub use ldk_node::bitcoin::secp256k1::PublicKey;

@@ -211,6 +211,19 @@ pub struct Balances {
     pub lightning_sats: u64,
 }
 
+/// An HTLC of a closed channel still to be resolved on chain, from the node's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OnChainHtlc {
+    /// The payment's hash.
+    pub payment_hash: [u8; 32],
+    /// What the output holds.
+    pub amount_sats: u64,
+    /// LDK's name for where it stands: `ContentiousClaimable` (we know the preimage, the counterparty can
+    /// time it out later), `MaybeTimeoutClaimableHTLC` (ours again at its timeout unless the counterparty
+    /// claims it), `MaybePreimageClaimableHTLC` (the counterparty's unless we learn the preimage).
+    pub kind: &'static str,
+}
+
 /// One channel, as the rest of Boltensor needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChannelInfo {
@@ -601,6 +614,39 @@ impl LnNode {
             spendable_onchain_sats: b.spendable_onchain_balance_sats,
             lightning_sats: b.total_lightning_balance_sats,
         }
+    }
+
+    /// The HTLCs of closed channels still to be resolved on chain.
+    pub fn on_chain_htlcs(&self) -> Vec<OnChainHtlc> {
+        use ldk_node::LightningBalance as B;
+        self.inner
+            .list_balances()
+            .lightning_balances
+            .into_iter()
+            .filter_map(|b| match b {
+                B::ContentiousClaimable {
+                    payment_hash,
+                    amount_satoshis,
+                    ..
+                } => Some((payment_hash, amount_satoshis, "ContentiousClaimable")),
+                B::MaybeTimeoutClaimableHTLC {
+                    payment_hash,
+                    amount_satoshis,
+                    ..
+                } => Some((payment_hash, amount_satoshis, "MaybeTimeoutClaimableHTLC")),
+                B::MaybePreimageClaimableHTLC {
+                    payment_hash,
+                    amount_satoshis,
+                    ..
+                } => Some((payment_hash, amount_satoshis, "MaybePreimageClaimableHTLC")),
+                _ => None,
+            })
+            .map(|(h, amount_sats, kind)| OnChainHtlc {
+                payment_hash: h.0,
+                amount_sats,
+                kind,
+            })
+            .collect()
     }
 
     /// The node's channels.

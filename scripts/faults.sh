@@ -5,6 +5,7 @@
 #   scripts/faults.sh              run each fault test once, print the table
 #   scripts/faults.sh --runs N     run each fault test N times (passes out of N in the table)
 #   scripts/faults.sh --docs FILE  also replace the table between the FAULT-TABLE markers in FILE
+#   scripts/faults.sh --marker M   with --docs: between the M markers instead (<!-- M --> … <!-- /M -->)
 #   scripts/faults.sh --only NAME  only the fault tests whose name contains NAME
 #
 # Each test ends with the ledger audit (crate boltensor-audit) and appends its row to $BOLTENSOR_FAULT_REPORT;
@@ -15,12 +16,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/boltensor/target}"
 docs=""
 runs=1
 only=""
+marker="FAULT-TABLE"
 while [ $# -gt 0 ]; do
   case "$1" in
     --docs) docs="${2:?--docs needs a file}"; shift 2 ;;
     --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
     --only) only="${2:?--only needs a name}"; shift 2 ;;
-    *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    --marker) marker="${2:?--marker needs a name}"; shift 2 ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 case "$runs" in ''|*[!0-9]*|0) echo "--runs needs a positive number, got '$runs'" >&2; exit 2 ;; esac
@@ -48,7 +51,7 @@ for f in */tests/faults*.rs; do
   done
 done
 
-python3 - "$report" "$results" "$runs" "$docs" <<'PY'
+python3 - "$report" "$results" "$runs" "$docs" "$marker" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 results = [l.split() for l in open(sys.argv[2]) if l.strip()]
@@ -83,7 +86,7 @@ print("\n%d faults, %d runs each: %d runs passed of %d, %d msat lost in total" %
     len(tests), runs, sum(1 for _, ok, _ in results if ok == "1"), len(results), total_lost))
 if docs:
     text = open(docs).read()
-    start, end = "<!-- FAULT-TABLE -->", "<!-- /FAULT-TABLE -->"
+    start, end = "<!-- %s -->" % sys.argv[5], "<!-- /%s -->" % sys.argv[5]
     a, b = text.index(start) + len(start), text.index(end)
     open(docs, "w").write(text[:a] + "\n" + table + "\n" + text[b:])
     print("updated " + docs)

@@ -706,6 +706,43 @@ impl PayingClient {
             })
     }
 
+    /// The body of a streamed (server-sent events) paid answer from `miner`, passed through as it comes.
+    /// The credit note a miner can only send at the end of a stream (an SSE comment line,
+    /// [`l402::parse_stream_credit_line`]) is kept for the next request to that miner, as the
+    /// `x-boltensor-new-credit` header of an answer that is not streamed is.
+    pub fn sse_body(
+        &self,
+        miner: &str,
+        resp: reqwest::Response,
+    ) -> impl futures_util::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send + 'static {
+        use futures_util::StreamExt;
+        // SSE lines here are short; a longer one is no credit line and is not kept whole.
+        const MAX_LINE: usize = 4096;
+        let client = self.clone();
+        let miner = miner.to_owned();
+        let mut line: Vec<u8> = Vec::new();
+        resp.bytes_stream().map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                for &b in bytes.iter() {
+                    if b != b'\n' {
+                        if line.len() < MAX_LINE {
+                            line.push(b);
+                        }
+                        continue;
+                    }
+                    let credit = std::str::from_utf8(&line)
+                        .ok()
+                        .and_then(|l| l402::parse_stream_credit_line(l.trim_end_matches('\r')));
+                    if let Some((note, msat)) = credit {
+                        lock(&client.inner.credits).insert(miner.clone(), (note.to_owned(), msat));
+                    }
+                    line.clear();
+                }
+            }
+            chunk
+        })
+    }
+
     fn update_credit(&self, miner: &str, headers: &HeaderMap) {
         let mut credits = lock(&self.inner.credits);
         let new = headers

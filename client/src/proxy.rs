@@ -334,11 +334,22 @@ async fn chat(State(client): State<PayingClient>, body: Bytes) -> Response {
 }
 
 async fn relay(resp: reqwest::Response) -> Response {
+    relay_as(resp, |r| {
+        Body::from_stream(r.bytes_stream().map_err(std::io::Error::other))
+    })
+}
+
+/// A streamed paid answer, relayed as it comes (the client keeps the credit note at its end).
+fn relay_paid(client: &PayingClient, miner: &str, resp: reqwest::Response) -> Response {
+    relay_as(resp, |r| {
+        Body::from_stream(client.sse_body(miner, r).map_err(std::io::Error::other))
+    })
+}
+
+fn relay_as(resp: reqwest::Response, body: impl FnOnce(reqwest::Response) -> Body) -> Response {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let ct = resp.headers().get(reqwest::header::CONTENT_TYPE).cloned();
-    let mut out = Response::new(Body::from_stream(
-        resp.bytes_stream().map_err(std::io::Error::other),
-    ));
+    let mut out = Response::new(body(resp));
     *out.status_mut() = status;
     if let Some(ct) = ct.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
         out.headers_mut().insert("content-type", ct);
@@ -451,7 +462,8 @@ async fn forward_now(client: PayingClient, path: &str, body: Bytes) -> Response 
     }
     // Streamed: relay as it comes; the outcome task records the spend when the miner claims.
     drop(paid.take_outcome());
-    let mut out = relay(paid.response).await;
+    let miner = paid.miner.clone();
+    let mut out = relay_paid(&client, &miner, paid.response);
     add_headers(&mut out, copy, extra);
     out
 }

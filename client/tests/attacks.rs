@@ -6,7 +6,8 @@
 //! - row 9: a web page (cross-site `text/plain` POST, foreign `Origin`, DNS rebinding `Host`, no key)
 //!   makes the local proxy pay; all refused, nothing paid;
 //! - row 14: the connection drops after the client paid; the client fetches the paid result again from
-//!   the same miner instead of paying the next one.
+//!   the same miner instead of paying the next one; a streamed chat's credit note reaches the client (at
+//!   the end of the stream) and a re-fetch returns the note with the result.
 
 mod common;
 
@@ -474,6 +475,92 @@ async fn an_answer_lost_after_payment_is_fetched_again_not_paid_twice() -> Resul
                 Ok(m.contains("boltensor_miner_requests{state=\"Settled\"} 1").then_some(()))
             })
             .await?;
+            Ok(())
+        })
+        .await
+}
+
+fn chat_body(stream: bool) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 8,
+        "stream": stream,
+        "stream_options": {"include_usage": true},
+    }))
+    .expect("json")
+}
+
+/// Row 14, the miner's side: a streamed chat's credit note (the unused part of its reservation) comes at
+/// the end of the stream, as an SSE comment line the OpenAI SDKs skip, and the client keeps it for its
+/// next request; a re-fetch of a paid result (token + preimage) returns the note with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_streamed_chat_and_a_refetch_carry_the_credit_note() -> Result<(), TestEnvError> {
+    use futures_util::StreamExt;
+    PaidNet::start(vec![], |_| {})
+        .await?
+        .run(async |pn| {
+            let client = pn.client(|_| {});
+            let mut paid = client
+                .post("/v1/chat/completions", chat_body(true))
+                .await
+                .map_err(err)?;
+            assert_eq!(paid.response.status(), 200);
+            let chat_price = paid.price_msat;
+            let outcome = paid.outcome().await;
+            assert!(matches!(outcome, Some(PaymentOutcome::Settled { .. })), "{outcome:?}");
+            let miner = paid.miner.clone();
+            let mut body = Box::pin(client.sse_body(&miner, paid.response));
+            let mut text = Vec::new();
+            while let Some(chunk) = body.next().await {
+                text.extend_from_slice(&chunk.map_err(err)?);
+            }
+            let text = String::from_utf8(text).map_err(err)?;
+            let usage: Value = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|c| c["usage"].is_object())
+                .map(|c| c["usage"].clone())
+                .ok_or_else(|| err("no usage chunk"))?;
+            let used = usage["completion_tokens"].as_u64().ok_or_else(|| err("usage"))?;
+            let credit = client.spend().credit_msat;
+            println!(
+                "streamed chat: price {chat_price} msat, {used} of 8 tokens used; credit kept by the client: {credit} msat; \
+                 the stream's credit line: {:?}",
+                text.lines().find(|l| l.starts_with(": ")).map(|l| &l[..l.len().min(40)])
+            );
+            assert!(text.trim_end().ends_with("data: [DONE]"));
+            assert_eq!(credit, (8 - used) * 1_000, "the unused reservation comes back as credit");
+            assert!(credit > 0, "a short answer leaves credit");
+
+            // The note lowers the next price at that miner (not streamed: its header carries the next note).
+            let mut paid = client
+                .post("/v1/chat/completions", chat_body(false))
+                .await
+                .map_err(err)?;
+            assert_eq!(paid.response.status(), 200);
+            assert_eq!(paid.price_msat, chat_price - credit, "the streamed chat's credit redeemed");
+            let Some(PaymentOutcome::Settled { preimage, .. }) = paid.outcome().await else {
+                panic!("settled");
+            };
+            let note = paid.response.headers()[l402::NEW_CREDIT_HEADER].clone();
+            let msat = paid.response.headers()[l402::NEW_CREDIT_MSAT_HEADER].clone();
+            let token = paid.token.clone().ok_or_else(|| err("token"))?;
+
+            // A client that lost that answer fetches it again, with its credit note.
+            let again = client
+                .refetch(&miner, "/v1/chat/completions", chat_body(false), &token, &preimage)
+                .await
+                .map_err(err)?;
+            assert_eq!(again.status(), 200);
+            println!(
+                "re-fetch: credit note {} msat (first answer: {})",
+                again.headers().get(l402::NEW_CREDIT_MSAT_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("none"),
+                msat.to_str().unwrap_or_default()
+            );
+            assert_eq!(again.headers().get(l402::NEW_CREDIT_HEADER), Some(&note));
+            assert_eq!(again.headers().get(l402::NEW_CREDIT_MSAT_HEADER), Some(&msat));
             Ok(())
         })
         .await

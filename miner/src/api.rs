@@ -534,8 +534,17 @@ impl Miner {
                     .result_content_type
                     .unwrap_or_else(|| "application/json".into());
                 let mut resp = (StatusCode::OK, result).into_response();
+                let h = resp.headers_mut();
                 if let Ok(v) = HeaderValue::from_str(&ct) {
-                    resp.headers_mut().insert(header::CONTENT_TYPE, v);
+                    h.insert(header::CONTENT_TYPE, v);
+                }
+                // The credit note issued with the result goes with it again (a client that lost the
+                // first answer lost the note too).
+                if let Some((token, msat)) = &rec.new_credit {
+                    if let Ok(v) = HeaderValue::from_str(token) {
+                        h.insert(l402::NEW_CREDIT_HEADER, v);
+                        h.insert(l402::NEW_CREDIT_MSAT_HEADER, HeaderValue::from(*msat));
+                    }
                 }
                 Ok(resp)
             }
@@ -817,7 +826,7 @@ impl Miner {
                         )));
                     }
                     match finish(join_run(run).await) {
-                        Ok((resp, _credit)) => {
+                        Ok((resp, credit)) => {
                             let reason = resp.choices.first().map(|c| c.finish_reason.clone());
                             let _ = sse_tx.send(Ok(chunk(ChunkDelta::default(), reason, None)));
                             if include_usage {
@@ -826,6 +835,10 @@ impl Miner {
                                     None,
                                     Some(resp.usage),
                                 )));
+                            }
+                            if let Some((note, token)) = credit {
+                                let line = l402::stream_credit_line(&token, note.amount_msat);
+                                let _ = sse_tx.send(Ok(Bytes::from(line)));
                             }
                             let _ = sse_tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
                         }
@@ -836,8 +849,9 @@ impl Miner {
                     }
                 });
                 let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(sse_rx);
-                // Stream responses carry no credit header: the credit is known only at the end. It is
-                // stored with the request and returned on re-fetch.
+                // Stream responses carry no credit header: the credit is known only at the end. It goes
+                // as an SSE comment line before `[DONE]` (`l402::stream_credit_line`), and is stored with
+                // the request and returned on re-fetch.
                 Ok(self.paid_response(
                     StatusCode::OK,
                     "text/event-stream",

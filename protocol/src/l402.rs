@@ -29,6 +29,23 @@ pub const NEW_CREDIT_HEADER: &str = "x-boltensor-new-credit";
 /// Response header: the new credit note's value, msat.
 pub const NEW_CREDIT_MSAT_HEADER: &str = "x-boltensor-new-credit-msat";
 
+/// A streamed chat's credit note, known only once the model finished: an SSE comment line just before
+/// `data: [DONE]` (`: x-boltensor-new-credit <note> <msat>`), which SSE clients (the OpenAI SDKs
+/// included) skip, and which the paying client reads.
+pub fn stream_credit_line(note: &str, msat: u64) -> String {
+    format!(": {NEW_CREDIT_HEADER} {note} {msat}\n\n")
+}
+
+/// The credit note and its msat in one SSE line written by [`stream_credit_line`] (without its line
+/// end), if it is one.
+pub fn parse_stream_credit_line(line: &str) -> Option<(&str, u64)> {
+    let rest = line.strip_prefix(": ")?.strip_prefix(NEW_CREDIT_HEADER)?;
+    let mut parts = rest.split_ascii_whitespace();
+    let note = parts.next()?;
+    let msat = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((note, msat))
+}
+
 /// Why an L402 header or token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum L402Error {
@@ -334,6 +351,26 @@ pub fn payment_hash_of(preimage: &[u8; 32]) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stream_credit_line_reads_back() {
+        let line = stream_credit_line("abc.def", 7000);
+        assert!(line.ends_with("\n\n"));
+        assert_eq!(
+            parse_stream_credit_line(line.trim_end()),
+            Some(("abc.def", 7000))
+        );
+        assert_eq!(parse_stream_credit_line("data: [DONE]"), None);
+        assert_eq!(
+            parse_stream_credit_line(": x-boltensor-new-credit abc"),
+            None
+        );
+        assert_eq!(
+            parse_stream_credit_line(": x-boltensor-new-credit abc 1 2"),
+            None
+        );
+    }
+
     use super::*;
 
     fn claims() -> PaymentClaims {

@@ -15,6 +15,14 @@
 //! payer. The payee's record says received either way. Receipts in consensus name the attempt that
 //! succeeded and make the payout visible to every member and auditor.
 //!
+//! ldk-node records a keysend in its payment store only after handing it to LDK, so a kill in between
+//! leaves an HTLC that may be out with no record of it. The payer therefore records each attempt in its
+//! own store before sending it ([`crate::store::Store::record_payout_send`]); an attempt recorded as
+//! sent that the node has no record of is *in doubt*: it is sent again under the same hash (LDK refuses
+//! it while it still tracks the first, the payee refuses it if the first reached it) and is never
+//! followed by a new attempt — if the resend fails it is resent again later ([`Next::Resend`]), since
+//! the first send may have paid; a payout whose first send did pay stays owed, never paid twice.
+//!
 //! A payer that comes back without a usable channel to a payee — LDK force-closes every channel whose
 //! monitor is ahead of a lazily persisted ChannelManager after a kill -9 — sees its payout fail with no
 //! route, and opens a new channel to that payee (a peer it knows the address of) from its on-chain funds;
@@ -88,6 +96,33 @@ pub fn payout_attempt(
     })
 }
 
+/// What to do next about one payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The attempt succeeded: propose its receipt.
+    Receipt,
+    /// The attempt is pending (on its way, or an HTLC resolving on chain): wait.
+    Wait,
+    /// Send the attempt, for the first time.
+    Send,
+    /// Send this attempt again under its own hash: it is in doubt (handed to the node, which has no
+    /// record of it: killed in between), or it was and its resend failed. Never a new attempt after it.
+    Resend(u32),
+}
+
+/// The step for a payout whose first attempt not failed at the node is `attempt`, in `state` there
+/// (`None`: the node has no record of it), given what this member recorded handing to its node (`sent`:
+/// the highest attempt and whether it was handed again in doubt).
+pub fn next_step(attempt: u32, state: Option<PaymentState>, sent: Option<(u32, bool)>) -> Next {
+    match (state, sent) {
+        (Some(PaymentState::Succeeded), _) => Next::Receipt,
+        (Some(PaymentState::Pending | PaymentState::Failed), _) => Next::Wait,
+        (None, Some((s, true))) if attempt > 0 && s == attempt - 1 => Next::Resend(s),
+        (None, Some((s, _))) if s >= attempt => Next::Resend(attempt),
+        (None, _) => Next::Send,
+    }
+}
+
 /// The wait before attempt `attempt` (≥ 1) of a payout: [`RETRY`], growing after the first few attempts
 /// up to [`RETRY_MAX`], so a payee offline for a day costs the payer's store a few hundred records.
 fn retry_after(attempt: u32) -> Duration {
@@ -146,8 +181,16 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                 continue;
             };
             let hash = boltensor_ln::PaymentHash::from(preimage);
-            match paid {
-                Some(PaymentState::Succeeded) => {
+            let sent = match engine.store().payout_sent(slot) {
+                Ok(sent) => sent,
+                Err(e) => {
+                    tracing::error!(epoch, %node_id, "epoch payout: cannot read the payout record: {e}");
+                    continue;
+                }
+            };
+            let step = next_step(attempt, paid, sent);
+            match step {
+                Next::Receipt => {
                     // Propose the receipt (again after a while if it has not been ordered yet).
                     let due = receipted
                         .get(slot)
@@ -162,21 +205,27 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                         }));
                     }
                 }
-                // Pending: on its way, or an HTLC waiting to resolve on chain. (Never Failed: the next
-                // attempt is the one to look at then.)
-                Some(PaymentState::Pending | PaymentState::Failed) => {}
-                None => {
-                    if attempt > 0
+                Next::Wait => {}
+                Next::Send | Next::Resend(_) => {
+                    let (attempt, preimage, in_doubt) = match step {
+                        Next::Resend(a) => (
+                            a,
+                            PaymentPreimage(payout_preimage(&secret, epoch, &key, a)),
+                            true,
+                        ),
+                        _ => (attempt, preimage, false),
+                    };
+                    if (attempt > 0 || in_doubt)
                         && last_try
                             .get(slot)
-                            .is_some_and(|t| t.elapsed() < retry_after(attempt))
+                            .is_some_and(|t| t.elapsed() < retry_after(attempt.max(1)))
                     {
                         continue;
                     }
                     last_try.insert(slot.clone(), Instant::now());
                     // A failed attempt and no channel to the payee that could carry it (force-closed
                     // after a crash, say): open one, and retry once it is ready.
-                    if attempt > 0 && !has_channel(&ln, node_id, msat) {
+                    if (attempt > 0 || in_doubt) && !has_channel(&ln, node_id, msat) {
                         // One channel opened at a time, each once the previous funding confirmed:
                         // concurrent fundings from one wallet spend the same coins, and all but one
                         // never reach the mempool.
@@ -194,6 +243,15 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                                 reopened.insert(node_id, Instant::now());
                             }
                         }
+                        continue;
+                    }
+                    if in_doubt {
+                        tracing::warn!(epoch, %node_id, msat, attempt, "epoch payout in doubt (handed to the node once with no record of it there): sending it again under the same hash, never a new one");
+                    }
+                    // Recorded before the node is asked: a kill in between leaves it in doubt, never
+                    // forgotten.
+                    if let Err(e) = engine.store().record_payout_send(slot, attempt, in_doubt) {
+                        tracing::error!(epoch, %node_id, "epoch payout not sent: cannot record it: {e}");
                         continue;
                     }
                     match ln.keysend(node_id, msat, preimage) {
@@ -259,4 +317,54 @@ fn reopen(ln: &Arc<LnNode>, peer: PublicKey, owed_msat: u64, opening: &Arc<Atomi
         opening.store(false, Ordering::SeqCst);
     });
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PaymentState::*;
+
+    #[test]
+    fn a_payout_is_sent_once_per_attempt_and_never_past_an_attempt_in_doubt() {
+        // First attempt, nothing recorded: send it.
+        assert_eq!(next_step(0, None, None), Next::Send);
+        // Recorded as handed to the node, which has no record (killed in between): same hash again.
+        assert_eq!(next_step(0, None, Some((0, false))), Next::Resend(0));
+        assert_eq!(next_step(0, None, Some((0, true))), Next::Resend(0));
+        // At the node: wait, or receipt.
+        assert_eq!(next_step(0, Some(Pending), Some((0, false))), Next::Wait);
+        assert_eq!(
+            next_step(2, Some(Succeeded), Some((2, true))),
+            Next::Receipt
+        );
+        // Attempt 0 failed for good (sent normally): attempt 1 is sent.
+        assert_eq!(next_step(1, None, Some((0, false))), Next::Send);
+        // Attempt 0 failed after an in-doubt resend: its first send may have paid, so no attempt 1:
+        // attempt 0 again (refused by the payee if it has it).
+        assert_eq!(next_step(1, None, Some((0, true))), Next::Resend(0));
+        // A store from before the record (attempt 0 sent by an older payer): as before.
+        assert_eq!(next_step(1, None, None), Next::Send);
+    }
+
+    #[test]
+    fn attempts_have_distinct_preimages_and_attempt_0_is_the_old_one() {
+        let key =
+            bitcoin::secp256k1::Keypair::from_seckey_slice(bitcoin::secp256k1::SECP256K1, &[7; 32])
+                .expect("key")
+                .x_only_public_key()
+                .0;
+        let secret = [9; 32];
+        let mut e = sha256::Hash::engine();
+        e.input(b"boltensor/payout-preimage/v1");
+        e.input(&secret);
+        e.input(&5u64.to_be_bytes());
+        e.input(&key.serialize());
+        let old = sha256::Hash::from_engine(e).to_byte_array();
+        assert_eq!(payout_preimage(&secret, 5, &key, 0), old);
+        let all: std::collections::BTreeSet<[u8; 32]> = (0..100)
+            .map(|a| payout_preimage(&secret, 5, &key, a))
+            .collect();
+        assert_eq!(all.len(), 100);
+        assert!((0..100).all(|a| payout_preimage(&secret, 6, &key, a) != old));
+    }
 }

@@ -15,6 +15,9 @@ const ACCEPTED: TableDefinition<u64, &[u8]> = TableDefinition::new("accepted_ite
 const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("signed_sessions");
 const EPOCHS: TableDefinition<u64, &[u8]> = TableDefinition::new("signed_epochs");
 const BACKUP: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("aleph_backup");
+/// Epoch payouts this member handed to its Lightning node, by slot (`epoch:key`): the highest attempt
+/// and whether it was handed again while in doubt (`payout.rs`).
+const PAYOUT_SENDS: TableDefinition<&str, (u32, bool)> = TableDefinition::new("payout_sends");
 
 /// An item ordered and accepted in a session, with the member whose unit carried it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +81,7 @@ impl Store {
             tx.open_table(SESSIONS).map_err(err)?;
             tx.open_table(EPOCHS).map_err(err)?;
             tx.open_table(BACKUP).map_err(err)?;
+            tx.open_table(PAYOUT_SENDS).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(Store { db })
@@ -200,6 +204,30 @@ impl Store {
             Some((_, v)) => Ok(Some(serde_json::from_slice(v.value()).map_err(err)?)),
             None => Ok(None),
         }
+    }
+
+    /// The highest attempt of payout `slot` (`epoch:key`) handed to the Lightning node, and whether it
+    /// was handed again in doubt.
+    pub fn payout_sent(&self, slot: &str) -> Result<Option<(u32, bool)>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let t = tx.open_table(PAYOUT_SENDS).map_err(err)?;
+        Ok(t.get(slot).map_err(err)?.map(|v| v.value()))
+    }
+
+    /// Records, durably and before the node is asked, that attempt `attempt` of payout `slot` is handed
+    /// to the Lightning node (`in_doubt`: again, the node having no record of it).
+    pub fn record_payout_send(
+        &self,
+        slot: &str,
+        attempt: u32,
+        in_doubt: bool,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut t = tx.open_table(PAYOUT_SENDS).map_err(err)?;
+            t.insert(slot, (attempt, in_doubt)).map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     /// Appends a chunk of aleph-bft's unit backup for `session`.

@@ -133,3 +133,41 @@ fn init_writes_random_keys_and_refuses_a_seed_outside_regtest() -> Result {
     }
     Ok(())
 }
+
+/// Issue 20, row 15 for the coordinator: a member's `secret.key` and `admin.token` that others can read
+/// (copied with a loose umask, say) are made 0600 when the member loads them.
+#[cfg(unix)]
+#[test]
+fn a_members_secret_files_are_tightened_on_load() -> Result {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let out = bin()
+        .args(["coordinator", "init", "--members", "4"])
+        .arg(format!("--dir={}", dir.path().display()))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let member = dir.path().join("member-0");
+    let key = member.join("secret.key");
+    let token = member.join("admin.token");
+    boltensor_coordinator::admin_token(&member)?;
+    let mode = |p: &std::path::Path| -> Result<u32> {
+        Ok(std::fs::metadata(p)?.permissions().mode() & 0o777)
+    };
+    for p in [&key, &token] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644))?;
+    }
+    boltensor_coordinator::CoordinatorConfig::load(&member)?;
+    boltensor_coordinator::admin_token(&member)?;
+    println!(
+        "ATTACK readable member secrets: secret.key 0644 → {:o}, admin.token 0644 → {:o}",
+        mode(&key)?,
+        mode(&token)?
+    );
+    assert_eq!(mode(&key)?, 0o600);
+    assert_eq!(mode(&token)?, 0o600);
+    Ok(())
+}

@@ -181,6 +181,13 @@ impl CoordinatorConfig {
         let federation = FederationConfig::load(&dir.join("federation.json"))?;
         let identity: Identity = read_json(&dir.join("identity.json"))?;
         let key_path = dir.join("secret.key");
+        // A key file others can read (copied with a loose umask, say) is made 0600 before use.
+        boltensor_ln::secret_file::tighten_permissions(&key_path).map_err(|source| {
+            ConfigError::Io {
+                path: key_path.clone(),
+                source,
+            }
+        })?;
         let hex_key = std::fs::read_to_string(&key_path).map_err(|source| ConfigError::Io {
             path: key_path.clone(),
             source,

@@ -165,7 +165,8 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
     })
 }
 
-/// The admin bearer token in `data_dir/admin.token` (0600), created on first start.
+/// The admin bearer token in `data_dir/admin.token` (0600), created on first start (an existing one
+/// readable by others is made 0600).
 pub fn admin_token(data_dir: &std::path::Path) -> Result<String, Error> {
     let path = data_dir.join("admin.token");
     let io = |source| Error::Io {
@@ -173,6 +174,7 @@ pub fn admin_token(data_dir: &std::path::Path) -> Result<String, Error> {
         source,
     };
     std::fs::create_dir_all(data_dir).map_err(io)?;
+    boltensor_ln::secret_file::tighten_permissions(&path).map_err(io)?;
     if let Ok(t) = std::fs::read_to_string(&path) {
         return Ok(t.trim().to_string());
     }

@@ -120,6 +120,8 @@ async fn an_invoice_paying_another_node_is_refused_and_nothing_is_paid() -> Resu
             pn.net
                 .open_channel(&pn.coordinator, &attacker, 1_000_000, 0)
                 .await?;
+            // Funding the attacker mined 100 blocks: every node on the paying path sees them first.
+            pn.sync_all()?;
             let victim = pn.miner_node.node_id();
             let challenges = Arc::new(AtomicUsize::new(0));
             let posing = |token_miner: [u8; 33]| {

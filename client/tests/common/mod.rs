@@ -216,6 +216,18 @@ impl PaidNet {
         self.miner.as_ref().expect("miner running")
     }
 
+    /// Brings every node of the path up to bitcoind's tip now. After a test mines blocks (funding a
+    /// node mines 100), a node that has not polled its chain source yet builds routes from an old
+    /// height: its HTLC's expiry is then too soon for the hop that has seen the new blocks
+    /// (`OutgoingCLTVTooSoon`), and the payment fails.
+    pub fn sync_all(&self) -> Result<(), TestEnvError> {
+        for n in [&self.client_node, &self.coordinator, &self.miner_node] {
+            n.sync()
+                .map_err(|e| TestEnvError::Devnet(format!("{}: {e}", n.alias())))?;
+        }
+        Ok(())
+    }
+
     /// Lightning balances (client, miner), sats.
     pub fn balances(&self) -> (u64, u64) {
         (

@@ -181,12 +181,17 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                 continue;
             };
             let hash = boltensor_ln::PaymentHash::from(preimage);
-            let sent = match engine.store().payout_sent(slot) {
-                Ok(sent) => sent,
-                Err(e) => {
-                    tracing::error!(epoch, %node_id, "epoch payout: cannot read the payout record: {e}");
-                    continue;
-                }
+            // What this member handed to its node matters only for an attempt the node has no record
+            // of: read it from the store then, not on every pass over pending and paid payouts.
+            let sent = match paid {
+                Some(_) => None,
+                None => match engine.store().payout_sent(slot) {
+                    Ok(sent) => sent,
+                    Err(e) => {
+                        tracing::error!(epoch, %node_id, "epoch payout: cannot read the payout record: {e}");
+                        continue;
+                    }
+                },
             };
             let step = next_step(attempt, paid, sent);
             match step {

@@ -510,34 +510,7 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
     assert_eq!(registry(&net, 0).await.len(), 4, "full");
     // The validator weighs the miner each epoch until an epoch pays it dividends (and the sybils are past
     // their immunity).
-    let submitter = {
-        let api = net.api(0);
-        let http = net.http.clone();
-        tokio::spawn(async move {
-            loop {
-                let e = async {
-                    let s: Value = http
-                        .get(format!("{api}/v1/status"))
-                        .send()
-                        .await
-                        .ok()?
-                        .json()
-                        .await
-                        .ok()?;
-                    s["epoch"].as_u64()
-                }
-                .await;
-                if let Some(e) = e {
-                    let _ = http
-                        .post(format!("{api}/v1/weights"))
-                        .json(&weights("validator-1", e, &[("miner-a", 65_535)]))
-                        .send()
-                        .await;
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    let submitter = common::submit_weights(&net, 0, &["validator-1"], &[("miner-a", 65_535)]);
     let validator_key = key("validator-1").x_only_public_key().0;
     let paid = wait_for(
         "an epoch paying the validator dividends",

@@ -24,7 +24,7 @@ use boltensor_coordinator::engine::{items_digest, session_header, signed_session
 use boltensor_coordinator::keychain::Keychain;
 use boltensor_coordinator::store::{AcceptedItem, SignedEpoch, SignedSession};
 use boltensor_testenv::wait_for;
-use common::{key, miner_registration, weights, Net, Result};
+use common::{key, miner_registration, submit_weights, weights, Net, Result};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -81,44 +81,6 @@ async fn epoch_now(net: &Net, i: usize) -> Result<u64> {
     Ok(net.status(i).await?["epoch"]
         .as_u64()
         .ok_or("status without epoch")?)
-}
-
-/// Keeps `who` submitting `w` for the current epoch to member `to`, like real validators do.
-fn submit_weights(
-    net: &Net,
-    to: usize,
-    who: &[&'static str],
-    w: &'static [(&'static str, u16)],
-) -> tokio::task::JoinHandle<()> {
-    let http = net.http.clone();
-    let api = net.api(to);
-    let who = who.to_vec();
-    tokio::spawn(async move {
-        loop {
-            let epoch = async {
-                let s: Value = http
-                    .get(format!("{api}/v1/status"))
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                s["epoch"].as_u64()
-            }
-            .await;
-            if let Some(e) = epoch {
-                for v in &who {
-                    let _ = http
-                        .post(format!("{api}/v1/weights"))
-                        .json(&weights(v, e, w))
-                        .send()
-                        .await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
 }
 
 fn random<const N: usize>() -> [u8; N] {

@@ -334,6 +334,45 @@ pub fn miner_registration_for(label: &str, node: Node<'_>) -> ConsensusItem {
     signed(reg, node, &kp)
 }
 
+/// Keeps `who` submitting `w` for the current epoch to member `to` every 300 ms, like real validators
+/// do, until the handle is aborted.
+pub fn submit_weights(
+    net: &Net,
+    to: usize,
+    who: &[&'static str],
+    w: &'static [(&'static str, u16)],
+) -> tokio::task::JoinHandle<()> {
+    let http = net.http.clone();
+    let api = net.api(to);
+    let who = who.to_vec();
+    tokio::spawn(async move {
+        loop {
+            let epoch = async {
+                let s: Value = http
+                    .get(format!("{api}/v1/status"))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                s["epoch"].as_u64()
+            }
+            .await;
+            if let Some(e) = epoch {
+                for v in &who {
+                    let _ = http
+                        .post(format!("{api}/v1/weights"))
+                        .json(&weights(v, e, w))
+                        .send()
+                        .await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    })
+}
+
 pub fn weights(validator: &str, epoch: u64, w: &[(&str, u16)]) -> Value {
     let by_node: Vec<(String, u16)> = w
         .iter()

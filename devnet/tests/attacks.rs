@@ -334,9 +334,13 @@ async fn attack(report: StatusReport) -> Result {
     answers.push(post(&http, &members[3], &borrowed).await?.0);
 
     // Two epochs signed after the attack: what the attacker's keys were paid, what the miner was paid.
-    let first: SignedEpoch =
-        serde_json::from_value(get(&http, &format!("{api}/v1/epochs/latest")).await?)
-            .map_err(err)?;
+    // The devnet may not have signed its first epoch yet (404 until it has): wait for one, so "after the
+    // attack" starts at an epoch whose inputs were collected after these registrations.
+    let latest = wait_for("a signed epoch", LONG, || async {
+        Ok(get(&http, &format!("{api}/v1/epochs/latest")).await.ok())
+    })
+    .await?;
+    let first: SignedEpoch = serde_json::from_value(latest).map_err(err)?;
     let from = first.result.inputs.epoch + 1;
     let to = from + 1;
     wait_for("two epochs signed after the attack", LONG, || async {

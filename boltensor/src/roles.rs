@@ -285,6 +285,14 @@ pub struct MinerRunArgs {
     /// [default: http://<--listen>].
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Fund a bond of this many sat from the node's on-chain wallet before registering, unless a bond
+    /// proof is already stored in the data directory (bond.proof). A federation whose
+    /// miner_bond_min_sat is above 0 lists, weighs and pays a miner only once such a bond counts.
+    #[arg(long)]
+    pub bond_sat: Option<u64>,
+    /// The bond's timelock T in blocks [default: the federation's bond_min_timelock + 1008].
+    #[arg(long)]
+    pub bond_timelock: Option<u16>,
 }
 
 pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
@@ -356,9 +364,22 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
         let keypair = boltensor_devnet::federation::miner_keypair(&args.node.data_dir)?;
         let timeout = std::time::Duration::from_secs(30);
         // A federation that is down does not stop the miner from serving: say so and go on.
+        let bond = bond_request(&args.node, args.bond_sat, args.bond_timelock)?;
         let submitted = async {
             let fed_id =
                 boltensor_devnet::federation::federation_id(&args.coordinators, timeout).await?;
+            let fed =
+                boltensor_validator::federation::FederationClient::new(args.coordinators.clone());
+            let proof = boltensor_validator::load_or_fund_bond(
+                &fed,
+                &node,
+                &args.node.data_dir,
+                &keypair,
+                boltensor_protocol::Role::Miner,
+                bond,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("the miner's bond: {e}"))?;
             let item = boltensor_devnet::federation::miner_registration(
                 &keypair,
                 node.node_id().to_string(),
@@ -366,12 +387,16 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
                 fed_id,
                 api.clone(),
                 model_ids,
+                proof.as_ref(),
             );
-            boltensor_devnet::federation::submit(&args.coordinators, &item, timeout).await
+            let queued =
+                boltensor_devnet::federation::submit(&args.coordinators, &item, timeout).await?;
+            anyhow::Ok((queued, proof.is_some()))
         };
         match submitted.await {
-            Ok(queued) => println!(
-                "registered with the federation as {api} (key {}; queued by {queued} of {} coordinators)",
+            Ok((queued, bonded)) => println!(
+                "registered with the federation as {api}{} (key {}; queued by {queued} of {} coordinators)",
+                if bonded { " with a bond" } else { "" },
                 keypair.x_only_public_key().0,
                 args.coordinators.len()
             ),
@@ -660,9 +685,10 @@ pub struct ValidatorRegisterArgs {
 
 fn bond_request(
     node: &NodeArgs,
-    fed: &ValidatorFederationArgs,
+    bond_sat: Option<u64>,
+    bond_timelock: Option<u16>,
 ) -> anyhow::Result<Option<boltensor_validator::BondRequest>> {
-    let Some(sat) = fed.bond_sat else {
+    let Some(sat) = bond_sat else {
         return Ok(None);
     };
     if node.esplora.is_some() {
@@ -677,7 +703,7 @@ fn bond_request(
             },
         ),
         amount: bitcoin::Amount::from_sat(sat),
-        timelock: fed.bond_timelock,
+        timelock: bond_timelock,
         network: node.network,
     }))
 }
@@ -700,10 +726,14 @@ async fn validator_register(
             status.max_faulty()
         );
     }
-    let (registration, delivery) =
-        boltensor_validator::enroll(&fed, node, &args.data_dir, bond_request(args, fed_args)?)
-            .await
-            .context("registering with the federation")?;
+    let (registration, delivery) = boltensor_validator::enroll(
+        &fed,
+        node,
+        &args.data_dir,
+        bond_request(args, fed_args.bond_sat, fed_args.bond_timelock)?,
+    )
+    .await
+    .context("registering with the federation")?;
     println!(
         "validator {} (node {}) registered{} with {} of {} coordinators",
         registration.key,

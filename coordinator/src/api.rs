@@ -8,7 +8,7 @@
 //! | `POST /v1/weights` | submit a validator's signed weights (same as an item of type `weights`) |
 //! | `GET /v1/sessions/{n}` | a signed session (peers catch up from it) |
 //! | `GET /v1/epochs/{n}`, `/v1/epochs/latest` | a signed epoch result with every input |
-//! | `GET /v1/miners?model=` | miners ranked by the last signed epoch's incentive |
+//! | `GET /v1/miners?model=` | miners ranked by the last signed epoch's incentive (only those whose bond counts, when `miner_bond_min_sat` asks for one) |
 //! | `GET /v1/registry` | every registrant with its stake |
 //! | `GET /v1/payouts` | epoch payouts owed (`epoch:key` → msat) and receipted (→ payment hash) |
 //! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
@@ -259,6 +259,7 @@ struct MinerQuery {
 
 async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> Response {
     let st = s.engine.state();
+    let f = st.max_faulty();
     let last = s.engine.store().latest_epoch().ok().flatten();
     let mut out: Vec<_> = st
         .uids
@@ -266,6 +267,8 @@ async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> 
         .enumerate()
         .filter_map(|(uid, n)| n.as_ref().map(|n| (uid, n)))
         .filter(|(_, n)| n.registration.role == Role::Miner)
+        // Clients and validators see a miner once its bond counts (when the federation asks for one).
+        .filter(|(_, n)| crate::state::bonded_enough(&st.params, n.stake_sat(f)))
         .filter(|(_, n)| {
             q.model
                 .as_ref()

@@ -351,10 +351,9 @@ impl Engine {
                 self.duplicates.fetch_add(1, Ordering::Relaxed);
                 return Err(SubmitError::Duplicate(item.kind()));
             }
-            let mut scratch = state.clone();
-            drop(state);
-            scratch
-                .apply(&item, self.cfg.index)
+            // Read-only: a refused item costs no copy of the state.
+            state
+                .check(&item, self.cfg.index)
                 .map_err(SubmitError::Invalid)?;
         }
         let mut pending = self.pending.lock().expect("not poisoned");
@@ -572,9 +571,10 @@ impl Engine {
             .expect("not poisoned")
             .remove(&item_digest(&item));
         let mut state = self.state.lock().expect("not poisoned");
-        let mut next = state.clone();
-        match next.apply(&item, peer) {
-            Ok(()) => {
+        // Only an accepted item pays for the copy that is written to the store before it replaces the
+        // state; a refused one is checked on the state itself.
+        match state.applied(&item, peer) {
+            Ok(next) => {
                 let accepted = AcceptedItem { peer, item };
                 self.store.accept(*index, &accepted, &next)?;
                 tracing::debug!(session, peer, kind = accepted.item.kind(), "item accepted");
@@ -667,8 +667,7 @@ impl Engine {
         }
         for (i, accepted) in signed.items.iter().enumerate().skip(mine.len()) {
             let mut state = self.state.lock().expect("not poisoned");
-            let mut next = state.clone();
-            next.apply(&accepted.item, accepted.peer).map_err(|e| {
+            let next = state.applied(&accepted.item, accepted.peer).map_err(|e| {
                 failure(format!(
                     "item {i} signed by the federation is invalid here: {e}"
                 ))

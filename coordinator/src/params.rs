@@ -29,7 +29,8 @@ pub struct Params {
     /// Confirmations before a bond counts.
     pub bond_min_confirmations: u32,
     /// The bond a miner must register with, in sat (0: miners register without one). Registration's cost,
-    /// as subtensor's burn: ADR 0012.
+    /// as subtensor's burn: ADR 0012. A miner is listed, weighed and paid only once more than f members
+    /// attested a bond of at least this much.
     pub miner_bond_min_sat: u64,
 }
 

@@ -131,6 +131,34 @@ pub struct State {
     pub slashed_outpoints: BTreeSet<String>,
 }
 
+/// What [`State::plan`] found an item changes (each found while checking, so the commit cannot fail).
+enum Change {
+    Register(RegisterPlan),
+    Deregister(u16),
+    Weights { uid: u16, equivocation: bool },
+    Attest(u16),
+    Vote(Box<Params>),
+    Other,
+}
+
+struct RegisterPlan {
+    bond: Option<BondInfo>,
+    slashed: bool,
+    slot: Slot,
+}
+
+/// Where a registration goes.
+enum Slot {
+    /// The key is registered at this uid: an update.
+    Existing(usize),
+    /// A free uid.
+    Free(usize),
+    /// A new uid at the end (the registry is below `max_uids`).
+    Append,
+    /// The registry is full: this registrant is pruned.
+    Evict(usize),
+}
+
 impl State {
     /// The state at genesis.
     pub fn genesis(params: Params, members: usize) -> Self {
@@ -218,26 +246,46 @@ impl State {
         self.members - self.max_faulty()
     }
 
-    /// Applies one ordered item carried by member `peer`'s unit. An error leaves the state unchanged
-    /// (apply to a clone and keep it on success).
+    /// Applies one ordered item carried by member `peer`'s unit. An error leaves the state unchanged:
+    /// every check runs on `&self` ([`State::check`]) before the first change, so a refused item costs
+    /// no copy of the state.
     pub fn apply(&mut self, item: &ConsensusItem, peer: usize) -> Result<(), String> {
-        let threshold = self.threshold();
+        let change = self.plan(item, peer)?;
+        self.commit(item, peer, change);
+        Ok(())
+    }
+
+    /// The state after `item`, as a new value (this one unchanged); the copy is made only once the item
+    /// passed every check. What a member writes to its store before it replaces its state.
+    pub fn applied(&self, item: &ConsensusItem, peer: usize) -> Result<State, String> {
+        let change = self.plan(item, peer)?;
+        let mut next = self.clone();
+        next.commit(item, peer, change);
+        Ok(next)
+    }
+
+    /// Whether [`State::apply`] would accept `item` from member `peer`'s unit, without changing the
+    /// state (what the API checks a submitted item against).
+    pub fn check(&self, item: &ConsensusItem, peer: usize) -> Result<(), String> {
+        self.plan(item, peer).map(|_| ())
+    }
+
+    /// Every check of [`State::apply`], read-only; what it found that the change needs.
+    fn plan(&self, item: &ConsensusItem, peer: usize) -> Result<Change, String> {
         match item {
-            ConsensusItem::Register(r) => self.register(r),
+            ConsensusItem::Register(r) => self.plan_register(r).map(Change::Register),
             ConsensusItem::Deregister(d) => {
                 d.verify()?;
                 self.check_fresh("deregistration", &d.key, &d.federation, d.sequence)?;
                 let uid = self.uid_of(&d.key).ok_or("not registered")?;
-                self.free_uid(uid);
-                self.sequences.insert(d.key.to_string(), d.sequence);
-                Ok(())
+                Ok(Change::Deregister(uid))
             }
-            ConsensusItem::Weights(sw) => self.weights(sw),
+            ConsensusItem::Weights(sw) => self.plan_weights(sw),
             ConsensusItem::Attest(a) => {
                 let uid = self
                     .uid_of(&a.key)
                     .ok_or("attestation for an unregistered key")?;
-                let n = self.uids[uid as usize].as_mut().expect("uid_of found it");
+                let n = self.uids[uid as usize].as_ref().expect("uid_of found it");
                 let bond = n
                     .bond
                     .as_ref()
@@ -245,31 +293,27 @@ impl State {
                 if bond.outpoint != a.outpoint {
                     return Err("attestation for another outpoint".into());
                 }
-                let (set, other) = if a.ok {
-                    (&mut n.attested_ok, &mut n.attested_gone)
+                let set = if a.ok {
+                    &n.attested_ok
                 } else {
-                    (&mut n.attested_gone, &mut n.attested_ok)
+                    &n.attested_gone
                 };
-                if !set.insert(peer) {
+                if set.contains(&peer) {
                     return Err("duplicate attestation".into());
                 }
-                other.remove(&peer);
-                Ok(())
+                Ok(Change::Attest(uid))
             }
             ConsensusItem::Vote(v) => {
                 let base = self.pending_params.as_ref().unwrap_or(&self.params);
                 let next = base.with(&v.name, v.value)?;
-                let voters = self
+                if self
                     .votes
-                    .entry(format!("{}={}", v.name, v.value))
-                    .or_default();
-                if !voters.insert(peer) {
+                    .get(&format!("{}={}", v.name, v.value))
+                    .is_some_and(|voters| voters.contains(&peer))
+                {
                     return Err("duplicate vote".into());
                 }
-                if voters.len() == threshold {
-                    self.pending_params = Some(next);
-                }
-                Ok(())
+                Ok(Change::Vote(Box::new(next)))
             }
             ConsensusItem::SlashSignature(s) => {
                 let job = self
@@ -279,7 +323,7 @@ impl State {
                 if job.signatures.contains_key(&peer) {
                     return Err("this member already signed".into());
                 }
-                if job.signatures.len() >= threshold {
+                if job.signatures.len() >= self.threshold() {
                     return Err("enough signatures already".into());
                 }
                 let proof = BondProof::from_hex(&job.proof).map_err(|e| e.to_string())?;
@@ -289,12 +333,7 @@ impl State {
                     peer,
                     &s.signature,
                 )?;
-                self.slashes
-                    .get_mut(&s.outpoint)
-                    .expect("found above")
-                    .signatures
-                    .insert(peer, s.signature.clone());
-                Ok(())
+                Ok(Change::Other)
             }
             ConsensusItem::Receipt(r) => {
                 let slot = format!("{}:{}", r.epoch, r.key);
@@ -305,15 +344,61 @@ impl State {
                 if payer(r.epoch, self.members) != peer {
                     return Err("receipt from a member that is not this epoch's payer".into());
                 }
-                self.owed.remove(&slot);
-                self.receipts.insert(slot, r.payment.clone());
-                *self.paid_msat.entry(r.key.to_string()).or_default() += r.msat;
-                Ok(())
+                Ok(Change::Other)
             }
         }
     }
 
-    fn register(&mut self, r: &Registration) -> Result<(), String> {
+    /// Makes the change [`State::plan`] found; infallible (all checks are done).
+    fn commit(&mut self, item: &ConsensusItem, peer: usize, change: Change) {
+        match (item, change) {
+            (ConsensusItem::Register(r), Change::Register(plan)) => self.commit_register(r, plan),
+            (ConsensusItem::Deregister(d), Change::Deregister(uid)) => {
+                self.free_uid(uid);
+                self.sequences.insert(d.key.to_string(), d.sequence);
+            }
+            (ConsensusItem::Weights(sw), Change::Weights { uid, equivocation }) => {
+                self.commit_weights(sw, uid, equivocation)
+            }
+            (ConsensusItem::Attest(a), Change::Attest(uid)) => {
+                let n = self.uids[uid as usize].as_mut().expect("planned");
+                let (set, other) = if a.ok {
+                    (&mut n.attested_ok, &mut n.attested_gone)
+                } else {
+                    (&mut n.attested_gone, &mut n.attested_ok)
+                };
+                set.insert(peer);
+                other.remove(&peer);
+            }
+            (ConsensusItem::Vote(v), Change::Vote(next)) => {
+                let threshold = self.threshold();
+                let voters = self
+                    .votes
+                    .entry(format!("{}={}", v.name, v.value))
+                    .or_default();
+                voters.insert(peer);
+                if voters.len() == threshold {
+                    self.pending_params = Some(*next);
+                }
+            }
+            (ConsensusItem::SlashSignature(s), Change::Other) => {
+                self.slashes
+                    .get_mut(&s.outpoint)
+                    .expect("planned")
+                    .signatures
+                    .insert(peer, s.signature.clone());
+            }
+            (ConsensusItem::Receipt(r), Change::Other) => {
+                let slot = format!("{}:{}", r.epoch, r.key);
+                self.owed.remove(&slot);
+                self.receipts.insert(slot, r.payment.clone());
+                *self.paid_msat.entry(r.key.to_string()).or_default() += r.msat;
+            }
+            _ => unreachable!("plan returns the change of its item's kind"),
+        }
+    }
+
+    fn plan_register(&self, r: &Registration) -> Result<RegisterPlan, String> {
         let node_id = crate::items::node_key(&r.node_id)?;
         r.verify()?;
         self.check_fresh("registration", &r.key, &r.federation, r.sequence)?;
@@ -389,37 +474,12 @@ impl State {
             || bond
                 .as_ref()
                 .is_some_and(|b| self.slashed_outpoints.contains(&b.outpoint));
-        if let Some(uid) = self.uid_of(&r.key) {
-            // A re-registration updates how to reach the registrant; a new bond needs new attestations.
-            let n = self.uids[uid as usize].as_mut().expect("found");
-            if n.bond != bond {
-                n.attested_ok.clear();
-                n.attested_gone.clear();
-                n.bond = bond;
-            }
-            n.registration = r.clone();
-            n.slashed |= slashed;
-            self.sequences.insert(r.key.to_string(), r.sequence);
-            return Ok(());
-        }
-        let neuron = Neuron {
-            registration: r.clone(),
-            bond,
-            attested_ok: BTreeSet::new(),
-            attested_gone: BTreeSet::new(),
-            registered_epoch: self.epoch,
-            registered_session: self.session,
-            last_incentive: 0,
-            last_emission: 0,
-            slashed,
-        };
-        let uid = if let Some(free) = self.uids.iter().position(Option::is_none) {
-            free
+        let slot = if let Some(uid) = self.uid_of(&r.key) {
+            Slot::Existing(uid as usize)
+        } else if let Some(free) = self.uids.iter().position(Option::is_none) {
+            Slot::Free(free)
         } else if self.uids.len() < self.params.max_uids as usize {
-            self.uids.push(None);
-            self.permits.push(false);
-            self.bonds.push(Vec::new());
-            self.uids.len() - 1
+            Slot::Append
         } else {
             // Full: prune the registrant past its immunity with the lowest emission (incentive plus
             // dividends: a validator's incentive is always 0), then the lowest stake, then the lowest uid.
@@ -433,12 +493,58 @@ impl State {
                 .min_by_key(|(u, n)| (n.last_emission, n.stake_sat(f), *u))
                 .map(|(u, _)| u)
                 .ok_or("registry full and every registrant is immune")?;
-            self.free_uid(victim as u16);
-            victim
+            Slot::Evict(victim)
         };
-        self.uids[uid] = Some(neuron);
+        Ok(RegisterPlan {
+            bond,
+            slashed,
+            slot,
+        })
+    }
+
+    fn commit_register(&mut self, r: &Registration, plan: RegisterPlan) {
+        let RegisterPlan {
+            bond,
+            slashed,
+            slot,
+        } = plan;
         self.sequences.insert(r.key.to_string(), r.sequence);
-        Ok(())
+        let uid = match slot {
+            Slot::Existing(uid) => {
+                // A re-registration updates how to reach the registrant; a new bond needs new attestations.
+                let n = self.uids[uid].as_mut().expect("planned");
+                if n.bond != bond {
+                    n.attested_ok.clear();
+                    n.attested_gone.clear();
+                    n.bond = bond;
+                }
+                n.registration = r.clone();
+                n.slashed |= slashed;
+                return;
+            }
+            Slot::Free(uid) => uid,
+            Slot::Append => {
+                self.uids.push(None);
+                self.permits.push(false);
+                self.bonds.push(Vec::new());
+                self.uids.len() - 1
+            }
+            Slot::Evict(victim) => {
+                self.free_uid(victim as u16);
+                victim
+            }
+        };
+        self.uids[uid] = Some(Neuron {
+            registration: r.clone(),
+            bond,
+            attested_ok: BTreeSet::new(),
+            attested_gone: BTreeSet::new(),
+            registered_epoch: self.epoch,
+            registered_session: self.session,
+            last_incentive: 0,
+            last_emission: 0,
+            slashed,
+        });
     }
 
     fn free_uid(&mut self, uid: u16) {
@@ -452,7 +558,7 @@ impl State {
         self.weights.remove(&uid);
     }
 
-    fn weights(&mut self, sw: &SignedWeights) -> Result<(), String> {
+    fn plan_weights(&self, sw: &SignedWeights) -> Result<Change, String> {
         sw.verify().map_err(|e| e.to_string())?;
         let key = XOnlyPublicKey::from_slice(&sw.vector.validator).map_err(|e| e.to_string())?;
         let uid = self
@@ -471,40 +577,50 @@ impl State {
                 sw.vector.epoch, self.epoch
             ));
         }
+        let mut equivocation = false;
         if let Some((epoch, _, prev)) = self.weights.get(&uid) {
             if *epoch == self.epoch {
                 if prev == sw {
                     return Err("duplicate weights".into());
                 }
-                // Accepted as evidence: both vectors are signed by the validator, so anyone can check
-                // it. The validator loses its stake and its weights at once; its bond is due for slashing.
-                self.equivocations.push(EquivocationRecord {
-                    first: prev.clone(),
-                    second: sw.clone(),
-                });
-                self.slashed_keys.insert(key.to_string());
-                if let Some(n) = self.uids[uid as usize].as_mut() {
-                    n.slashed = true;
-                    if let Some(b) = &n.bond {
-                        self.slashed_outpoints.insert(b.outpoint.clone());
-                    }
-                    if let (Some(b), Some(proof)) = (&n.bond, &n.registration.bond) {
-                        self.slashes.entry(b.outpoint.clone()).or_insert_with(|| {
-                            crate::slash::SlashJob {
-                                key,
-                                proof: proof.clone(),
-                                signatures: BTreeMap::new(),
-                            }
-                        });
-                    }
-                }
-                self.weights.remove(&uid);
-                return Ok(());
+                equivocation = true;
             }
         }
-        self.weights
-            .insert(uid, (self.epoch, self.session, sw.clone()));
-        Ok(())
+        Ok(Change::Weights { uid, equivocation })
+    }
+
+    fn commit_weights(&mut self, sw: &SignedWeights, uid: u16, equivocation: bool) {
+        if !equivocation {
+            self.weights
+                .insert(uid, (self.epoch, self.session, sw.clone()));
+            return;
+        }
+        // Accepted as evidence: both vectors are signed by the validator, so anyone can check it. The
+        // validator loses its stake and its weights at once; its bond is due for slashing.
+        let (_, _, prev) = self
+            .weights
+            .remove(&uid)
+            .expect("planned: weights this epoch");
+        self.equivocations.push(EquivocationRecord {
+            first: prev,
+            second: sw.clone(),
+        });
+        let n = self.uids[uid as usize].as_mut().expect("planned");
+        let key = n.registration.key;
+        self.slashed_keys.insert(key.to_string());
+        n.slashed = true;
+        if let Some(b) = &n.bond {
+            self.slashed_outpoints.insert(b.outpoint.clone());
+        }
+        if let (Some(b), Some(proof)) = (&n.bond, &n.registration.bond) {
+            self.slashes
+                .entry(b.outpoint.clone())
+                .or_insert_with(|| crate::slash::SlashJob {
+                    key,
+                    proof: proof.clone(),
+                    signatures: BTreeMap::new(),
+                });
+        }
     }
 
     /// Whether the session that just finished (`self.session` before increment) ends the epoch.
@@ -692,8 +808,9 @@ impl EpochInputs {
             }
             last_update[u] = w.block;
             // Miners by node id → uid (its position: a published `uid` field that disagrees is refused by
-            // `recompute`, and never indexes out of range here); unknown ids are ignored; uid order as
-            // subtensor stores rows.
+            // `recompute`, and never indexes out of range here); unknown ids are ignored, and so is a
+            // miner whose bond does not count (yet) for `miner_bond_min_sat`; uid order as subtensor
+            // stores rows.
             let mut row: Vec<(u16, u16)> = w
                 .signed
                 .vector
@@ -702,7 +819,11 @@ impl EpochInputs {
                 .filter_map(|(node, weight)| {
                     self.neurons.iter().enumerate().find_map(|(j, nn)| {
                         nn.as_ref()
-                            .is_some_and(|nn| nn.role == Role::Miner && nn.node_id == *node)
+                            .is_some_and(|nn| {
+                                nn.role == Role::Miner
+                                    && nn.node_id == *node
+                                    && bonded_enough(&self.params, nn.stake_sat)
+                            })
                             .then_some((j as u16, *weight))
                     })
                 })
@@ -711,10 +832,18 @@ impl EpochInputs {
             row.sort_unstable();
             rows[u] = row;
         }
+        // Validators' bonds are Yuma's stake. A miner's bond is the price of its registration (ADR 0012):
+        // miners submit no weights, so their stake would only count as votes for nobody.
         let stake: Vec<I64F64> = self
             .neurons
             .iter()
-            .map(|nn| I64F64::from_num(nn.as_ref().map_or(0, |nn| nn.stake_sat)))
+            .map(|nn| {
+                I64F64::from_num(
+                    nn.as_ref()
+                        .filter(|nn| nn.role == Role::Validator)
+                        .map_or(0, |nn| nn.stake_sat),
+                )
+            })
             .collect();
         let block_at_registration = self
             .neurons
@@ -767,6 +896,14 @@ impl EpochInputs {
             .collect();
         (output, payouts)
     }
+}
+
+/// Whether a miner with `stake_sat` of attested bond may be weighed (and so paid) and listed: always when
+/// `miner_bond_min_sat` is 0, else once more than f members attested a bond of at least that much. A
+/// registration only *claims* its bond; without this a proof naming an outpoint that does not exist
+/// would register a miner for free.
+pub fn bonded_enough(params: &Params, stake_sat: u64) -> bool {
+    params.miner_bond_min_sat == 0 || stake_sat >= params.miner_bond_min_sat
 }
 
 fn empty_output(n: usize) -> EpochOutput {

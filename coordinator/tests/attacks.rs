@@ -7,6 +7,7 @@ use common::init_tracing;
 
 use std::time::Duration;
 
+use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::Keypair;
 use bitcoin::{Amount, FeeRate, Network, OutPoint, TxOut};
 use boltensor_contracts::{
@@ -593,5 +594,109 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
         assert_eq!(v["stake_sat"].as_u64(), Some(BOND));
     }
     assert!(!evicted.contains(&&xonly("validator-1")), "{evicted:?}");
+    Ok(())
+}
+
+/// Row 4 (the price of a registration, ADR 0012): the federation asks miners for a bond
+/// (`miner_bond_min_sat`). The attacker registers a miner with no bond, and one whose proof claims ten
+/// times the bond at an outpoint that does not exist (a claim costs nothing to sign); a bonded
+/// validator weighs the attacker's miner as much as an honest miner with a real bond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_miner_registration_costs_a_bond_that_counts() -> Result {
+    const MINER_BOND: u64 = 50_000;
+    init_tracing();
+    let net = Net::start_with(|p| p.miner_bond_min_sat = MINER_BOND).await?;
+    let regs = net.bonded_registrations(&[("validator-1", BOND)]).await?;
+    coins(&net, &[("miner-a", 1)]).await?;
+    let honest_bond = net.fund_bond(&key("miner-a"), MINER_BOND).await?;
+    net.bitcoind().mine(1).await?;
+    assert_eq!(post(&net, 0, &regs[0]).await?.0, 202);
+    let honest = common::bonded_miner_registration("miner-a", honest_bond, MINER_BOND)?;
+    let (s, body) = post(&net, 1, &honest).await?;
+    assert_eq!(s, 202, "{body}");
+
+    let (free_status, free_body) = post(&net, 2, &common::miner_registration("sybil-free")).await?;
+    let nowhere = OutPoint {
+        txid: bitcoin::Txid::from_byte_array([7; 32]),
+        vout: 0,
+    };
+    let fake = common::bonded_miner_registration("sybil-fake", nowhere, 10 * MINER_BOND)?;
+    let (fake_status, fake_body) = post(&net, 3, &fake).await?;
+    assert_eq!(fake_status, 202, "{fake_body}");
+    wait_for("the honest bonds to count", LONG, || async {
+        let v = registrant(&net, 0, "validator-1").await;
+        let m = registrant(&net, 0, "miner-a").await;
+        let f = registrant(&net, 0, "sybil-fake").await;
+        Ok((v.is_some_and(|v| v["stake_sat"].as_u64() == Some(BOND))
+            && m.is_some_and(|m| m["stake_sat"].as_u64() == Some(MINER_BOND))
+            && f.is_some())
+        .then_some(()))
+    })
+    .await?;
+
+    // The validator weighs both miners alike, every epoch, until an epoch pays the honest miner.
+    let submitter = common::submit_weights(
+        &net,
+        0,
+        &["validator-1"],
+        &[("miner-a", 65_535), ("sybil-fake", 65_535)],
+    );
+    let (honest_key, fake_key) = (xonly("miner-a"), xonly("sybil-fake"));
+    let epoch = wait_for("an epoch paying the honest miner", LONG * 2, || async {
+        let e = net.get(0, "/v1/epochs/latest").await.ok().flatten();
+        let Some(e) = e.and_then(|e| {
+            serde_json::from_value::<boltensor_coordinator::store::SignedEpoch>(e).ok()
+        }) else {
+            return Ok(None);
+        };
+        let paid = e
+            .result
+            .payouts
+            .iter()
+            .any(|p| p.key.to_string() == honest_key && p.msat > 0);
+        Ok(paid.then_some(e))
+    })
+    .await?;
+    submitter.abort();
+    let paid_to = |k: &str| -> u64 {
+        epoch
+            .result
+            .payouts
+            .iter()
+            .filter(|p| p.key.to_string() == k)
+            .map(|p| p.msat)
+            .sum()
+    };
+    let (to_honest, to_fake) = (paid_to(&honest_key), paid_to(&fake_key));
+    let listed = net.get(0, "/v1/miners").await?.unwrap_or_default();
+    let listed: Vec<&str> = listed["miners"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["node_id"].as_str()).collect())
+        .unwrap_or_default();
+    let node = |label: &str| Node::of(label).id().to_string();
+    let fake_stake = registrant(&net, 0, "sybil-fake")
+        .await
+        .map(|f| f["stake_sat"].clone());
+    println!(
+        "ATTACK miner registration without a bond that counts (miner_bond_min_sat = {MINER_BOND}): no bond → \
+         {free_status} {}; a proof of {} sat at an outpoint that does not exist → {fake_status}, stake {}; \
+         weighed like the honest bonded miner, epoch {} paid it {to_fake} msat and the honest miner {to_honest} \
+         msat; /v1/miners lists {} miner(s): honest {}, fake {}",
+        free_body["error"]["message"].as_str().unwrap_or_default(),
+        10 * MINER_BOND,
+        fake_stake.unwrap_or_default(),
+        epoch.result.inputs.epoch,
+        listed.len(),
+        listed.contains(&node("miner-a").as_str()),
+        listed.contains(&node("sybil-fake").as_str()),
+    );
+    assert_eq!(free_status, 400, "{free_body}");
+    assert_eq!(
+        to_fake, 0,
+        "a claimed bond that does not count earns nothing"
+    );
+    assert!(to_honest > 0);
+    assert!(listed.contains(&node("miner-a").as_str()));
+    assert!(!listed.contains(&node("sybil-fake").as_str()));
     Ok(())
 }

@@ -38,6 +38,10 @@ pub const SESSION_ESTIMATE: Duration = Duration::from_millis(3_400);
 /// so the stake-weighted consensus is visible.
 pub const VALIDATOR_BOND_SAT: u64 = 100_000;
 
+/// The bond each miner posts to register: the devnet's `miner_bond_min_sat` (ADR 0012), so a miner is
+/// listed, weighed and paid only once its bond counts.
+pub const MINER_BOND_SAT: u64 = 50_000;
+
 /// Sessions per epoch for an epoch of about `epoch` (at least one).
 pub fn epoch_sessions(epoch: Duration) -> u64 {
     (epoch.as_millis() / SESSION_ESTIMATE.as_millis())
@@ -49,7 +53,8 @@ pub fn epoch_sessions(epoch: Duration) -> u64 {
 /// The federation's parameters on the devnet: epochs of about `epoch`, bonds that count after one
 /// confirmation and until 20 blocks before a T of at least 200 (the validators bond with T = 1208, the
 /// validator crate's default, so a bond counts for 1187 timer blocks: ~10 h at the default 30 s), a
-/// minimum bond of 50,000 sat and a pool of 100,000 msat per epoch.
+/// minimum bond of 50,000 sat, miners registering with a bond of [`MINER_BOND_SAT`] and a pool of
+/// 100,000 msat per epoch.
 pub fn params(epoch: Duration) -> Params {
     Params {
         epoch_sessions: epoch_sessions(epoch),
@@ -59,6 +64,7 @@ pub fn params(epoch: Duration) -> Params {
         bond_min_sat: 50_000,
         epoch_pool_msat: 100_000,
         immunity_epochs: 2,
+        miner_bond_min_sat: MINER_BOND_SAT,
         ..Params::default()
     }
 }
@@ -175,8 +181,9 @@ pub fn miner_keypair(dir: &Path) -> Result<Keypair, TestEnvError> {
     Ok(Keypair::from_secret_key(SECP256K1, &sk))
 }
 
-/// A miner's registration for `federation` (no bond: miners earn by being scored), signed by its
-/// registration key and, through `sign_node` (`LnNode::sign_message`), by its Lightning node.
+/// A miner's registration for `federation`, with its bond proof when the federation asks for one
+/// (`miner_bond_min_sat`), signed by its registration key and, through `sign_node`
+/// (`LnNode::sign_message`), by its Lightning node.
 pub fn miner_registration(
     keypair: &Keypair,
     node_id: String,
@@ -184,6 +191,7 @@ pub fn miner_registration(
     federation: [u8; 32],
     api: String,
     models: Vec<String>,
+    bond: Option<&boltensor_contracts::BondProof>,
 ) -> ConsensusItem {
     let mut r = Registration::new(
         Role::Miner,
@@ -193,6 +201,7 @@ pub fn miner_registration(
     );
     r.api = Some(api);
     r.models = models;
+    r.bond = bond.map(boltensor_contracts::BondProof::to_hex);
     ConsensusItem::Register(r.sign_node(sign_node).sign(keypair))
 }
 

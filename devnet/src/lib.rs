@@ -1272,9 +1272,31 @@ async fn start_services(
         // Validators key registered miners' scores by node id.
         write(&shared.miner_names).insert(nodes[&e.name].node_id().to_string(), e.name.clone());
         if !coordinator_urls.is_empty() {
-            let keypair = federation::miner_keypair(&data_dir.join("miners").join(&e.name))?;
+            let miner_dir = data_dir.join("miners").join(&e.name);
+            let keypair = federation::miner_keypair(&miner_dir)?;
             let fed_id = federation::federation_id(&coordinator_urls, STEP_TIMEOUT).await?;
             let node = &nodes[&e.name];
+            // Registration costs a bond (the federation's miner_bond_min_sat): funded from the miner's
+            // node once, its proof kept in the miner's directory.
+            let bond = boltensor_validator::load_or_fund_bond(
+                &boltensor_validator::federation::FederationClient::new(coordinator_urls.clone()),
+                node,
+                &miner_dir,
+                &keypair,
+                Role::Miner,
+                Some(boltensor_validator::BondRequest {
+                    rpc: federation::rpc(
+                        state.bitcoind_rpc_port,
+                        &state.rpc_user,
+                        &state.rpc_password,
+                    ),
+                    amount: bitcoin::Amount::from_sat(federation::MINER_BOND_SAT),
+                    timelock: None,
+                    network: bitcoin::Network::Regtest,
+                }),
+            )
+            .await
+            .map_err(|err| TestEnvError::Devnet(format!("{}'s bond: {err}", e.name)))?;
             let item = federation::miner_registration(
                 &keypair,
                 node.node_id().to_string(),
@@ -1282,6 +1304,7 @@ async fn start_services(
                 fed_id,
                 url.clone(),
                 specs.iter().map(|s| s.id.clone()).collect(),
+                bond.as_ref(),
             );
             let queued = federation::submit(&coordinator_urls, &item, STEP_TIMEOUT).await?;
             tracing::info!(miner = %e.name, queued, "miner registration submitted to the federation");

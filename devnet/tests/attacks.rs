@@ -292,7 +292,27 @@ async fn attack(report: StatusReport) -> Result {
     assert_eq!(s3, 409, "{body3}");
 
     // Row 2. The attacker takes the devnet miner's URL (spelled three ways) with its own node keys, and
-    // the miner's node id signed by its own key.
+    // the miner's node id signed by its own key. The devnet asks miners for a bond (row 4): each
+    // registration claims one at an outpoint that does not exist — the cheapest way past that check,
+    // since a claim only counts once members attest it — so the checks of row 2 are what refuse them.
+    let claimed_bond = |label: &str, i: u8, node_id: bitcoin::secp256k1::PublicKey| {
+        let kp = key(label);
+        BondClaims {
+            outpoint: OutPoint {
+                txid: bitcoin::Txid::from_byte_array([i + 1; 32]),
+                vout: 0,
+            },
+            amount: Amount::from_sat(devnet::federation::MINER_BOND_SAT),
+            timelock,
+            owner: kp.x_only_public_key().0,
+            role: Role::Miner,
+            node_id,
+            registration_key: kp.x_only_public_key().0,
+        }
+        .sign(&kp)
+        .expect("signs")
+        .to_hex()
+    };
     let victim = report
         .nodes
         .iter()
@@ -314,9 +334,11 @@ async fn attack(report: StatusReport) -> Result {
     for (i, url) in spellings.iter().enumerate() {
         let label = format!("sybil-miner-{i}");
         let node = key(&format!("{label}-node"));
+        let bond = claimed_bond(&label, i as u8, node.public_key());
         let item = registration(&fed, Role::Miner, &label, &node, node.public_key(), |r| {
             r.api = Some(url.clone());
             r.models = vec!["all-minilm-l6-v2".into()];
+            r.bond = Some(bond);
         });
         answers.push(post(&http, &members[i % 4], &item).await?.0);
     }
@@ -329,6 +351,7 @@ async fn attack(report: StatusReport) -> Result {
         |r| {
             r.api = Some("http://attacker.example:8080".into());
             r.models = vec!["all-minilm-l6-v2".into()];
+            r.bond = Some(claimed_bond("sybil-miner-3", 3, victim_id));
         },
     );
     answers.push(post(&http, &members[3], &borrowed).await?.0);
@@ -394,14 +417,13 @@ async fn attack(report: StatusReport) -> Result {
         .count();
     println!(
         "ATTACK (devnet) borrowed miner identity: 3 registrations with the miner's URL and the attacker's node ids, 1 \
-         with the miner's node id → {answers:?}; registrants with that URL: {same_url}, with that node id: \
+         with the miner's node id, each claiming a bond → {answers:?}; registrants with that URL: {same_url}, with that node id: \
          {victim_listed}; over epochs {from}–{to} the attacker's keys were paid {to_attacker} msat, the miner \
          {to_victim} msat of {to_miners} msat paid to miners (its honest share: 0, it serves nothing)"
     );
-    assert!(
-        answers.iter().all(|s| *s == 409 || *s == 400),
-        "{answers:?}"
-    );
+    // The three URL takers are refused as conflicts (not for their bond), the node id borrower for a
+    // node signature it cannot make.
+    assert_eq!(answers, [409, 409, 409, 400], "{answers:?}");
     assert_eq!(same_url, 1);
     assert_eq!(victim_listed, 1);
     assert_eq!(to_attacker, 0);

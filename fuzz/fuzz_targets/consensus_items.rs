@@ -1,8 +1,9 @@
 //! Consensus items as the API (`POST /v1/items`) and peers' units deliver them: JSON decoding, then the
 //! deterministic transition function on a small running state (two miners, two bonded validators,
 //! weights in). The first byte picks the member whose unit carried the item. Checks: decode → encode →
-//! decode is the identity; applying is deterministic; an accepted item keeps the state's per-uid vectors
-//! in step, and the epoch the state closes next still recomputes (what every auditor checks).
+//! decode is the identity; applying is deterministic, agrees with the read-only check and changes nothing
+//! when it refuses; an accepted item keeps the state's per-uid vectors in step, and the epoch the state
+//! closes next still recomputes (what every auditor checks).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -48,6 +49,14 @@ fuzz_target!(|data: &[u8]| {
     let rb = b.apply(&item, peer);
     assert_eq!(ra, rb);
     assert_eq!(a, b);
+    // The API's read-only check agrees with applying, and a refused item changes nothing (no member
+    // copies the state to try an item).
+    assert_eq!(state.check(&item, peer), ra);
+    if ra.is_err() {
+        assert_eq!(&a, state);
+    } else {
+        assert_eq!(state.applied(&item, peer).as_ref(), Ok(&a));
+    }
     if ra.is_ok() {
         check_state(&a, fed);
         // The same item again, as a replay by another member would deliver it.

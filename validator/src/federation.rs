@@ -619,11 +619,12 @@ pub struct FundedBond {
 }
 
 impl FundedBond {
-    /// The owner's proof binding the bond to a validator: its Lightning node id and its weights key
-    /// (the registration key, which slashing evidence names). `owner` must be the bond's owner key.
+    /// The owner's proof binding the bond to a registrant of `role`: its Lightning node id and its
+    /// registration key (which slashing evidence names). `owner` must be the bond's owner key.
     pub fn prove(
         &self,
         owner: &Keypair,
+        role: Role,
         node_id: PublicKey,
         registration: &Keypair,
     ) -> Result<BondProof, FederationError> {
@@ -632,7 +633,7 @@ impl FundedBond {
             amount: self.amount,
             timelock: self.bond.timelock(),
             owner: self.bond.owner(),
-            role: Role::Validator,
+            role,
             node_id,
             registration_key: registration.x_only_public_key().0,
         }

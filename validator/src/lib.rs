@@ -28,6 +28,7 @@ use boltensor_coordinator::items::Registration;
 use boltensor_ln::LnNode;
 use boltensor_miner::backend::{Backend, MiniLm, SmolLm};
 use boltensor_protocol::weights::{max_upscale_u16, SignedWeights, WeightVector};
+use boltensor_protocol::Role;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use secp256k1::{Keypair, SecretKey, SECP256K1};
 use serde_json::{json, Value};
@@ -1009,6 +1010,44 @@ pub struct BondRequest {
     pub network: bitcoin::Network,
 }
 
+/// The bond proof stored in `data_dir/bond.proof`; if there is none and `bond` is given, first funds
+/// that bond from `node`'s on-chain wallet (owner: `keypair`, also the registration key; slashable by
+/// the federation's n − f members, whose keys come from the coordinators), proves it for a registrant
+/// of `role` and stores the proof, so a restart does not fund a second bond. Validators and miners
+/// (when the federation's `miner_bond_min_sat` asks for a bond) both register with it.
+pub async fn load_or_fund_bond(
+    fed: &FederationClient,
+    node: &LnNode,
+    data_dir: &std::path::Path,
+    keypair: &Keypair,
+    role: Role,
+    bond: Option<BondRequest>,
+) -> Result<Option<BondProof>, FederationError> {
+    let proof = load_bond_proof(data_dir).map_err(|e| FederationError::Bond(e.to_string()))?;
+    let (None, Some(req)) = (&proof, bond) else {
+        return Ok(proof);
+    };
+    let config = fed.federation().await?;
+    let timelock = req
+        .timelock
+        .unwrap_or_else(|| federation::default_timelock(&config));
+    let funded: FundedBond = federation::fund_bond(
+        node,
+        &req.rpc,
+        keypair,
+        &config,
+        req.amount,
+        timelock,
+        req.network,
+    )
+    .await?;
+    let p = funded.prove(keypair, role, node.node_id(), keypair)?;
+    std::fs::write(data_dir.join(BOND_FILE), p.to_hex())
+        .map_err(|e| FederationError::Bond(format!("storing the proof: {e}")))?;
+    tracing::info!(outpoint = %funded.outpoint, ?role, "bond funded; proof stored");
+    Ok(Some(p))
+}
+
 /// Registers the validator whose key and bond live in `data_dir` and whose Lightning node is `node`.
 /// If no bond proof is stored and `bond` is given, first funds that bond from the node's on-chain
 /// wallet (owner: the validator key; slashable by the federation's n − f members, whose keys come
@@ -1021,28 +1060,7 @@ pub async fn enroll(
     bond: Option<BondRequest>,
 ) -> Result<(Registration, Delivery), FederationError> {
     let keypair = load_keypair(data_dir).map_err(|e| FederationError::Sign(e.to_string()))?;
-    let mut proof = load_bond_proof(data_dir).map_err(|e| FederationError::Bond(e.to_string()))?;
-    if let (None, Some(req)) = (&proof, bond) {
-        let config = fed.federation().await?;
-        let timelock = req
-            .timelock
-            .unwrap_or_else(|| federation::default_timelock(&config));
-        let funded: FundedBond = federation::fund_bond(
-            node,
-            &req.rpc,
-            &keypair,
-            &config,
-            req.amount,
-            timelock,
-            req.network,
-        )
-        .await?;
-        let p = funded.prove(&keypair, node.node_id(), &keypair)?;
-        std::fs::write(data_dir.join(BOND_FILE), p.to_hex())
-            .map_err(|e| FederationError::Bond(format!("storing the proof: {e}")))?;
-        tracing::info!(outpoint = %funded.outpoint, "bond funded; proof stored");
-        proof = Some(p);
-    }
+    let proof = load_or_fund_bond(fed, node, data_dir, &keypair, Role::Validator, bond).await?;
     let federation_id = fed.federation_id().await?;
     let registration = federation::registration(&keypair, node, federation_id, proof.as_ref());
     let delivery = fed.register(&registration).await?;

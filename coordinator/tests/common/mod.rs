@@ -334,6 +334,30 @@ pub fn miner_registration_for(label: &str, node: Node<'_>) -> ConsensusItem {
     signed(reg, node, &kp)
 }
 
+/// A miner's registration (as [`miner_registration`]) carrying a bond proof, owned and signed by the
+/// miner's key, that claims `sats` at `outpoint` (T = 200) — whether or not that output exists.
+pub fn bonded_miner_registration(
+    label: &str,
+    outpoint: bitcoin::OutPoint,
+    sats: u64,
+) -> Result<ConsensusItem> {
+    let kp = key(label);
+    let node = Node::of(label);
+    let mut claims = bond_claims(&kp, &kp, node.id(), outpoint, sats);
+    claims.role = Role::Miner;
+    let proof = claims.sign(&kp)?;
+    let mut reg = Registration::new(
+        Role::Miner,
+        kp.x_only_public_key().0,
+        node.id().to_string(),
+        fed_id(),
+    );
+    reg.api = Some(format!("http://127.0.0.1:1/{label}"));
+    reg.models = vec!["all-minilm-l6-v2".into()];
+    reg.bond = Some(proof.to_hex());
+    Ok(signed(reg, node, &kp))
+}
+
 /// Keeps `who` submitting `w` for the current epoch to member `to` every 300 ms, like real validators
 /// do, until the handle is aborted.
 pub fn submit_weights(

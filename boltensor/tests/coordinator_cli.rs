@@ -134,6 +134,40 @@ fn init_writes_random_keys_and_refuses_a_seed_outside_regtest() -> Result {
     Ok(())
 }
 
+/// Issue 20, row 4: a federation written for a real network prices a miner's registration with a bond
+/// (ADR 0012); regtest keeps free registrations for local setups; the flag sets it either way.
+#[test]
+fn init_asks_miners_for_a_bond_off_regtest() -> Result {
+    let dir = tempfile::tempdir()?;
+    let bond = |name: &str, extra: &[&str]| -> Result<u64> {
+        let out = bin()
+            .args(["coordinator", "init", "--members", "4"])
+            .arg(format!("--dir={}", dir.path().join(name).display()))
+            .args(extra)
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = boltensor_coordinator::FederationConfig::load(
+            &dir.path().join(name).join("member-0/federation.json"),
+        )?;
+        Ok(cfg.params.miner_bond_min_sat)
+    };
+    assert_eq!(bond("signet", &["--network", "signet"])?, 100_000);
+    assert_eq!(bond("bitcoin", &["--network", "bitcoin"])?, 100_000);
+    assert_eq!(bond("regtest", &[])?, 0);
+    assert_eq!(
+        bond(
+            "set",
+            &["--network", "signet", "--miner-bond-min-sat", "250000"]
+        )?,
+        250_000
+    );
+    Ok(())
+}
+
 /// Issue 20, row 15 for the coordinator: a member's `secret.key` and `admin.token` that others can read
 /// (copied with a loose umask, say) are made 0600 when the member loads them.
 #[cfg(unix)]

@@ -46,16 +46,24 @@ pub struct ApiState {
     refused: AtomicU64,
     /// Open dashboard streams.
     pub streams: crate::dashboard::StreamSlots,
+    /// This member's bitcoind: a registration's bond proof is checked against it before the item is
+    /// queued (none: this member queues claims unchecked, as a member without bitcoind attests nothing).
+    pub rpc: Option<boltensor_contracts::BitcoindRpc>,
 }
 
 /// The router.
-pub fn router(engine: Arc<Engine>, admin_token: String) -> Router {
+pub fn router(
+    engine: Arc<Engine>,
+    admin_token: String,
+    rpc: Option<boltensor_contracts::BitcoindRpc>,
+) -> Router {
     let state = Arc::new(ApiState {
         engine,
         admin_token,
         submitted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         streams: crate::dashboard::StreamSlots::default(),
+        rpc,
     });
     let router = Router::new()
         .route("/v1/status", get(status))
@@ -194,11 +202,58 @@ async fn submit_item(
             StatusCode::FORBIDDEN,
             "attestations, votes, receipts and slash signatures come from members only",
         ),
-        Ok(item) => accept(&s, item, client_ip(&ext)),
+        Ok(item) => {
+            if let Err(refusal) = check_bond_on_chain(&s, &item).await {
+                s.refused.fetch_add(1, Ordering::Relaxed);
+                return refusal;
+            }
+            accept(&s, item, client_ip(&ext))
+        }
         Err(e) => error(
             StatusCode::BAD_REQUEST,
             format!("not a consensus item: {e}"),
         ),
+    }
+}
+
+/// A registration's bond proof against this member's bitcoind, before the item is queued, when
+/// registration is priced (`miner_bond_min_sat` > 0, ADR 0012): a proof that names an output which does
+/// not exist (or is not that bond, or holds another amount) costs nothing to sign, and would take a
+/// registry slot until members attest it. The output may still be in the mempool (an honest registrant
+/// registers right after funding): only confirmations may be missing. Everything the state checks
+/// (signatures, sequence, conflicts) is checked first, so a forged, replayed or conflicting item costs
+/// no RPC; its refusal comes from the engine with the reason.
+async fn check_bond_on_chain(s: &ApiState, item: &ConsensusItem) -> Result<(), Response> {
+    use boltensor_contracts::chain::VerifyError;
+    use boltensor_contracts::{BondProof, ProofError};
+    let (Some(rpc), ConsensusItem::Register(r)) = (&s.rpc, item) else {
+        return Ok(());
+    };
+    let Some(Ok(proof)) = r.bond.as_deref().map(BondProof::from_hex) else {
+        return Ok(());
+    };
+    let index = s.engine.config().index;
+    let Some(params) = s.engine.with_state(|st| {
+        (st.params.miner_bond_min_sat > 0 && st.check(item, index).is_ok())
+            .then(|| st.params.clone())
+    }) else {
+        return Ok(());
+    };
+    let keys = s.engine.config().federation.keys();
+    let Some(policy) = crate::chain::bond_policy(keys, &params) else {
+        return Ok(());
+    };
+    match rpc.verify_bond_proof(&proof, &policy).await {
+        Ok(_) | Err(VerifyError::Proof(ProofError::NotConfirmed { .. })) => Ok(()),
+        Err(VerifyError::Proof(e)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("register refused: this member's bitcoind refuses the bond: {e}"),
+        )),
+        Err(VerifyError::Chain(e)) => Err(retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("register: cannot check the bond against this member's bitcoind now: {e}"),
+            5,
+        )),
     }
 }
 

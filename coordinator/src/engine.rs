@@ -293,6 +293,11 @@ impl Engine {
         self.state.lock().expect("not poisoned").clone()
     }
 
+    /// Reads the current state without copying it.
+    pub fn with_state<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.lock().expect("not poisoned"))
+    }
+
     /// What the peer links saw (handshakes and frames accepted and refused).
     pub fn link_stats(&self) -> &crate::net::LinkStats {
         self.p2p.stats()

@@ -129,7 +129,7 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
         what: "API address".into(),
         source: e,
     })?;
-    let router = api::router(engine.clone(), token.clone());
+    let router = api::router(engine.clone(), token.clone(), opts.rpc.clone());
     let router = match &opts.ln {
         Some(ln) => router.merge(api::ledger_router(ln.clone(), token)),
         None => router,

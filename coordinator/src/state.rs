@@ -430,7 +430,8 @@ impl State {
                 })
             }
         };
-        if r.role == Role::Miner && self.params.miner_bond_min_sat > 0 {
+        let priced = self.params.miner_bond_min_sat > 0;
+        if priced && r.role == Role::Miner {
             let ok = bond
                 .as_ref()
                 .is_some_and(|b| b.amount_sat >= self.params.miner_bond_min_sat);
@@ -440,6 +441,15 @@ impl State {
                     self.params.miner_bond_min_sat
                 ));
             }
+        }
+        if priced && bond.is_none() {
+            // A validator without a bond has no stake and no say; when registration has a price it
+            // would only be a free registry slot.
+            return Err(format!(
+                "registration is priced with a bond (miner_bond_min_sat = {}): a validator registers with \
+                 one of at least {} sat (bond_min_sat)",
+                self.params.miner_bond_min_sat, self.params.bond_min_sat
+            ));
         }
         // One bond, one node, one URL: each backs or names at most one registrant.
         let api = r.api.as_deref().map(normalise_url);
@@ -483,13 +493,19 @@ impl State {
         } else {
             // Full: prune the registrant past its immunity with the lowest emission (incentive plus
             // dividends: a validator's incentive is always 0), then the lowest stake, then the lowest uid.
+            // When registration is priced, immunity needs a bond that counts: claims that never confirm
+            // (free to sign) cannot keep the registry full of immune registrants.
             let f = self.max_faulty();
+            let immune = |n: &Neuron| {
+                n.registered_epoch + self.params.immunity_epochs > self.epoch
+                    && (!priced || n.stake_sat(f) > 0)
+            };
             let victim = self
                 .uids
                 .iter()
                 .enumerate()
                 .filter_map(|(u, n)| n.as_ref().map(|n| (u, n)))
-                .filter(|(_, n)| n.registered_epoch + self.params.immunity_epochs <= self.epoch)
+                .filter(|(_, n)| !immune(n))
                 .min_by_key(|(u, n)| (n.last_emission, n.stake_sat(f), *u))
                 .map(|(u, _)| u)
                 .ok_or("registry full and every registrant is immune")?;
@@ -518,8 +534,18 @@ impl State {
                     n.attested_gone.clear();
                     n.bond = bond;
                 }
+                let serves_otherwise = serves_otherwise(&n.registration, r);
                 n.registration = r.clone();
                 n.slashed |= slashed;
+                if serves_otherwise {
+                    // Subtensor's bonds reset (`do_reset_bonds`, BondsResetOn): a miner that now serves
+                    // other models or another endpoint is a new miner to the validators, so no validator
+                    // keeps the bond — and the dividends — it built on what the miner served before.
+                    let column = uid as u16;
+                    for row in &mut self.bonds {
+                        row.retain(|(j, _)| *j != column);
+                    }
+                }
                 return;
             }
             Slot::Free(uid) => uid,
@@ -704,6 +730,17 @@ impl State {
         }
         self.votes.clear();
     }
+}
+
+/// Whether a miner's re-registration `new` serves something else than `old`: another endpoint (as
+/// [`normalise_url`] compares them) or another set of models.
+fn serves_otherwise(old: &Registration, new: &Registration) -> bool {
+    if new.role != Role::Miner {
+        return false;
+    }
+    let models = |r: &Registration| r.models.iter().cloned().collect::<BTreeSet<String>>();
+    old.api.as_deref().map(normalise_url) != new.api.as_deref().map(normalise_url)
+        || models(old) != models(new)
 }
 
 /// A miner API URL as the registry compares them: trimmed, lower case, without trailing `/` or `/v1`
@@ -1096,6 +1133,112 @@ mod tests {
         st.apply(&miner(4), 0).expect("prunes uid 0");
         assert_eq!(st.uid_of(&kp(0).x_only_public_key().0), None);
         assert!(st.uid_of(&kp(3).x_only_public_key().0).is_some());
+    }
+
+    #[test]
+    fn a_miner_that_serves_otherwise_loses_the_validators_bonds_to_it() {
+        let mut st = state(8, 0);
+        st.apply(&miner(0), 0).expect("registers");
+        st.apply(&miner(1), 0).expect("registers");
+        // Validator rows (uid 5 and 6 stand for validators here) hold bonds to both miners.
+        st.bonds = vec![Vec::new(); 7];
+        st.bonds[5] = vec![(0, 30_000), (1, 20_000)];
+        st.bonds[6] = vec![(0, 10_000)];
+        let again = |models: &[&str], api: &str, sequence: u64| {
+            let ConsensusItem::Register(r) = miner(0) else {
+                unreachable!()
+            };
+            let mut r = r;
+            r.models = models.iter().map(|m| m.to_string()).collect();
+            r.api = Some(api.into());
+            r.sequence = sequence;
+            let (k, node) = (kp(0), kp(1000));
+            ConsensusItem::Register(
+                r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+                    .sign(&k),
+            )
+        };
+        // The same endpoint (spelled otherwise) and models: the bonds stay.
+        st.apply(&again(&["m"], "HTTP://M0/v1/", 10), 0)
+            .expect("re-registers");
+        assert_eq!(st.bonds[5], vec![(0, 30_000), (1, 20_000)]);
+        assert_eq!(st.bonds[6], vec![(0, 10_000)]);
+        // Another model: every validator's bond to miner 0 goes, the bonds to miner 1 stay.
+        st.apply(&again(&["other"], "http://m0", 11), 0)
+            .expect("re-registers");
+        assert_eq!(st.bonds[5], vec![(1, 20_000)]);
+        assert!(st.bonds[6].is_empty());
+        // Another endpoint, after the bonds grew back.
+        st.bonds[5].push((0, 5_000));
+        st.apply(&again(&["other"], "http://elsewhere", 12), 0)
+            .expect("re-registers");
+        assert_eq!(st.bonds[5], vec![(1, 20_000)]);
+    }
+
+    #[test]
+    fn a_priced_registry_gives_no_immunity_to_a_bond_that_does_not_count() {
+        // Miners with bond claims at outpoints that were never attested (what anyone can sign).
+        let priced = |i: u64| {
+            let ConsensusItem::Register(mut r) = miner(i) else {
+                unreachable!()
+            };
+            let (k, node) = (kp(i), kp(1000 + i));
+            let claims = boltensor_contracts::BondClaims {
+                outpoint: bitcoin::OutPoint {
+                    txid: bitcoin::Txid::from_byte_array([i as u8 + 1; 32]),
+                    vout: 0,
+                },
+                amount: bitcoin::Amount::from_sat(50_000),
+                timelock: 2_000,
+                owner: k.x_only_public_key().0,
+                role: Role::Miner,
+                node_id: node.public_key(),
+                registration_key: k.x_only_public_key().0,
+            };
+            r.bond = Some(claims.sign(&k).expect("signs").to_hex());
+            ConsensusItem::Register(
+                r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &node.secret_key()))
+                    .sign(&k),
+            )
+        };
+        let mut st = state(3, 5);
+        st.params.miner_bond_min_sat = 50_000;
+        for i in 0..3 {
+            st.apply(&priced(i), 0).expect("room");
+        }
+        // All registered this epoch (within immunity), none attested: the newcomer takes uid 0.
+        st.apply(&priced(3), 0)
+            .expect("no immunity without a counted bond");
+        assert_eq!(st.uid_of(&kp(3).x_only_public_key().0), Some(0));
+        // Once more than f = 1 members attest uid 1's bond, it is immune; the unattested ones are not.
+        st.apply(&attest_for(&st, 1), 0).expect("attests");
+        st.apply(&attest_for(&st, 1), 1).expect("attests");
+        st.apply(&priced(4), 0).expect("prunes the unattested one");
+        assert!(st.uid_of(&kp(1).x_only_public_key().0).is_some(), "immune");
+        // A validator without a bond is refused outright when registration is priced.
+        let v = kp(9);
+        let r = Registration::new(
+            Role::Validator,
+            v.x_only_public_key().0,
+            kp(1009).public_key().to_string(),
+            crate::config::federation_id(&[]),
+        );
+        let item = ConsensusItem::Register(
+            r.sign_node(|m| boltensor_ln::sign_message_with_key(m, &kp(1009).secret_key()))
+                .sign(&v),
+        );
+        let err = st.apply(&item, 0).expect_err("priced");
+        assert!(err.contains("priced"), "{err}");
+    }
+
+    /// An attestation that uid `uid`'s bond counts (the member is the peer it is applied from).
+    fn attest_for(st: &State, uid: usize) -> ConsensusItem {
+        let n = st.uids[uid].as_ref().expect("registered");
+        ConsensusItem::Attest(Attestation {
+            key: n.registration.key,
+            outpoint: n.bond.as_ref().expect("bonded").outpoint.clone(),
+            ok: true,
+        })
     }
 
     #[test]

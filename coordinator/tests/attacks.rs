@@ -599,13 +599,19 @@ async fn a_registration_burst_does_not_evict_a_bonded_validator() -> Result {
 
 /// Row 4 (the price of a registration, ADR 0012): the federation asks miners for a bond
 /// (`miner_bond_min_sat`). The attacker registers a miner with no bond, and one whose proof claims ten
-/// times the bond at an outpoint that does not exist (a claim costs nothing to sign); a bonded
-/// validator weighs the attacker's miner as much as an honest miner with a real bond.
+/// times the bond at an outpoint that does not exist (a claim costs nothing to sign): a member with a
+/// bitcoind refuses it before queuing; member 3 runs without one (it checks no bond), so the claim gets
+/// into the registry there. A bonded validator weighs the attacker's miner as much as an honest miner
+/// with a real bond.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_miner_registration_costs_a_bond_that_counts() -> Result {
     const MINER_BOND: u64 = 50_000;
     init_tracing();
-    let net = Net::start_with(|p| p.miner_bond_min_sat = MINER_BOND).await?;
+    let mut net = Net::with_params(|p| p.miner_bond_min_sat = MINER_BOND).await?;
+    for i in 0..3 {
+        net.members[i] = Some(net.start_member(i).await?);
+    }
+    net.members[3] = Some(net.start_member_with(3, None).await?);
     let regs = net.bonded_registrations(&[("validator-1", BOND)]).await?;
     coins(&net, &[("miner-a", 1)]).await?;
     let honest_bond = net.fund_bond(&key("miner-a"), MINER_BOND).await?;
@@ -621,6 +627,7 @@ async fn a_miner_registration_costs_a_bond_that_counts() -> Result {
         vout: 0,
     };
     let fake = common::bonded_miner_registration("sybil-fake", nowhere, 10 * MINER_BOND)?;
+    let (checked_status, checked_body) = post(&net, 0, &fake).await?;
     let (fake_status, fake_body) = post(&net, 3, &fake).await?;
     assert_eq!(fake_status, 202, "{fake_body}");
     wait_for("the honest bonds to count", LONG, || async {
@@ -679,11 +686,13 @@ async fn a_miner_registration_costs_a_bond_that_counts() -> Result {
         .map(|f| f["stake_sat"].clone());
     println!(
         "ATTACK miner registration without a bond that counts (miner_bond_min_sat = {MINER_BOND}): no bond → \
-         {free_status} {}; a proof of {} sat at an outpoint that does not exist → {fake_status}, stake {}; \
+         {free_status} {}; a proof of {} sat at an outpoint that does not exist → {checked_status} at a member \
+         with a bitcoind ({}), {fake_status} at the member without one, stake {}; \
          weighed like the honest bonded miner, epoch {} paid it {to_fake} msat and the honest miner {to_honest} \
          msat; /v1/miners lists {} miner(s): honest {}, fake {}",
         free_body["error"]["message"].as_str().unwrap_or_default(),
         10 * MINER_BOND,
+        checked_body["error"]["message"].as_str().unwrap_or_default(),
         fake_stake.unwrap_or_default(),
         epoch.result.inputs.epoch,
         listed.len(),
@@ -691,6 +700,7 @@ async fn a_miner_registration_costs_a_bond_that_counts() -> Result {
         listed.contains(&node("sybil-fake").as_str()),
     );
     assert_eq!(free_status, 400, "{free_body}");
+    assert_eq!(checked_status, 400, "{checked_body}");
     assert_eq!(
         to_fake, 0,
         "a claimed bond that does not count earns nothing"

@@ -370,3 +370,110 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
     }
     Ok(())
 }
+
+/// Subtensor's bonds reset (issue 17): a miner that re-registers serving another model loses every
+/// validator's bond to it at once, so no validator keeps dividends built on what the miner served
+/// before. Seen in the signed epochs: the epoch closed after the re-registration carries no bond to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_miner_serving_another_model_starts_without_bonds() -> Result {
+    use boltensor_coordinator::items::Registration;
+    use boltensor_coordinator::store::SignedEpoch;
+    use boltensor_protocol::Role;
+    let net = Net::start().await?;
+    let long = Duration::from_secs(90);
+    let regs = net
+        .bonded_registrations(&[("validator-1", 100_000)])
+        .await?;
+    for item in [regs[0].clone(), miner_registration("miner-a")] {
+        let (status, body) = net
+            .post(0, "/v1/items", &serde_json::to_value(item)?)
+            .await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (v_key, m_key) = (
+        key("validator-1").x_only_public_key().0,
+        key("miner-a").x_only_public_key().0,
+    );
+    let latest = || async {
+        let e = net.get(0, "/v1/epochs/latest").await.ok().flatten();
+        Ok::<_, boltensor_testenv::TestEnvError>(
+            e.and_then(|e| serde_json::from_value::<SignedEpoch>(e).ok()),
+        )
+    };
+    let uids = |e: &SignedEpoch| {
+        let uid = |k| {
+            e.result
+                .inputs
+                .neurons
+                .iter()
+                .flatten()
+                .find(|n| n.key == k)
+                .map(|n| n.uid)
+        };
+        uid(v_key).zip(uid(m_key))
+    };
+    let bond_in = |e: &SignedEpoch| -> Option<u16> {
+        let (v, m) = uids(e)?;
+        let row = e.result.inputs.bonds.get(v as usize)?;
+        row.iter().find(|(j, _)| *j == m).map(|(_, b)| *b)
+    };
+
+    // The validator weighs the miner until a signed epoch starts with a bond from it to the miner.
+    let submitter = common::submit_weights(&net, 0, &["validator-1"], &[("miner-a", 65_535)]);
+    let before = wait_for(
+        "an epoch carrying the validator's bond to the miner",
+        long,
+        || async {
+            Ok(latest().await?.and_then(|e| {
+                bond_in(&e)
+                    .filter(|b| *b > 0)
+                    .map(|b| (e.result.inputs.epoch, b))
+            }))
+        },
+    )
+    .await?;
+    submitter.abort();
+
+    // The miner now serves another model (same key, same node, same URL).
+    let kp = key("miner-a");
+    let mut reg = Registration::new(
+        Role::Miner,
+        kp.x_only_public_key().0,
+        common::Node::of("miner-a").id().to_string(),
+        common::fed_id(),
+    );
+    reg.api = Some("http://127.0.0.1:1/miner-a".into());
+    reg.models = vec!["smollm2-135m".into()];
+    let again = common::signed(reg, common::Node::of("miner-a"), &kp);
+    let (status, body) = net
+        .post(1, "/v1/items", &serde_json::to_value(again)?)
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    let collecting = wait_for("the re-registration to be ordered", long, || async {
+        let r = net.get(0, "/v1/registry").await.ok().flatten();
+        Ok(r.and_then(|r| {
+            let served = r["registry"].as_array()?.iter().any(|n| {
+                n["key"].as_str() == Some(m_key.to_string().as_str())
+                    && n["models"] == json!(["smollm2-135m"])
+            });
+            served.then(|| r["epoch"].as_u64()).flatten()
+        }))
+    })
+    .await?;
+    let after = net.wait_epoch(&[0], collecting, long).await?;
+    let after = &after[0];
+    println!(
+        "bonds reset: epoch {} started with the validator's bond {} to miner-a; miner-a re-registered with another \
+         model during epoch {collecting}, which started with bond {:?}",
+        before.0,
+        before.1,
+        bond_in(after),
+    );
+    assert!(uids(after).is_some(), "both still registered");
+    assert_eq!(
+        bond_in(after),
+        None,
+        "the validator kept its bond to the miner"
+    );
+    Ok(())
+}

@@ -174,7 +174,8 @@ async fn attack(report: StatusReport) -> Result {
     let _: Value = rpc
         .call(
             "generatetoaddress",
-            serde_json::json!([101, wallet.address().to_string()]),
+            // Five coinbases mature: one for row 1's bond, four for row 2's miner bonds.
+            serde_json::json!([105, wallet.address().to_string()]),
         )
         .await
         .map_err(err)?;
@@ -292,24 +293,33 @@ async fn attack(report: StatusReport) -> Result {
     assert_eq!(s3, 409, "{body3}");
 
     // Row 2. The attacker takes the devnet miner's URL (spelled three ways) with its own node keys, and
-    // the miner's node id signed by its own key. The devnet asks miners for a bond (row 4): each
-    // registration claims one at an outpoint that does not exist — the cheapest way past that check,
-    // since a claim only counts once members attest it — so the checks of row 2 are what refuse them.
-    let claimed_bond = |label: &str, i: u8, node_id: bitcoin::secp256k1::PublicKey| {
-        let kp = key(label);
+    // the miner's node id signed by its own key. The devnet asks miners for a bond (row 4), checked
+    // against each member's bitcoind before queuing, so the attacker pays for four real bonds: the
+    // checks of row 2 are what refuse the registrations.
+    let mut miner_bonds = Vec::new();
+    for _ in 0..4 {
+        let funding = wallet
+            .fund(
+                &rpc,
+                bond.script_pubkey(),
+                Amount::from_sat(devnet::federation::MINER_BOND_SAT),
+                FeeRate::from_sat_per_vb(2).expect("a fee rate"),
+            )
+            .await
+            .map_err(err)?;
+        miner_bonds.push(funding.outpoint);
+    }
+    let funded_bond = |label: &str, i: usize, node_id: bitcoin::secp256k1::PublicKey| {
         BondClaims {
-            outpoint: OutPoint {
-                txid: bitcoin::Txid::from_byte_array([i + 1; 32]),
-                vout: 0,
-            },
+            outpoint: miner_bonds[i],
             amount: Amount::from_sat(devnet::federation::MINER_BOND_SAT),
             timelock,
-            owner: kp.x_only_public_key().0,
+            owner: owner.x_only_public_key().0,
             role: Role::Miner,
             node_id,
-            registration_key: kp.x_only_public_key().0,
+            registration_key: key(label).x_only_public_key().0,
         }
-        .sign(&kp)
+        .sign(&owner)
         .expect("signs")
         .to_hex()
     };
@@ -334,7 +344,7 @@ async fn attack(report: StatusReport) -> Result {
     for (i, url) in spellings.iter().enumerate() {
         let label = format!("sybil-miner-{i}");
         let node = key(&format!("{label}-node"));
-        let bond = claimed_bond(&label, i as u8, node.public_key());
+        let bond = funded_bond(&label, i, node.public_key());
         let item = registration(&fed, Role::Miner, &label, &node, node.public_key(), |r| {
             r.api = Some(url.clone());
             r.models = vec!["all-minilm-l6-v2".into()];
@@ -351,7 +361,7 @@ async fn attack(report: StatusReport) -> Result {
         |r| {
             r.api = Some("http://attacker.example:8080".into());
             r.models = vec!["all-minilm-l6-v2".into()];
-            r.bond = Some(claimed_bond("sybil-miner-3", 3, victim_id));
+            r.bond = Some(funded_bond("sybil-miner-3", 3, victim_id));
         },
     );
     answers.push(post(&http, &members[3], &borrowed).await?.0);
@@ -417,7 +427,7 @@ async fn attack(report: StatusReport) -> Result {
         .count();
     println!(
         "ATTACK (devnet) borrowed miner identity: 3 registrations with the miner's URL and the attacker's node ids, 1 \
-         with the miner's node id, each claiming a bond → {answers:?}; registrants with that URL: {same_url}, with that node id: \
+         with the miner's node id, each with a funded bond → {answers:?}; registrants with that URL: {same_url}, with that node id: \
          {victim_listed}; over epochs {from}–{to} the attacker's keys were paid {to_attacker} msat, the miner \
          {to_victim} msat of {to_miners} msat paid to miners (its honest share: 0, it serves nothing)"
     );

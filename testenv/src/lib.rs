@@ -24,12 +24,17 @@ pub use wait::wait_for;
 
 /// Allocates a free TCP port on 127.0.0.1 for a daemon to listen on: a random one that binds now, from
 /// 20000–32767, below Linux's ephemeral range (32768–60999), so that the many outgoing connections of a
-/// test run (which take ephemeral ports) cannot take it before the daemon binds it. Falls back to a port
-/// the kernel picks.
+/// test run (which take ephemeral ports) cannot take it before the daemon binds it. Never the same port
+/// twice in one process: a devnet asks for a dozen ports before any daemon binds one, and two equal
+/// draws make the second daemon fail to listen (ldk-node: `InvalidSocketAddress`, seen once here). Falls back to a port the
+/// kernel picks.
 pub fn free_port() -> std::io::Result<u16> {
     use std::hash::{BuildHasher, Hasher};
     const LOW: u64 = 20_000;
     const HIGH: u64 = 32_768;
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..200 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(
@@ -38,7 +43,8 @@ pub fn free_port() -> std::io::Result<u16> {
                 .map_or(0, |d| d.as_nanos()),
         );
         let port = (LOW + h.finish() % (HIGH - LOW)) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
             return Ok(port);
         }
     }

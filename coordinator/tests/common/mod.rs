@@ -168,6 +168,15 @@ impl Net {
     }
 
     pub async fn start_member(&self, i: usize) -> Result<Running> {
+        self.start_member_with(i, Some(self.rpc.clone())).await
+    }
+
+    /// Starts member `i` with `rpc` as its bitcoind (none: it checks and attests no bond).
+    pub async fn start_member_with(
+        &self,
+        i: usize,
+        rpc: Option<boltensor_contracts::BitcoindRpc>,
+    ) -> Result<Running> {
         let cfg = CoordinatorConfig {
             federation: self.federation.clone(),
             index: i,
@@ -177,7 +186,7 @@ impl Net {
         Ok(start(
             cfg,
             Options {
-                rpc: Some(self.rpc.clone()),
+                rpc,
                 bond_check_every: Some(Duration::from_millis(500)),
                 ln: self.ln[i].clone(),
             },

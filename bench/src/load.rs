@@ -604,7 +604,13 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
             .map_err(|e| LoadError::Miner(e.to_string()))?
     };
     let miner = Miner::new(
-        MinerConfig::new(specs, net.dir().join("miner-data")),
+        {
+            // The bench measures the payment path at `concurrency` clients: admit them all (a real
+            // miner turns requests beyond `max_queue` away with 429 before any invoice).
+            let mut m = MinerConfig::new(specs, net.dir().join("miner-data"));
+            m.max_queue = m.max_queue.max(cfg.concurrency);
+            m
+        },
         Arc::clone(&miner_node),
         &backends,
     )
@@ -1189,6 +1195,7 @@ async fn start_federation(cfg: &FederationLoadConfig) -> Result<Federated, LoadE
             max_uids,
             ..Params::default()
         },
+        boltensor_testenv::free_port,
     )
     .map_err(io_err)?;
     federation

@@ -223,7 +223,13 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
         specs.push(free);
     }
     let miner = Miner::new(
-        MinerConfig::new(specs, net.dir().join("miner-data")),
+        {
+            // The bench measures the payment path at `concurrency` clients: admit them all (a real
+            // miner turns requests beyond `max_queue` away with 429 before any invoice).
+            let mut m = MinerConfig::new(specs, net.dir().join("miner-data"));
+            m.max_queue = m.max_queue.max(cfg.concurrency);
+            m
+        },
         Arc::clone(&miner_node),
         &backends,
     )

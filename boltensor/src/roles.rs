@@ -276,6 +276,10 @@ pub struct MinerRunArgs {
     /// Longest a payment is held while the model runs, seconds.
     #[arg(long, default_value_t = 60)]
     pub hold_timeout_secs: u64,
+    /// Most paid requests per model at once (waiting or running); beyond it a request gets 429 with
+    /// Retry-After before any invoice is issued.
+    #[arg(long, default_value_t = 8)]
+    pub max_queue: usize,
     /// Register with the coordinator federation through this member's API URL (repeat: give more than
     /// f members), so clients route to this miner by score and validators challenge it. The
     /// registration key is `<data-dir>/registration.key`; registering again updates the URL and models.
@@ -350,6 +354,7 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
     let model_ids: Vec<String> = specs.iter().map(|s| s.id.clone()).collect();
     let mut cfg = boltensor_miner::MinerConfig::new(specs, &args.node.data_dir);
     cfg.hold_timeout = std::time::Duration::from_secs(args.hold_timeout_secs);
+    cfg.max_queue = args.max_queue.max(1);
     let miner = boltensor_miner::Miner::new(cfg, Arc::clone(&node), &backends)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -73,6 +73,17 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// The miner turned the request away before any invoice (429: its model's queue is full, or this
+    /// client sends too fast): nothing was paid; another miner may be asked.
+    #[error("miner {miner} is busy: {reason}; nothing was paid")]
+    Busy {
+        /// The miner URL.
+        miner: String,
+        /// Seconds the miner asked to wait (its `Retry-After`).
+        retry_after_secs: u64,
+        /// What it said.
+        reason: String,
+    },
     /// The 402 did not carry a usable L402 challenge.
     #[error("miner {miner} sent a bad payment challenge: {reason}")]
     BadChallenge {
@@ -386,6 +397,8 @@ impl PayingClient {
                     self.report(&miner, false);
                     return Err(e);
                 }
+                // Turned away before any invoice: a healthy miner with a full queue; ask the next.
+                Err(e @ ClientError::Busy { .. }) => last = e,
                 Ok(paid) => {
                     self.report(&miner, !paid.response.status().is_server_error());
                     return Ok(paid);
@@ -447,6 +460,23 @@ impl PayingClient {
             first = first.header(l402::CREDIT_HEADER, token);
         }
         let resp = first.send().await.map_err(unreachable)?;
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry_after_secs = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(1);
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            return Err(ClientError::Busy {
+                miner: miner.to_owned(),
+                retry_after_secs,
+                reason: body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("429 Too Many Requests")
+                    .to_owned(),
+            });
+        }
         if resp.status() != StatusCode::PAYMENT_REQUIRED {
             return Ok(Paid {
                 miner: miner.to_owned(),

@@ -250,6 +250,21 @@ fn client_error(e: ClientError) -> Response {
         ClientError::PriceTooHigh { .. } | ClientError::BudgetExceeded { .. } => {
             StatusCode::PAYMENT_REQUIRED
         }
+        // Every miner asked was busy: an OpenAI SDK retries a 429 after its Retry-After.
+        ClientError::Busy {
+            retry_after_secs, ..
+        } => {
+            let mut resp = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "boltensor_client_error",
+                e.to_string(),
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+            return resp;
+        }
         _ => StatusCode::BAD_GATEWAY,
     };
     error(status, "boltensor_client_error", e.to_string())

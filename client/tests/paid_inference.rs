@@ -564,3 +564,69 @@ async fn requests_go_where_the_directory_points_and_skip_a_dead_miner() -> Resul
         })
         .await
 }
+
+/// A miner whose queue is full answers 429 before any invoice (issue 21, admission control): the client
+/// pays nothing there and asks the next miner; with no other miner it reports `Busy` with the miner's
+/// `Retry-After` (the proxy turns it into a 429 an OpenAI SDK retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_busy_miner_is_passed_over_without_paying() -> Result<(), TestEnvError> {
+    PaidNet::start(vec![], |_| {})
+        .await?
+        .run(async |pn| {
+            let busy = {
+                let app = axum::Router::new().fallback(|| async {
+                    (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [(axum::http::header::RETRY_AFTER, "2")],
+                        axum::Json(
+                            json!({"error": {"message": "queue full", "type": "model_busy"}}),
+                        ),
+                    )
+                });
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let url = format!("http://{}", listener.local_addr().expect("addr"));
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                url
+            };
+            let client = pn.client(|c| c.miners = vec![busy.clone(), pn.miner_url.clone()]);
+            let mut paid = client
+                .post("/v1/embeddings", embed_body("busy first"))
+                .await
+                .expect("the next miner answers");
+            let outcome = paid.outcome().await;
+            assert!(
+                matches!(outcome, Some(PaymentOutcome::Settled { .. })),
+                "{outcome:?}"
+            );
+            let s = client.spend();
+            println!(
+                "busy miner first: answered by {} ({}), paid {} time(s), requests by miner {:?}",
+                paid.miner,
+                paid.response.status(),
+                s.paid_requests,
+                s.requests_by_miner
+            );
+            assert_eq!(paid.miner, pn.miner_url);
+            assert_eq!(paid.response.status(), 200);
+            assert_eq!(s.paid_requests, 1);
+            assert_eq!(s.requests_by_miner.get(&busy), Some(&1));
+
+            let only_busy = pn.client(|c| c.miners = vec![busy.clone()]);
+            match only_busy
+                .post("/v1/embeddings", embed_body("busy only"))
+                .await
+            {
+                Err(ClientError::Busy {
+                    retry_after_secs, ..
+                }) => assert_eq!(retry_after_secs, 2),
+                other => panic!("expected Busy, got {:?}", other.map(|p| p.miner)),
+            }
+            assert_eq!(only_busy.spend().paid_requests, 0);
+            Ok(())
+        })
+        .await
+}

@@ -66,6 +66,7 @@ async fn the_directory_lists_registered_miners_from_the_federation_and_spreads_p
             epoch_sessions: 2,
             ..Params::default()
         },
+        boltensor_testenv::free_port,
     )?;
     federation.validate()?;
     let dirs: Vec<tempfile::TempDir> = (0..4)

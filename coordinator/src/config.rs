@@ -259,8 +259,10 @@ pub fn local_federation(
     loopback("boltensor-devnet", key, ports, timing, params)
 }
 
-/// A federation named `name` of `n` members on loopback ports the OS reports free right now (for
-/// tests and benchmarks, where no contiguous block is needed); keys derived from `seed` as in
+/// A federation named `name` of `n` members on loopback ports from `free` (for tests and benchmarks,
+/// where no contiguous block is needed: `boltensor_testenv::free_port`, which stays below the kernel's
+/// ephemeral range, where a port picked by binding to 0 could be taken by an outgoing connection before
+/// the member binds it — seen as `AddrInUse` in a test); keys derived from `seed` as in
 /// [`local_federation`].
 pub fn loopback_federation(
     name: &str,
@@ -268,12 +270,8 @@ pub fn loopback_federation(
     n: usize,
     timing: ConsensusTiming,
     params: Params,
+    mut free: impl FnMut() -> std::io::Result<u16>,
 ) -> std::io::Result<(FederationConfig, Vec<Keypair>)> {
-    let free = || -> std::io::Result<u16> {
-        Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
-            .local_addr()?
-            .port())
-    };
     let ports = (0..n)
         .map(|_| Ok((free()?, free()?)))
         .collect::<std::io::Result<Vec<_>>>()?;

@@ -167,6 +167,8 @@ fn sender_key(item: &ConsensusItem) -> Option<String> {
         ConsensusItem::Register(r) => Some(r.key.to_string()),
         ConsensusItem::Deregister(d) => Some(d.key.to_string()),
         ConsensusItem::Weights(sw) => Some(hex::encode(sw.vector.validator)),
+        ConsensusItem::Commit(c) => Some(c.validator.to_string()),
+        ConsensusItem::Reveal(r) => Some(hex::encode(r.weights.vector.validator)),
         _ => None,
     }
 }
@@ -345,6 +347,11 @@ impl Engine {
             ConsensusItem::Register(r) => r.verify().map_err(SubmitError::Invalid)?,
             ConsensusItem::Deregister(d) => d.verify().map_err(SubmitError::Invalid)?,
             ConsensusItem::Weights(sw) => sw
+                .verify()
+                .map_err(|e| SubmitError::Invalid(e.to_string()))?,
+            ConsensusItem::Commit(c) => c.verify().map_err(SubmitError::Invalid)?,
+            ConsensusItem::Reveal(r) => r
+                .weights
                 .verify()
                 .map_err(|e| SubmitError::Invalid(e.to_string()))?,
             _ => {}
@@ -754,6 +761,17 @@ fn in_effect(state: &State, item: &ConsensusItem) -> bool {
                 .and_then(|k| state.uid_of(&k))
                 .and_then(|u| state.weights.get(&u))
                 .is_some_and(|(epoch, _, held)| *epoch == state.epoch && held == sw)
+        }
+        ConsensusItem::Commit(c) => state
+            .uid_of(&c.validator)
+            .and_then(|u| state.commits.get(&format!("{u}:{}", c.epoch)))
+            .is_some_and(|h| *h == c.hash),
+        ConsensusItem::Reveal(r) => {
+            bitcoin::secp256k1::XOnlyPublicKey::from_slice(&r.weights.vector.validator)
+                .ok()
+                .and_then(|k| state.uid_of(&k))
+                .and_then(|u| state.weights.get(&u))
+                .is_some_and(|(epoch, _, held)| *epoch == state.epoch && *held == r.weights)
         }
         _ => false,
     }

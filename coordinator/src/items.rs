@@ -30,6 +30,10 @@ pub enum ConsensusItem {
     /// A member's signature on the slash transaction of a bond under slashing (only counted from members,
     /// and only if it verifies on that transaction).
     SlashSignature(SlashSignature),
+    /// A validator's commitment to its weight vector for an epoch (commit-reveal, `commit_reveal` = 1).
+    Commit(WeightsCommit),
+    /// The vector a validator committed to in the previous epoch, with its salt (commit-reveal).
+    Reveal(WeightsReveal),
 }
 
 impl ConsensusItem {
@@ -59,6 +63,8 @@ impl ConsensusItem {
             ConsensusItem::Vote(_) => "vote",
             ConsensusItem::Receipt(_) => "receipt",
             ConsensusItem::SlashSignature(_) => "slash_signature",
+            ConsensusItem::Commit(_) => "commit",
+            ConsensusItem::Reveal(_) => "reveal",
         }
     }
 }
@@ -239,6 +245,105 @@ impl Deregistration {
             &Self::digest(&self.federation, &self.key, self.sequence),
             &self.key,
         )
+    }
+}
+
+/// A validator's commitment to the weight vector it reveals in the next epoch (subtensor's commit-reveal):
+/// `hash` = [`WeightsCommit::commitment`] of the vector and a secret salt. Until the reveal nobody can
+/// read the vector, so a validator that copies others' weights only ever copies last epoch's.
+///
+/// Signed by the validator over [`WeightsCommit::digest`], which binds the federation (a commit cannot be
+/// replayed into another federation to take the validator's commit slot there) and the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsCommit {
+    /// The validator's registration key (x-only, hex).
+    pub validator: XOnlyPublicKey,
+    /// The federation id (hex).
+    pub federation: String,
+    /// The epoch the committed vector is for (revealed while the next epoch collects).
+    pub epoch: u64,
+    /// The commitment, hex.
+    pub hash: String,
+    /// BIP-340 signature by `validator`, hex.
+    pub signature: String,
+}
+
+impl WeightsCommit {
+    /// SHA-256 over a domain tag, the vector's digest and the salt: what a commit holds.
+    pub fn commitment(
+        vector: &boltensor_protocol::weights::WeightVector,
+        salt: &[u8; 32],
+    ) -> [u8; 32] {
+        let mut e = sha256::Hash::engine();
+        e.input(b"boltensor/weights-commitment/v1");
+        e.input(&vector.digest());
+        e.input(salt);
+        sha256::Hash::from_engine(e).to_byte_array()
+    }
+
+    fn digest(validator: &XOnlyPublicKey, federation: &str, epoch: u64, hash: &str) -> [u8; 32] {
+        let mut e = sha256::Hash::engine();
+        e.input(b"boltensor/weights-commit/v1");
+        e.input(&validator.serialize());
+        e.input(federation.as_bytes());
+        e.input(&epoch.to_be_bytes());
+        e.input(hash.as_bytes());
+        sha256::Hash::from_engine(e).to_byte_array()
+    }
+
+    /// A commit of `vector` (for `vector.epoch`) with `salt`, signed by the validator `keypair`.
+    pub fn new(
+        keypair: &Keypair,
+        federation: [u8; 32],
+        vector: &boltensor_protocol::weights::WeightVector,
+        salt: &[u8; 32],
+    ) -> Self {
+        let validator = keypair.x_only_public_key().0;
+        let federation = hex::encode(federation);
+        let hash = hex::encode(Self::commitment(vector, salt));
+        let digest = Self::digest(&validator, &federation, vector.epoch, &hash);
+        let sig = SECP256K1.sign_schnorr_no_aux_rand(&Message::from_digest(digest), keypair);
+        WeightsCommit {
+            validator,
+            federation,
+            epoch: vector.epoch,
+            hash,
+            signature: hex::encode(sig.as_ref()),
+        }
+    }
+
+    /// Checks the signature.
+    pub fn verify(&self) -> Result<(), String> {
+        verify_sig(
+            &self.signature,
+            &Self::digest(&self.validator, &self.federation, self.epoch, &self.hash),
+            &self.validator,
+        )
+    }
+}
+
+/// A reveal: the signed vector committed to and the salt (hex) that opens the commitment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsReveal {
+    /// The vector, signed as plain weights are.
+    pub weights: SignedWeights,
+    /// The salt, hex (32 bytes).
+    pub salt: String,
+}
+
+impl WeightsReveal {
+    /// The commitment this reveal opens (hex), or why it is malformed.
+    pub fn commitment(&self) -> Result<String, String> {
+        let salt: [u8; 32] = hex::decode(&self.salt)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("the salt is not 32 bytes of hex")?;
+        Ok(hex::encode(WeightsCommit::commitment(
+            &self.weights.vector,
+            &salt,
+        )))
     }
 }
 

@@ -32,6 +32,15 @@ pub struct Params {
     /// as subtensor's burn: ADR 0012. A miner is listed, weighed and paid only once more than f members
     /// attested a bond of at least this much.
     pub miner_bond_min_sat: u64,
+    /// 1: validators commit a hash of their weights in one epoch and reveal them in the next (subtensor's
+    /// commit-reveal), so a copier only sees last epoch's weights; plain weights are refused. 0: off.
+    /// Not serialised when 0, so results signed before it existed keep their digest.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub commit_reveal: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl Default for Params {
@@ -48,13 +57,14 @@ impl Default for Params {
             bond_margin: 144,
             bond_min_confirmations: 6,
             miner_bond_min_sat: 0,
+            commit_reveal: 0,
         }
     }
 }
 
 impl Params {
     /// The names a vote can change.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "epoch_sessions",
         "kappa",
         "bond_min_sat",
@@ -66,6 +76,7 @@ impl Params {
         "bond_margin",
         "bond_min_confirmations",
         "miner_bond_min_sat",
+        "commit_reveal",
     ];
 
     /// Checks the values are usable.
@@ -88,6 +99,9 @@ impl Params {
         if self.activity_cutoff_epochs == 0 {
             return Err("activity_cutoff_epochs must be at least 1".into());
         }
+        if self.commit_reveal > 1 {
+            return Err("commit_reveal is 0 (off) or 1 (on)".into());
+        }
         Ok(())
     }
 
@@ -106,6 +120,7 @@ impl Params {
             "bond_min_timelock" => p.bond_min_timelock = small(value)?,
             "bond_margin" => p.bond_margin = small(value)?,
             "miner_bond_min_sat" => p.miner_bond_min_sat = value,
+            "commit_reveal" => p.commit_reveal = value,
             "bond_min_confirmations" => {
                 p.bond_min_confirmations =
                     u32::try_from(value).map_err(|_| format!("{name} must fit in 32 bits"))?

@@ -129,6 +129,10 @@ pub struct State {
     /// anyone again.
     #[serde(default)]
     pub slashed_outpoints: BTreeSet<String>,
+    /// Commit-reveal: each validator's open commitment, `"<uid>:<epoch>"` → hash (hex), until revealed
+    /// in the next epoch or dropped when that epoch closes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commits: BTreeMap<String, String>,
 }
 
 /// What [`State::plan`] found an item changes (each found while checking, so the commit cannot fail).
@@ -136,6 +140,8 @@ enum Change {
     Register(RegisterPlan),
     Deregister(u16),
     Weights { uid: u16, equivocation: bool },
+    Commit(u16),
+    Reveal(u16),
     Attest(u16),
     Vote(Box<Params>),
     Other,
@@ -183,6 +189,7 @@ impl State {
             sequences: BTreeMap::new(),
             slashed_keys: BTreeSet::new(),
             slashed_outpoints: BTreeSet::new(),
+            commits: BTreeMap::new(),
         }
     }
 
@@ -280,7 +287,16 @@ impl State {
                 let uid = self.uid_of(&d.key).ok_or("not registered")?;
                 Ok(Change::Deregister(uid))
             }
-            ConsensusItem::Weights(sw) => self.plan_weights(sw),
+            ConsensusItem::Weights(sw) => {
+                if self.params.commit_reveal != 0 {
+                    return Err("commit-reveal is on: commit the vector's hash this epoch (type \"commit\") \
+                         and reveal it in the next (type \"reveal\")"
+                        .into());
+                }
+                self.plan_weights(sw)
+            }
+            ConsensusItem::Commit(c) => self.plan_commit(c),
+            ConsensusItem::Reveal(r) => self.plan_reveal(r),
             ConsensusItem::Attest(a) => {
                 let uid = self
                     .uid_of(&a.key)
@@ -359,6 +375,17 @@ impl State {
             }
             (ConsensusItem::Weights(sw), Change::Weights { uid, equivocation }) => {
                 self.commit_weights(sw, uid, equivocation)
+            }
+            (ConsensusItem::Commit(c), Change::Commit(uid)) => {
+                self.commits
+                    .insert(format!("{uid}:{}", c.epoch), c.hash.clone());
+            }
+            (ConsensusItem::Reveal(r), Change::Reveal(uid)) => {
+                self.commits
+                    .remove(&format!("{uid}:{}", r.weights.vector.epoch));
+                // Used by this epoch's Yuma: the vector of the epoch before, now that it is known.
+                self.weights
+                    .insert(uid, (self.epoch, self.session, r.weights.clone()));
             }
             (ConsensusItem::Attest(a), Change::Attest(uid)) => {
                 let n = self.uids[uid as usize].as_mut().expect("planned");
@@ -582,21 +609,14 @@ impl State {
             row.retain(|(j, _)| *j != uid);
         }
         self.weights.remove(&uid);
+        let prefix = format!("{uid}:");
+        self.commits.retain(|k, _| !k.starts_with(&prefix));
     }
 
     fn plan_weights(&self, sw: &SignedWeights) -> Result<Change, String> {
         sw.verify().map_err(|e| e.to_string())?;
         let key = XOnlyPublicKey::from_slice(&sw.vector.validator).map_err(|e| e.to_string())?;
-        let uid = self
-            .uid_of(&key)
-            .ok_or("weights from an unregistered validator")?;
-        let n = self.uids[uid as usize].as_ref().expect("found");
-        if n.registration.role != Role::Validator {
-            return Err("weights from a registrant that is not a validator".into());
-        }
-        if n.slashed {
-            return Err("weights from a validator caught equivocating".into());
-        }
+        let uid = self.weighing_validator(&key)?;
         if sw.vector.epoch != self.epoch {
             return Err(format!(
                 "weights for epoch {}, collecting epoch {}",
@@ -613,6 +633,75 @@ impl State {
             }
         }
         Ok(Change::Weights { uid, equivocation })
+    }
+
+    /// The uid of a validator that may take part in this epoch's weights (registered as a validator,
+    /// not caught equivocating).
+    fn weighing_validator(&self, key: &XOnlyPublicKey) -> Result<u16, String> {
+        let uid = self
+            .uid_of(key)
+            .ok_or("weights from an unregistered validator")?;
+        let n = self.uids[uid as usize].as_ref().expect("found");
+        if n.registration.role != Role::Validator {
+            return Err("weights from a registrant that is not a validator".into());
+        }
+        if n.slashed {
+            return Err("weights from a validator caught equivocating".into());
+        }
+        Ok(uid)
+    }
+
+    fn plan_commit(&self, c: &crate::items::WeightsCommit) -> Result<Change, String> {
+        if self.params.commit_reveal == 0 {
+            return Err("commit-reveal is off: submit the weights themselves".into());
+        }
+        c.verify()?;
+        let ours = hex::encode(self.federation_id());
+        if c.federation != ours {
+            return Err(format!(
+                "commit for federation {}, this is federation {ours}",
+                c.federation
+            ));
+        }
+        let uid = self.weighing_validator(&c.validator)?;
+        if c.epoch != self.epoch {
+            return Err(format!(
+                "commit for epoch {}, collecting epoch {}",
+                c.epoch, self.epoch
+            ));
+        }
+        if hex::decode(&c.hash).map_or(true, |h| h.len() != 32) {
+            return Err("the commitment is not 32 bytes of hex".into());
+        }
+        if self.commits.contains_key(&format!("{uid}:{}", c.epoch)) {
+            return Err(format!("duplicate commit: epoch {} is committed", c.epoch));
+        }
+        Ok(Change::Commit(uid))
+    }
+
+    fn plan_reveal(&self, r: &crate::items::WeightsReveal) -> Result<Change, String> {
+        if self.params.commit_reveal == 0 {
+            return Err("commit-reveal is off: submit the weights themselves".into());
+        }
+        let sw = &r.weights;
+        sw.verify().map_err(|e| e.to_string())?;
+        let key = XOnlyPublicKey::from_slice(&sw.vector.validator).map_err(|e| e.to_string())?;
+        let uid = self.weighing_validator(&key)?;
+        let epoch = sw.vector.epoch;
+        if epoch + 1 != self.epoch {
+            return Err(format!(
+                "a reveal of epoch {epoch}'s weights is ordered while epoch {} collects; collecting epoch {}",
+                epoch + 1,
+                self.epoch
+            ));
+        }
+        let committed = self.commits.get(&format!("{uid}:{epoch}")).ok_or(format!(
+            "no open commit of this validator for epoch {epoch}"
+        ))?;
+        if r.commitment()? != *committed {
+            return Err("the reveal does not open the commit (another vector or salt)".into());
+        }
+        Ok(Change::Reveal(uid))
     }
 
     fn commit_weights(&mut self, sw: &SignedWeights, uid: u16, equivocation: bool) {
@@ -725,6 +814,13 @@ impl State {
         }
         self.epoch += 1;
         self.epoch_start_session = self.session + 1;
+        // A commit is revealed while the next epoch collects, or never.
+        let epoch = self.epoch;
+        self.commits.retain(|k, _| {
+            k.split_once(':')
+                .and_then(|(_, e)| e.parse::<u64>().ok())
+                .is_some_and(|e| e + 1 >= epoch)
+        });
         if let Some(p) = self.pending_params.take() {
             self.params = p;
         }
@@ -1239,6 +1335,98 @@ mod tests {
             outpoint: n.bond.as_ref().expect("bonded").outpoint.clone(),
             ok: true,
         })
+    }
+
+    #[test]
+    fn commit_reveal_uses_the_vector_revealed_in_the_next_epoch() {
+        use crate::items::{WeightsCommit, WeightsReveal};
+        use boltensor_protocol::weights::WeightVector;
+        let mut st = state(8, 0);
+        st.params.commit_reveal = 1;
+        let fed = st.federation_id();
+        st.apply(&miner(0), 0).expect("miner");
+        let (v, vnode) = (kp(50), kp(1050));
+        let reg = Registration::new(
+            Role::Validator,
+            v.x_only_public_key().0,
+            vnode.public_key().to_string(),
+            fed,
+        );
+        st.apply(
+            &ConsensusItem::Register(
+                reg.sign_node(|m| boltensor_ln::sign_message_with_key(m, &vnode.secret_key()))
+                    .sign(&v),
+            ),
+            0,
+        )
+        .expect("validator");
+        let vector = |epoch: u64, w: u16| WeightVector {
+            epoch,
+            validator: v.x_only_public_key().0.serialize(),
+            weights: [(kp(1000).public_key().to_string(), w)]
+                .into_iter()
+                .collect(),
+        };
+        let salt = [9u8; 32];
+        let reveal = |vec: WeightVector, salt: [u8; 32]| {
+            ConsensusItem::Reveal(WeightsReveal {
+                weights: vec.sign(&v),
+                salt: hex::encode(salt),
+            })
+        };
+        let err = st
+            .apply(&ConsensusItem::Weights(vector(0, 1).sign(&v)), 0)
+            .expect_err("plain weights");
+        assert!(err.contains("commit-reveal is on"), "{err}");
+        let commit = ConsensusItem::Commit(WeightsCommit::new(&v, fed, &vector(0, 65_535), &salt));
+        st.apply(&commit, 0).expect("commits");
+        assert!(st
+            .apply(&commit, 1)
+            .expect_err("once")
+            .contains("duplicate"));
+        let other_fed =
+            ConsensusItem::Commit(WeightsCommit::new(&v, [1; 32], &vector(0, 1), &salt));
+        assert!(
+            st.check(&other_fed, 0).is_err(),
+            "another federation's commit"
+        );
+        let early = st
+            .apply(&reveal(vector(0, 65_535), salt), 0)
+            .expect_err("same epoch");
+        assert!(early.contains("while epoch 1 collects"), "{early}");
+        let uid = st.uid_of(&v.x_only_public_key().0).expect("registered");
+        assert!(!st.weights.contains_key(&uid), "nothing to use in epoch 0");
+        let r = st.epoch_result(fed, 1, 4);
+        st.apply_epoch(&r);
+        // Epoch 1: only the committed vector with its salt opens the commit.
+        assert!(st
+            .apply(&reveal(vector(0, 65_535), [8; 32]), 0)
+            .expect_err("salt")
+            .contains("does not open"));
+        assert!(st
+            .apply(&reveal(vector(0, 7), salt), 0)
+            .expect_err("vector")
+            .contains("does not open"));
+        st.apply(&reveal(vector(0, 65_535), salt), 0)
+            .expect("reveals");
+        let (epoch, _, held) = st.weights.get(&uid).expect("in use");
+        assert_eq!(
+            (*epoch, held.vector.epoch),
+            (1, 0),
+            "epoch 0's vector counts in epoch 1"
+        );
+        assert!(st.commits.is_empty(), "the commit is spent");
+        // A commit never revealed is gone once the epoch it could be revealed in closes.
+        st.apply(
+            &ConsensusItem::Commit(WeightsCommit::new(&v, fed, &vector(1, 3), &salt)),
+            0,
+        )
+        .expect("commits epoch 1");
+        for _ in 0..2 {
+            let r = st.epoch_result(fed, 1, 4);
+            st.apply_epoch(&r);
+        }
+        assert!(st.commits.is_empty(), "{:?}", st.commits);
     }
 
     #[test]

@@ -477,3 +477,238 @@ async fn a_miner_serving_another_model_starts_without_bonds() -> Result {
     );
     Ok(())
 }
+
+/// What [`copier_run`] measured: dividends per validator over the measured epochs, msat.
+struct CopierRun {
+    honest: [u64; 2],
+    copier: u64,
+    epochs: (u64, u64),
+}
+
+/// Three validators with equal bonds and three miners. The honest two weigh a different miner best each
+/// epoch (as quality moves); the copier submits whatever honest-1 last made public, relabelled as its
+/// own. With `commit_reveal` the public vectors are the revealed ones, an epoch old, and the copier must
+/// commit too; without, honest vectors are readable once ordered, within their own epoch.
+async fn copier_run(commit_reveal: bool) -> Result<CopierRun> {
+    use boltensor_coordinator::items::{WeightsCommit, WeightsReveal};
+    use boltensor_coordinator::store::AcceptedItem;
+    use boltensor_coordinator::store::SignedEpoch;
+    use boltensor_protocol::weights::{SignedWeights, WeightVector};
+    use std::collections::BTreeMap;
+    const MINERS: [&str; 3] = ["miner-a", "miner-b", "miner-c"];
+    const VALIDATORS: [&str; 3] = ["honest-1", "honest-2", "copier"];
+    let net = Net::start_with(|p| {
+        p.commit_reveal = u64::from(commit_reveal);
+        p.epoch_sessions = 3;
+    })
+    .await?;
+    let long = Duration::from_secs(120);
+    let regs = net
+        .bonded_registrations(&VALIDATORS.map(|v| (v, 100_000)))
+        .await?;
+    for item in regs
+        .into_iter()
+        .chain(MINERS.iter().map(|m| miner_registration(m)))
+    {
+        let (status, body) = net
+            .post(0, "/v1/items", &serde_json::to_value(item)?)
+            .await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_for("three bonded validators", long, || async {
+        let r = net.get(0, "/v1/registry").await.ok().flatten();
+        let staked = r.and_then(|r| {
+            r["registry"].as_array().map(|a| {
+                a.iter()
+                    .filter(|n| n["stake_sat"].as_u64() == Some(100_000))
+                    .count()
+            })
+        });
+        Ok((staked == Some(3)).then_some(()))
+    })
+    .await?;
+    let honest_vector = |label: &str, epoch: u64| WeightVector {
+        epoch,
+        validator: key(label).x_only_public_key().0.serialize(),
+        weights: MINERS
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let best = i as u64 == epoch % 3;
+                (
+                    node_id(&format!("{m}-node")),
+                    if best { 65_535 } else { 6_553 },
+                )
+            })
+            .collect(),
+    };
+    let fed = common::fed_id();
+    let api = net.api(0);
+    let http = reqwest::Client::new();
+    // Every validator's loop: commit (or submit) this epoch's vector once, reveal last epoch's.
+    let validator = |label: &'static str| {
+        let (api, http) = (api.clone(), http.clone());
+        tokio::spawn(async move {
+            let kp = key(label);
+            let mut opened: BTreeMap<u64, (WeightVector, [u8; 32])> = BTreeMap::new();
+            let mut done: std::collections::BTreeSet<(u64, &str)> = Default::default();
+            let post = |item: boltensor_coordinator::ConsensusItem| {
+                let (api, http) = (api.clone(), http.clone());
+                async move {
+                    let _ = http
+                        .post(format!("{api}/v1/items"))
+                        .json(&item)
+                        .send()
+                        .await;
+                }
+            };
+            loop {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let Ok(status) = http.get(format!("{api}/v1/status")).send().await else {
+                    continue;
+                };
+                let Ok(status) = status.json::<serde_json::Value>().await else {
+                    continue;
+                };
+                let (Some(epoch), Some(session)) =
+                    (status["epoch"].as_u64(), status["session"].as_u64())
+                else {
+                    continue;
+                };
+                // The copier's source: honest-1's newest vector in the last sessions' public items.
+                let mine = if label == "copier" {
+                    let mut newest: Option<WeightVector> = None;
+                    for s in session.saturating_sub(8)..session {
+                        let Ok(resp) = http.get(format!("{api}/v1/sessions/{s}")).send().await
+                        else {
+                            continue;
+                        };
+                        let Ok(v) = resp.json::<serde_json::Value>().await else {
+                            continue;
+                        };
+                        let items: Vec<AcceptedItem> =
+                            serde_json::from_value(v["items"].clone()).unwrap_or_default();
+                        for a in items {
+                            let seen: Option<SignedWeights> = match a.item {
+                                boltensor_coordinator::ConsensusItem::Weights(sw) => Some(sw),
+                                boltensor_coordinator::ConsensusItem::Reveal(r) => Some(r.weights),
+                                _ => None,
+                            };
+                            if let Some(sw) = seen.filter(|sw| {
+                                sw.vector.validator
+                                    == key("honest-1").x_only_public_key().0.serialize()
+                            }) {
+                                if newest.as_ref().is_none_or(|n| n.epoch <= sw.vector.epoch) {
+                                    newest = Some(sw.vector);
+                                }
+                            }
+                        }
+                    }
+                    newest
+                        .filter(|n| commit_reveal || n.epoch == epoch)
+                        .map(|n| WeightVector {
+                            epoch,
+                            validator: kp.x_only_public_key().0.serialize(),
+                            weights: n.weights,
+                        })
+                } else {
+                    Some(honest_vector(label, epoch))
+                };
+                if commit_reveal {
+                    if let Some(v) = mine.filter(|_| !opened.contains_key(&epoch)) {
+                        let salt: [u8; 32] = rand_salt(label, epoch);
+                        post(boltensor_coordinator::ConsensusItem::Commit(
+                            WeightsCommit::new(&kp, fed, &v, &salt),
+                        ))
+                        .await;
+                        opened.insert(epoch, (v, salt));
+                    }
+                    if let Some((v, salt)) = epoch.checked_sub(1).and_then(|e| opened.get(&e)) {
+                        if done.insert((v.epoch, "reveal")) {
+                            post(boltensor_coordinator::ConsensusItem::Reveal(
+                                WeightsReveal {
+                                    weights: v.clone().sign(&kp),
+                                    salt: hex::encode(salt),
+                                },
+                            ))
+                            .await;
+                        }
+                    }
+                } else if let Some(v) = mine {
+                    if done.insert((epoch, "weights")) {
+                        post(boltensor_coordinator::ConsensusItem::Weights(v.sign(&kp))).await;
+                    }
+                }
+            }
+        })
+    };
+    let tasks: Vec<_> = VALIDATORS.iter().map(|v| validator(v)).collect();
+    // Measure from the third epoch after the validators start (bonds and, with commit-reveal, the first
+    // reveals in place) over five epochs.
+    let start = net.status(0).await?["epoch"].as_u64().unwrap_or(0) + 3;
+    let end = start + 4;
+    let mut honest = [0u64; 2];
+    let mut copier = 0u64;
+    for e in start..=end {
+        let signed: SignedEpoch = net.wait_epoch(&[0], e, long).await?.remove(0);
+        for n in signed.result.inputs.neurons.iter().flatten() {
+            let d = signed.result.output.validator_emission[n.uid as usize];
+            match VALIDATORS
+                .iter()
+                .position(|v| key(v).x_only_public_key().0 == n.key)
+            {
+                Some(0) => honest[0] += d,
+                Some(1) => honest[1] += d,
+                Some(2) => copier += d,
+                _ => {}
+            }
+        }
+    }
+    for t in tasks {
+        t.abort();
+    }
+    Ok(CopierRun {
+        honest,
+        copier,
+        epochs: (start, end),
+    })
+}
+
+/// A salt that differs per validator and epoch (the test's; a validator draws 32 random bytes).
+fn rand_salt(label: &str, epoch: u64) -> [u8; 32] {
+    use bitcoin::hashes::{sha256, Hash};
+    sha256::Hash::hash(format!("salt/{label}/{epoch}/{:?}", std::time::Instant::now()).as_bytes())
+        .to_byte_array()
+}
+
+/// Commit-reveal (issue 17): a validator that copies the latest public weights earns what the honest
+/// validators earn when weights are public at once, and less once they are committed in one epoch and
+/// revealed in the next — it can then only copy last epoch's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commit_reveal_leaves_a_weight_copier_behind() -> Result {
+    let plain = copier_run(false).await?;
+    let cr = copier_run(true).await?;
+    let share =
+        |r: &CopierRun| r.copier as f64 / ((r.honest[0] + r.honest[1]) as f64 / 2.0).max(1.0);
+    for (name, r) in [("weights public at once", &plain), ("commit-reveal", &cr)] {
+        println!(
+            "copier, {name}: epochs {}–{}: dividends honest-1 {} msat, honest-2 {} msat, copier {} msat = {:.2} of an honest validator's",
+            r.epochs.0, r.epochs.1, r.honest[0], r.honest[1], r.copier, share(r)
+        );
+    }
+    assert!(
+        plain.honest[0] > 0 && cr.honest[0] > 0,
+        "honest validators earn"
+    );
+    assert!(
+        share(&plain) > 0.9,
+        "without commit-reveal the copier keeps up"
+    );
+    assert!(
+        share(&cr) < share(&plain) - 0.1,
+        "commit-reveal leaves the copier behind: {:.2} vs {:.2}",
+        share(&cr),
+        share(&plain)
+    );
+    Ok(())
+}

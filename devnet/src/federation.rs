@@ -53,8 +53,8 @@ pub fn epoch_sessions(epoch: Duration) -> u64 {
 /// The federation's parameters on the devnet: epochs of about `epoch`, bonds that count after one
 /// confirmation and until 20 blocks before a T of at least 200 (the validators bond with T = 1208, the
 /// validator crate's default, so a bond counts for 1187 timer blocks: ~10 h at the default 30 s), a
-/// minimum bond of 50,000 sat, miners registering with a bond of [`MINER_BOND_SAT`] and a pool of
-/// 100,000 msat per epoch.
+/// minimum bond of 50,000 sat, miners registering with a bond of [`MINER_BOND_SAT`], weights committed
+/// and revealed an epoch later (ADR 0014) and a pool of 100,000 msat per epoch.
 pub fn params(epoch: Duration) -> Params {
     Params {
         epoch_sessions: epoch_sessions(epoch),
@@ -65,6 +65,8 @@ pub fn params(epoch: Duration) -> Params {
         epoch_pool_msat: 100_000,
         immunity_epochs: 2,
         miner_bond_min_sat: MINER_BOND_SAT,
+        // Validators commit their weights and reveal them an epoch later, as subtensor's subnets do.
+        commit_reveal: 1,
         ..Params::default()
     }
 }

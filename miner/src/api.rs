@@ -50,6 +50,8 @@ pub enum ApiError {
     Unavailable(String),
     /// 504: the model took longer than the hold timeout (the payment was failed back).
     Timeout(String),
+    /// 429 with `Retry-After`: the model's queue is full; no invoice was issued.
+    Busy(String),
 }
 
 impl ApiError {
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::ModelFailed(m) => (StatusCode::INTERNAL_SERVER_ERROR, "model_error", m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
             ApiError::Timeout(m) => (StatusCode::GATEWAY_TIMEOUT, "timeout", m),
+            ApiError::Busy(m) => (StatusCode::TOO_MANY_REQUESTS, "model_busy", m),
         }
     }
 
@@ -83,9 +86,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();
-        (status, Json(self.body())).into_response()
+        let mut resp = (status, Json(self.body())).into_response();
+        if let ApiError::Busy(_) = self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(BUSY_RETRY_AFTER_SECS),
+            );
+        }
+        resp
     }
 }
+
+/// `Retry-After` of a 429 for a full model queue: a paid request takes about a second or less.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -177,6 +190,27 @@ async fn metrics(State(m): State<Arc<Miner>>) -> Response {
     let _ = writeln!(out, "boltensor_miner_early_runs_total {}", c.early_runs);
     let _ = writeln!(out, "# TYPE boltensor_miner_cancelled_runs_total counter");
     let _ = writeln!(out, "boltensor_miner_cancelled_runs_total {}", c.cancelled);
+    // Admission control: each model's queue of paid requests, and requests turned away with 429.
+    let admission = m.admission();
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_queue Paid requests admitted per model (waiting or running)."
+    );
+    let _ = writeln!(out, "# TYPE boltensor_miner_queue gauge");
+    for (model, (admitted, _)) in &admission {
+        let _ = writeln!(out, "boltensor_miner_queue{{model=\"{model}\"}} {admitted}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_busy_total Requests answered 429 because the model's queue was full."
+    );
+    let _ = writeln!(out, "# TYPE boltensor_miner_busy_total counter");
+    for (model, (_, refused)) in &admission {
+        let _ = writeln!(
+            out,
+            "boltensor_miner_busy_total{{model=\"{model}\"}} {refused}"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -432,6 +466,20 @@ impl Miner {
         gross: u64,
         digest: [u8; 32],
     ) -> Result<Response, ApiError> {
+        // Admission: a full queue turns the request away before any invoice exists, so nothing is
+        // charged and no payment waits out its hold behind the queue.
+        if let Some(a) = self.admission.get(&spec.id) {
+            use std::sync::atomic::Ordering::Relaxed;
+            let admitted = a.admitted.load(Relaxed);
+            if admitted >= self.cfg.max_queue {
+                a.refused.fetch_add(1, Relaxed);
+                return Err(ApiError::Busy(format!(
+                    "{} has {admitted} paid requests in its queue (at most {}): nothing was charged; \
+                     retry after {BUSY_RETRY_AFTER_SECS} s or ask another miner",
+                    spec.id, self.cfg.max_queue
+                )));
+            }
+        }
         // A credit note from an earlier request lowers the price, down to the per-request part.
         let mut credit: Option<([u8; 16], u64)> = None;
         if let Some(note) = headers.get(l402::CREDIT_HEADER) {
@@ -618,9 +666,15 @@ impl Miner {
             permit = None;
         }
         lock(&self.serving).insert(hash);
+        let admission = self.admission.get(&spec.id).cloned();
+        if let Some(a) = &admission {
+            a.admitted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let guard = ServingGuard {
             miner: Arc::clone(self),
             hash,
+            admission,
         };
 
         // Start the model now, while the HTLC may still be on its way. Nothing is delivered (and the
@@ -1290,10 +1344,16 @@ fn test_pause_before_claim() -> Option<std::time::Duration> {
 struct ServingGuard {
     miner: Arc<Miner>,
     hash: [u8; 32],
+    /// The model's admission counter, taken while the request is served.
+    admission: Option<Arc<crate::Admission>>,
 }
 
 impl Drop for ServingGuard {
     fn drop(&mut self) {
         lock(&self.miner.serving).remove(&self.hash);
+        if let Some(a) = &self.admission {
+            a.admitted
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

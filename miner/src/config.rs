@@ -176,10 +176,19 @@ pub struct MinerConfig {
     /// request's model starts once its payment is held. Unpaid runs give way to paid ones.
     #[serde(default = "default_max_unpaid_runs")]
     pub max_unpaid_runs: usize,
+    /// Most paid requests admitted per model at once (waiting for their payment, for the model, or
+    /// running): beyond it a new request gets 429 with `Retry-After` before any invoice is issued, so a
+    /// paid request does not wait out its hold in a queue and nothing is charged for being turned away.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: usize,
 }
 
 fn default_max_unpaid_runs() -> usize {
     2
+}
+
+fn default_max_queue() -> usize {
+    8
 }
 
 /// Ways a test miner cheats or fails, for validators to catch (tests and the devnet only).
@@ -209,6 +218,7 @@ impl MinerConfig {
             rate_limit: boltensor_http::RateLimit::default(),
             misbehaviour: None,
             max_unpaid_runs: default_max_unpaid_runs(),
+            max_queue: default_max_queue(),
         }
     }
 

@@ -18,7 +18,7 @@ pub mod backend;
 pub mod config;
 pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -95,6 +95,18 @@ pub struct Miner {
     sweeps: std::sync::atomic::AtomicU64,
     /// Permits for model runs started before their payment is held ([`MinerConfig::max_unpaid_runs`]).
     unpaid_runs: Arc<tokio::sync::Semaphore>,
+    /// Per model: paid requests admitted now ([`MinerConfig::max_queue`]), and requests turned away
+    /// with 429 because the queue was full.
+    admission: HashMap<String, Arc<Admission>>,
+}
+
+/// One model's admission counters.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    /// Paid requests admitted (a token in use: waiting for its payment or the model, or running).
+    pub(crate) admitted: std::sync::atomic::AtomicUsize,
+    /// Requests answered 429 because `admitted` was at the limit.
+    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Miner {
@@ -133,7 +145,6 @@ impl Miner {
             node,
             store,
             key,
-            models,
             serving: Mutex::new(HashSet::new()),
             held_since: Mutex::new(HashMap::new()),
             claimed_at: Mutex::new(HashMap::new()),
@@ -142,6 +153,11 @@ impl Miner {
             compute: Arc::new(backend::ComputeStats::default()),
             sweeps: std::sync::atomic::AtomicU64::new(0),
             unpaid_runs: Arc::new(tokio::sync::Semaphore::new(cfg_unpaid)),
+            admission: models
+                .keys()
+                .map(|id| (id.clone(), Arc::new(Admission::default())))
+                .collect(),
+            models,
         }))
     }
 
@@ -159,6 +175,20 @@ impl Miner {
     /// Model compute spent on runs started before their payment was held.
     pub fn compute_stats(&self) -> backend::ComputeSnapshot {
         self.compute.snapshot()
+    }
+
+    /// Per model: paid requests admitted now, and requests turned away with 429 so far.
+    pub fn admission(&self) -> BTreeMap<String, (usize, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.admission
+            .iter()
+            .map(|(id, a)| {
+                (
+                    id.clone(),
+                    (a.admitted.load(Relaxed), a.refused.load(Relaxed)),
+                )
+            })
+            .collect()
     }
 
     /// Sweeps of the open requests done so far.

@@ -342,3 +342,64 @@ async fn expired_unpaid_challenges_are_pruned_and_metrics_do_not_scan_history() 
     n.stop().await;
     Ok(())
 }
+
+/// Admission control (issue 21): with the chat model's queue full (`max_queue` = 1, one paid chat
+/// running), a new request is turned away with 429 and `Retry-After` before any invoice or record
+/// exists — nothing to pay, nothing to wait out in a queue — and admitted again once the queue drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_turns_requests_away_before_any_invoice() -> Result {
+    let price = Price {
+        per_request_msat: 1_000,
+        per_token_msat: 10,
+    };
+    let n = AttackNet::start(&[CHAT], price, |cfg| cfg.max_queue = 1).await?;
+    let url = n.url.clone();
+    let body = |i: usize| json!({"model": CHAT, "messages": [{"role": "user", "content": format!("Count from {i} to 300, one number per line.")}], "max_tokens": 120});
+    let queued = |n: &AttackNet| n.miner.admission().get(CHAT).map_or(0, |a| a.0);
+    let records =
+        |n: &AttackNet| -> u64 { n.miner.store().counts().unwrap_or_default().values().sum() };
+
+    // One paid chat in the queue.
+    let c1 = challenge(&url, CHAT_PATH, &body(1), None).await?;
+    let first = {
+        let (payer, url, b) = (n.attacker.clone(), url.clone(), body(1));
+        tokio::spawn(async move { pay_and_use(&payer, &url, CHAT_PATH, &b, &c1).await })
+    };
+    wait_for(
+        "the paid chat to be admitted",
+        Duration::from_secs(30),
+        || {
+            let q = queued(&n);
+            async move { Ok((q == 1).then_some(())) }
+        },
+    )
+    .await?;
+    let before = records(&n);
+    let busy = post(&url, CHAT_PATH, &body(2), None, None).await?;
+    let after = records(&n);
+    let (answer, _) = first.await??;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    wait_for("the queue to drain", Duration::from_secs(30), || {
+        let q = queued(&n);
+        async move { Ok((q == 0).then_some(())) }
+    })
+    .await?;
+    let again = post(&url, CHAT_PATH, &body(3), None, None).await?;
+    let refused = n.miner.admission().get(CHAT).map_or(0, |a| a.1);
+    println!(
+        "admission: queue full (1 of 1) → {} Retry-After {:?}, invoice in the answer: {}, records {before} → {after}; \
+         queue drained → {}; turned away so far: {refused}",
+        busy.status,
+        busy.header("retry-after"),
+        busy.body.get("invoice").is_some(),
+        again.status,
+    );
+    assert_eq!(busy.status, 429, "{}", busy.text);
+    assert_eq!(busy.header("retry-after").as_deref(), Some("1"));
+    assert!(busy.body.get("invoice").is_none() && busy.header("www-authenticate").is_none());
+    assert_eq!(after, before, "a turned-away request left a record");
+    assert_eq!(again.status, 402, "{}", again.text);
+    assert_eq!(refused, 1);
+    n.stop().await;
+    Ok(())
+}

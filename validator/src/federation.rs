@@ -97,9 +97,17 @@ pub struct FederationStatus {
     pub session: u64,
     /// The epoch whose weights are being collected.
     pub epoch: u64,
+    /// The parameters in force.
+    #[serde(default)]
+    pub params: serde_json::Value,
 }
 
 impl FederationStatus {
+    /// Whether validators commit their weights in one epoch and reveal them in the next.
+    pub fn commit_reveal(&self) -> bool {
+        self.params["commit_reveal"].as_u64().unwrap_or(0) != 0
+    }
+
     /// The faulty members tolerated: n − threshold.
     pub fn max_faulty(&self) -> usize {
         self.members.saturating_sub(self.threshold)
@@ -457,6 +465,17 @@ impl FederationClient {
         let item = serde_json::to_value(ConsensusItem::Register(registration.clone()))
             .expect("items serialise");
         let d = self.post_all("/v1/items", &item).await?;
+        if d.delivered() {
+            Ok(d)
+        } else {
+            Err(d.failure())
+        }
+    }
+
+    /// Submits any consensus item (a weights commit or reveal, say) to every coordinator.
+    pub async fn submit_item(&self, item: &ConsensusItem) -> Result<Delivery, FederationError> {
+        let body = serde_json::to_value(item).expect("items serialise");
+        let d = self.post_all("/v1/items", &body).await?;
         if d.delivered() {
             Ok(d)
         } else {

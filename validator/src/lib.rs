@@ -964,13 +964,97 @@ impl Validator {
                 return;
             }
         };
+        let commit_reveal = fed.status().await.is_ok_and(|s| s.commit_reveal());
+        if commit_reveal {
+            // Last epoch's vector is revealed now (what it committed to), whatever this epoch holds.
+            self.reveal(fed, epoch).await;
+        }
         let signed = matches!(self.signed(epoch), Ok(Some(_)));
         if !signed && self.weights(epoch).weights.is_empty() {
             tracing::info!(epoch, "no miner scored yet; nothing to sign");
             return;
         }
-        if let Err(e) = self.submit_epoch(fed, timeout).await {
+        let delivered = if commit_reveal {
+            self.commit(fed, epoch).await.map(|_| ())
+        } else {
+            self.submit_epoch(fed, timeout).await.map(|_| ())
+        };
+        if let Err(e) = delivered {
             tracing::error!(error = %e, "weights not delivered to the federation");
+        }
+    }
+
+    /// The salt of this validator's commitment for `epoch`: derived from its secret key, so a restart
+    /// between commit and reveal still opens the commit, and nobody else can compute it.
+    fn commit_salt(&self, federation: [u8; 32], epoch: u64) -> [u8; 32] {
+        use bitcoin::hashes::{sha256, Hash, HashEngine};
+        let mut e = sha256::Hash::engine();
+        e.input(b"boltensor/commit-salt/v1");
+        e.input(&self.keypair.secret_bytes());
+        e.input(&federation);
+        e.input(&epoch.to_be_bytes());
+        sha256::Hash::from_engine(e).to_byte_array()
+    }
+
+    /// Commit-reveal: signs this epoch's vector (once, as without it) and submits its commitment.
+    async fn commit(
+        &self,
+        fed: &FederationClient,
+        epoch: u64,
+    ) -> Result<Delivery, FederationError> {
+        let started = Instant::now();
+        let federation = fed.federation_id().await?;
+        let signed = self
+            .close_epoch(epoch)
+            .map_err(|e| FederationError::Sign(e.to_string()))?;
+        let salt = self.commit_salt(federation, epoch);
+        let commit = boltensor_coordinator::items::WeightsCommit::new(
+            &self.keypair,
+            federation,
+            &signed.vector,
+            &salt,
+        );
+        let result = fed
+            .submit_item(&boltensor_coordinator::ConsensusItem::Commit(commit))
+            .await;
+        let m = &self.metrics;
+        match &result {
+            Ok(d) => {
+                tracing::info!(epoch, holders = d.holders(), "weights committed");
+                m.submitted.fetch_add(1, Ordering::Relaxed);
+                m.last_submitted.fetch_max(epoch + 1, Ordering::Relaxed);
+                push_latency(&mut lock(&m.submit_latencies), started.elapsed());
+            }
+            Err(_) => {
+                m.submit_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// Commit-reveal: reveals the vector committed in the epoch before `epoch`, if one was signed.
+    async fn reveal(&self, fed: &FederationClient, epoch: u64) {
+        let Some(prev) = epoch
+            .checked_sub(1)
+            .and_then(|e| self.signed(e).ok().flatten())
+        else {
+            return;
+        };
+        let Ok(federation) = fed.federation_id().await else {
+            return;
+        };
+        let salt = self.commit_salt(federation, prev.vector.epoch);
+        let reveal = boltensor_coordinator::items::WeightsReveal {
+            weights: prev,
+            salt: hex::encode(salt),
+        };
+        match fed
+            .submit_item(&boltensor_coordinator::ConsensusItem::Reveal(reveal))
+            .await
+        {
+            Ok(d) => tracing::debug!(epoch = epoch - 1, holders = d.holders(), "weights revealed"),
+            // Refused when it was never committed (signed too late, say): that epoch has no vector.
+            Err(e) => tracing::debug!(epoch = epoch - 1, error = %e, "weights not revealed"),
         }
     }
 }

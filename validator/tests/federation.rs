@@ -71,6 +71,7 @@ impl Net {
                 epoch_pool_msat: 1_000_000,
                 ..Params::default()
             },
+            boltensor_testenv::free_port,
         )?;
         federation.validate()?;
         let dirs = (0..4)

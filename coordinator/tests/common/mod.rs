@@ -133,6 +133,7 @@ impl Net {
                 round_delay_ms: 60,
             },
             params,
+            boltensor_testenv::free_port,
         )?;
         federation.validate()?;
         Ok(Net {

@@ -46,8 +46,9 @@ pub struct ApiState {
     refused: AtomicU64,
     /// Open dashboard streams.
     pub streams: crate::dashboard::StreamSlots,
-    /// This member's bitcoind: a registration's bond proof is checked against it before the item is
-    /// queued (none: this member queues claims unchecked, as a member without bitcoind attests nothing).
+    /// This member's bitcoind: when registration is priced, a registration's bond proof is checked
+    /// against it before the item is queued (none: this member queues claims unchecked, as a member
+    /// without bitcoind attests nothing).
     pub rpc: Option<boltensor_contracts::BitcoindRpc>,
 }
 

@@ -688,10 +688,10 @@ impl State {
         let key = XOnlyPublicKey::from_slice(&sw.vector.validator).map_err(|e| e.to_string())?;
         let uid = self.weighing_validator(&key)?;
         let epoch = sw.vector.epoch;
-        if epoch + 1 != self.epoch {
+        if epoch.checked_add(1) != Some(self.epoch) {
             return Err(format!(
                 "a reveal of epoch {epoch}'s weights is ordered while epoch {} collects; collecting epoch {}",
-                epoch + 1,
+                epoch.saturating_add(1),
                 self.epoch
             ));
         }
@@ -819,7 +819,7 @@ impl State {
         self.commits.retain(|k, _| {
             k.split_once(':')
                 .and_then(|(_, e)| e.parse::<u64>().ok())
-                .is_some_and(|e| e + 1 >= epoch)
+                .is_some_and(|e| e.saturating_add(1) >= epoch)
         });
         if let Some(p) = self.pending_params.take() {
             self.params = p;
@@ -1390,6 +1390,10 @@ mod tests {
             st.check(&other_fed, 0).is_err(),
             "another federation's commit"
         );
+        let far = st
+            .check(&reveal(vector(u64::MAX, 1), salt), 0)
+            .expect_err("no such epoch");
+        assert!(far.contains("collecting epoch 0"), "{far}");
         let early = st
             .apply(&reveal(vector(0, 65_535), salt), 0)
             .expect_err("same epoch");

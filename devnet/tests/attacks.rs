@@ -125,7 +125,9 @@ async fn a_devnet_attacker_gets_no_more_than_its_honest_share() -> Result {
     let stopped = devnet::down(&dir_path).await;
     let ended = up.await.expect("devnet task does not panic");
     match outcome {
-        Ok(r) => r?,
+        // Say why `up` ended, not only that it did.
+        Ok(Err(e)) => return Err(err(format!("{e}; devnet up ended with {ended:?}"))),
+        Ok(Ok(())) => {}
         Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
     }
     assert!(stopped?, "down found the devnet running");

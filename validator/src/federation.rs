@@ -716,22 +716,24 @@ async fn find_output(
 ) -> Result<OutPoint, FederationError> {
     let spk = bond.script_pubkey();
     let started = Instant::now();
+    let chain_err = |e: boltensor_contracts::ChainError| FederationError::Bond(e.to_string());
     loop {
-        let mut seen = false;
-        for vout in 0..8 {
-            let op = OutPoint { txid, vout };
-            match rpc.tx_out(&op).await {
-                Ok(Some((out, _))) => {
-                    seen = true;
+        // Only once bitcoind knows the transaction are its outputs read: read while it arrives, the bond
+        // output could be missed and another one seen (it happened: "no output paying the bond").
+        if rpc
+            .tx_confirmations(&txid)
+            .await
+            .map_err(chain_err)?
+            .is_some()
+        {
+            for vout in 0..8 {
+                let op = OutPoint { txid, vout };
+                if let Some((out, _)) = rpc.tx_out(&op).await.map_err(chain_err)? {
                     if out.script_pubkey == spk {
                         return Ok(op);
                     }
                 }
-                Ok(None) => {}
-                Err(e) => return Err(FederationError::Bond(e.to_string())),
             }
-        }
-        if seen {
             return Err(FederationError::Bond(format!(
                 "transaction {txid} has no output paying the bond"
             )));

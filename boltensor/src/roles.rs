@@ -276,8 +276,8 @@ pub struct MinerRunArgs {
     /// Longest a payment is held while the model runs, seconds.
     #[arg(long, default_value_t = 60)]
     pub hold_timeout_secs: u64,
-    /// Most paid requests per model at once (waiting or running); beyond it a request gets 429 with
-    /// Retry-After before any invoice is issued.
+    /// Most paid requests per model at once (payment held, waiting for the model or running); beyond it
+    /// a request gets 429 with Retry-After before any invoice is issued.
     #[arg(long, default_value_t = 8)]
     pub max_queue: usize,
     /// Register with the coordinator federation through this member's API URL (repeat: give more than

@@ -666,15 +666,10 @@ impl Miner {
             permit = None;
         }
         lock(&self.serving).insert(hash);
-        let admission = self.admission.get(&spec.id).cloned();
-        if let Some(a) = &admission {
-            a.admitted
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let guard = ServingGuard {
+        let mut guard = ServingGuard {
             miner: Arc::clone(self),
             hash,
-            admission,
+            admission: None,
         };
 
         // Start the model now, while the HTLC may still be on its way. Nothing is delivered (and the
@@ -727,6 +722,13 @@ impl Miner {
                 )));
             }
         };
+        // Paid: the request now counts in its model's queue (admission control). Only held payments
+        // count, so tokens sent without paying cannot fill the queue and turn paying clients away.
+        if let Some(a) = self.admission.get(&spec.id) {
+            a.admitted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            guard.admission = Some(Arc::clone(a));
+        }
         // Paid: keep the early run if it is still alive, else (it gave way to paid work, or there was
         // none) start the model now as paid work.
         let started = match run {
@@ -1344,7 +1346,7 @@ fn test_pause_before_claim() -> Option<std::time::Duration> {
 struct ServingGuard {
     miner: Arc<Miner>,
     hash: [u8; 32],
-    /// The model's admission counter, taken while the request is served.
+    /// The model's admission counter, taken once the payment is held, until the request ends.
     admission: Option<Arc<crate::Admission>>,
 }
 

@@ -176,9 +176,10 @@ pub struct MinerConfig {
     /// request's model starts once its payment is held. Unpaid runs give way to paid ones.
     #[serde(default = "default_max_unpaid_runs")]
     pub max_unpaid_runs: usize,
-    /// Most paid requests admitted per model at once (waiting for their payment, for the model, or
-    /// running): beyond it a new request gets 429 with `Retry-After` before any invoice is issued, so a
-    /// paid request does not wait out its hold in a queue and nothing is charged for being turned away.
+    /// Most paid requests admitted per model at once (payment held: waiting for the model, or running):
+    /// beyond it a new request gets 429 with `Retry-After` before any invoice is issued, so a paid request
+    /// does not wait out its hold in a queue and nothing is charged for being turned away. Tokens sent
+    /// without paying do not count (they could fill the queue for free).
     #[serde(default = "default_max_queue")]
     pub max_queue: usize,
 }

@@ -103,7 +103,7 @@ pub struct Miner {
 /// One model's admission counters.
 #[derive(Debug, Default)]
 pub(crate) struct Admission {
-    /// Paid requests admitted (a token in use: waiting for its payment or the model, or running).
+    /// Paid requests admitted (payment held: waiting for the model, or running).
     pub(crate) admitted: std::sync::atomic::AtomicUsize,
     /// Requests answered 429 because `admitted` was at the limit.
     pub(crate) refused: std::sync::atomic::AtomicU64,

@@ -352,12 +352,44 @@ async fn a_full_queue_turns_requests_away_before_any_invoice() -> Result {
         per_request_msat: 1_000,
         per_token_msat: 10,
     };
-    let n = AttackNet::start(&[CHAT], price, |cfg| cfg.max_queue = 1).await?;
+    let n = AttackNet::start(&[CHAT], price, |cfg| {
+        cfg.max_queue = 1;
+        cfg.payment_wait = Duration::from_secs(5);
+    })
+    .await?;
     let url = n.url.clone();
     let body = |i: usize| json!({"model": CHAT, "messages": [{"role": "user", "content": format!("Count from {i} to 300, one number per line.")}], "max_tokens": 120});
     let queued = |n: &AttackNet| n.miner.admission().get(CHAT).map_or(0, |a| a.0);
     let records =
         |n: &AttackNet| -> u64 { n.miner.store().counts().unwrap_or_default().values().sum() };
+
+    // A token sent without paying waits for its payment but takes no place in the queue: otherwise
+    // anyone could keep a model "busy" for free.
+    let c0 = challenge(&url, CHAT_PATH, &body(0), None).await?;
+    let unpaid = {
+        let (url, b, token) = (url.clone(), body(0), c0.token.clone());
+        tokio::spawn(async move {
+            post(&url, CHAT_PATH, &b, Some(&format!("L402 {token}")), None).await
+        })
+    };
+    wait_for(
+        "the unpaid token to be in use",
+        Duration::from_secs(10),
+        || {
+            let serving = n
+                .miner
+                .store()
+                .get(&c0.payment_hash)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.status == boltensor_miner::store::Status::Serving);
+            async move { Ok(serving.then_some(())) }
+        },
+    )
+    .await?;
+    let queued_unpaid = queued(&n);
+    let beside_unpaid = post(&url, CHAT_PATH, &body(9), None, None).await?;
+    assert_eq!(unpaid.await??.status, 402, "the unpaid token is not served");
 
     // One paid chat in the queue.
     let c1 = challenge(&url, CHAT_PATH, &body(1), None).await?;
@@ -387,13 +419,20 @@ async fn a_full_queue_turns_requests_away_before_any_invoice() -> Result {
     let again = post(&url, CHAT_PATH, &body(3), None, None).await?;
     let refused = n.miner.admission().get(CHAT).map_or(0, |a| a.1);
     println!(
-        "admission: queue full (1 of 1) → {} Retry-After {:?}, invoice in the answer: {}, records {before} → {after}; \
-         queue drained → {}; turned away so far: {refused}",
+        "admission: an unpaid token waiting → queue {queued_unpaid}, a new request → {}; queue full (1 of 1) → {} \
+         Retry-After {:?}, invoice in the answer: {}, records {before} → {after}; queue drained → {}; turned away \
+         so far: {refused}",
+        beside_unpaid.status,
         busy.status,
         busy.header("retry-after"),
         busy.body.get("invoice").is_some(),
         again.status,
     );
+    assert_eq!(
+        queued_unpaid, 0,
+        "an unpaid token took a place in the queue"
+    );
+    assert_eq!(beside_unpaid.status, 402, "{}", beside_unpaid.text);
     assert_eq!(busy.status, 429, "{}", busy.text);
     assert_eq!(busy.header("retry-after").as_deref(), Some("1"));
     assert!(busy.body.get("invoice").is_none() && busy.header("www-authenticate").is_none());

@@ -40,6 +40,32 @@ pub struct Ledger {
     pub requests: Vec<MinerRequest>,
     /// The federation's epoch payout receipts.
     pub payouts: Vec<Payout>,
+    /// Each member's books of a fee-funded pool (empty when the pool is fixed).
+    #[serde(default)]
+    pub pool: Vec<MemberBooks>,
+}
+
+/// One coordinator member's books of a fee-funded pool (ADR 0015): what its node earned forwarding, what
+/// it reported to the federation, its parts of the epochs' pools, and what it owes and paid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberBooks {
+    /// The member's index.
+    pub member: u16,
+    /// What its node's forward ledger says it earned, msat (`None`: the node is another member's, or not
+    /// known to the auditor).
+    pub earned_msat: Option<u64>,
+    /// Its last fee report (a running total), msat.
+    pub reported_msat: u64,
+    /// The part of the report closed epochs accounted for, msat.
+    pub accounted_msat: u64,
+    /// The sum of its parts of the epochs' pools (`pool_fee_share_ppm` of its income in each), msat.
+    pub pool_msat: u64,
+    /// The sum of the payouts it owes or owed, msat.
+    pub owed_msat: u64,
+    /// The sum of its receipted payouts, msat.
+    pub paid_msat: u64,
+    /// The share of fees paid out in force, ppm (for the bound `pool ≤ share × accounted`).
+    pub share_ppm: u64,
 }
 
 /// One Lightning node's payments.
@@ -95,19 +121,27 @@ pub struct Payout {
     /// The keysend payment's hash (hex in JSON).
     #[serde(with = "hex::serde")]
     pub payment_hash: [u8; 32],
+    /// The member that paid its share of a fee-funded pool (`None`: the epoch's round-robin payer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<u16>,
 }
 
 impl Payout {
-    /// Parses the federation's `receipts` map (`GET /v1/payouts`: `"epoch:key" → payment hash hex`).
+    /// Parses the federation's `receipts` map (`GET /v1/payouts`: `"epoch:key"` or, for a member's share
+    /// of a fee-funded pool, `"epoch:member:key"` → payment hash hex).
     pub fn from_receipts<'a>(
         receipts: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Result<Vec<Payout>, String> {
         receipts
             .into_iter()
             .map(|(k, v)| {
-                let (epoch, payee) = k
-                    .split_once(':')
-                    .ok_or_else(|| format!("receipt key {k:?} is not epoch:key"))?;
+                let bad = || format!("receipt key {k:?} is not epoch:key or epoch:member:key");
+                let parts: Vec<&str> = k.split(':').collect();
+                let (epoch, payer, payee) = match parts[..] {
+                    [e, key] => (e, None, key),
+                    [e, m, key] => (e, Some(m.parse::<u16>().map_err(|_| bad())?), key),
+                    _ => return Err(bad()),
+                };
                 let epoch = epoch
                     .parse()
                     .map_err(|e| format!("receipt key {k:?}: epoch: {e}"))?;
@@ -119,6 +153,7 @@ impl Payout {
                     epoch,
                     payee: payee.to_string(),
                     payment_hash,
+                    payer,
                 })
             })
             .collect()
@@ -162,6 +197,9 @@ pub enum Rule {
     PayoutWithoutReceipt,
     /// Two receipts for one (epoch, payee).
     EpochPaidTwice,
+    /// A member's payouts exceed its parts of the pool, or its parts exceed the share of the fees it
+    /// reported, or its report exceeds what its node earned: a sat paid out that the network did not earn.
+    PoolBeyondFees,
 }
 
 impl fmt::Display for Violation {
@@ -217,6 +255,18 @@ pub struct AuditReport {
     pub receipts: u64,
     /// Keysend payouts sent but not yet receipted (the receipt is on its way through consensus), msat.
     pub unreceipted_msat: u64,
+    /// Fee-funded pools: forwarding fees the members' nodes earned (where known), msat.
+    #[serde(default)]
+    pub fees_earned_msat: u64,
+    /// Fee-funded pools: fees the members reported and closed epochs accounted for, msat.
+    #[serde(default)]
+    pub fees_accounted_msat: u64,
+    /// Fee-funded pools: the sum of the epochs' pools, msat.
+    #[serde(default)]
+    pub pool_msat: u64,
+    /// Fee-funded pools: payouts receipted, msat.
+    #[serde(default)]
+    pub pool_paid_msat: u64,
     /// The miners' requests by outcome.
     pub requests: Outcomes,
     /// What broke a rule.
@@ -280,6 +330,57 @@ impl AuditReport {
     }
 }
 
+/// The rule of a fee-funded pool, per member and so in total: paid ≤ owed ≤ pool parts ≤ share ×
+/// accounted fees, accounted ≤ reported ≤ earned (where the node's ledger is known).
+fn check_pool(books: &[MemberBooks], r: &mut AuditReport) {
+    for b in books {
+        r.fees_earned_msat += b.earned_msat.unwrap_or(0);
+        r.fees_accounted_msat += b.accounted_msat;
+        r.pool_msat += b.pool_msat;
+        r.pool_paid_msat += b.paid_msat;
+        let share = (u128::from(b.accounted_msat) * u128::from(b.share_ppm) / 1_000_000) as u64;
+        let mut broken = Vec::new();
+        if b.paid_msat > b.owed_msat {
+            broken.push(format!("paid {} > owed {}", b.paid_msat, b.owed_msat));
+        }
+        if b.owed_msat > b.pool_msat {
+            broken.push(format!(
+                "owed {} > its pool parts {}",
+                b.owed_msat, b.pool_msat
+            ));
+        }
+        if b.share_ppm > 0 && b.pool_msat > share {
+            broken.push(format!(
+                "pool parts {} > {} ppm of the {} msat of fees accounted",
+                b.pool_msat, b.share_ppm, b.accounted_msat
+            ));
+        }
+        if b.accounted_msat > b.reported_msat {
+            broken.push(format!(
+                "accounted {} > reported {}",
+                b.accounted_msat, b.reported_msat
+            ));
+        }
+        if let Some(earned) = b.earned_msat.filter(|e| b.reported_msat > *e) {
+            broken.push(format!(
+                "reported {} > its node earned {earned}",
+                b.reported_msat
+            ));
+        }
+        if !broken.is_empty() {
+            let over = b
+                .paid_msat
+                .saturating_sub(share.min(b.earned_msat.unwrap_or(u64::MAX)));
+            r.violate(
+                Rule::PoolBeyondFees,
+                over,
+                format!("member-{}", b.member),
+                broken.join("; "),
+            );
+        }
+    }
+}
+
 fn is_payer(role: Role) -> bool {
     matches!(role, Role::Client | Role::Validator)
 }
@@ -287,6 +388,7 @@ fn is_payer(role: Role) -> bool {
 /// Checks the ledger invariant. Pure: the same ledger always gives the same report.
 pub fn check(ledger: &Ledger) -> AuditReport {
     let mut r = AuditReport::default();
+    check_pool(&ledger.pool, &mut r);
 
     // Miner side: inbound invoice payments by hash, and request outcomes by hash.
     let miners: BTreeSet<&str> = ledger
@@ -451,10 +553,11 @@ pub fn check(ledger: &Ledger) -> AuditReport {
     }
     // Epoch payouts.
     let mut receipted: BTreeMap<[u8; 32], &Payout> = BTreeMap::new();
-    let mut per_epoch: BTreeSet<(u64, &str)> = BTreeSet::new();
+    let mut per_epoch: BTreeSet<(u64, Option<u16>, &str)> = BTreeSet::new();
     for p in &ledger.payouts {
         r.receipts += 1;
-        if !per_epoch.insert((p.epoch, p.payee.as_str())) || receipted.contains_key(&p.payment_hash)
+        if !per_epoch.insert((p.epoch, p.payer, p.payee.as_str()))
+            || receipted.contains_key(&p.payment_hash)
         {
             r.violate(
                 Rule::EpochPaidTwice,
@@ -642,8 +745,61 @@ mod tests {
                 epoch: 1,
                 payee: "k".into(),
                 payment_hash: [9; 32],
+                payer: None,
+            }],
+            pool: vec![MemberBooks {
+                member: 0,
+                earned_msat: Some(5_000),
+                reported_msat: 4_000,
+                accounted_msat: 3_000,
+                pool_msat: 1_500,
+                owed_msat: 1_490,
+                paid_msat: 1_000,
+                share_ppm: 500_000,
             }],
         }
+    }
+
+    #[test]
+    fn a_pool_is_paid_only_out_of_fees_earned() {
+        let r = check_settled(&healthy());
+        assert_eq!(
+            (
+                r.fees_earned_msat,
+                r.fees_accounted_msat,
+                r.pool_msat,
+                r.pool_paid_msat
+            ),
+            (5_000, 3_000, 1_500, 1_000)
+        );
+        let broken = |f: fn(&mut MemberBooks)| {
+            let mut l = healthy();
+            f(&mut l.pool[0]);
+            check(&l)
+                .violations
+                .iter()
+                .filter(|v| v.rule == Rule::PoolBeyondFees)
+                .count()
+        };
+        assert_eq!(broken(|_| {}), 0);
+        assert_eq!(broken(|b| b.paid_msat = 1_491), 1, "paid beyond owed");
+        assert_eq!(broken(|b| b.owed_msat = 1_501), 1, "owed beyond the pool");
+        assert_eq!(broken(|b| b.pool_msat = 1_501), 1, "pool beyond the share");
+        assert_eq!(
+            broken(|b| b.accounted_msat = 4_001),
+            1,
+            "accounted beyond reported"
+        );
+        assert_eq!(
+            broken(|b| b.earned_msat = Some(3_999)),
+            1,
+            "reported beyond earned"
+        );
+        assert_eq!(
+            broken(|b| b.earned_msat = None),
+            0,
+            "a shared node: not known"
+        );
     }
 
     #[test]
@@ -743,6 +899,7 @@ mod tests {
             epoch: 1,
             payee: "k".into(),
             payment_hash: [10; 32],
+            payer: None,
         });
         assert!(check(&l)
             .violations

@@ -1063,6 +1063,7 @@ fn audit(i: &LedgerInputs<'_>) -> boltensor_audit::AuditReport {
         ],
         requests,
         payouts: Vec::new(),
+        pool: Vec::new(),
     })
 }
 
@@ -1213,7 +1214,7 @@ async fn start_federation(cfg: &FederationLoadConfig) -> Result<Federated, LoadE
             Options {
                 rpc: Some(rpc.clone()),
                 bond_check_every: Some(Duration::from_millis(500)),
-                ln: None,
+                ..Options::default()
             },
         )
         .await

@@ -176,6 +176,7 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                 Options {
                     rpc: Some(rpc),
                     bond_check_every: None,
+                    ln_shared: false,
                     ln: ln.clone(),
                 },
             )

@@ -218,6 +218,7 @@ async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str)
         nodes,
         requests: Vec::new(),
         payouts: fed.receipts(1).await?,
+        pool: Vec::new(),
     })
 }
 

@@ -10,12 +10,13 @@
 //! | `GET /v1/epochs/{n}`, `/v1/epochs/latest` | a signed epoch result with every input |
 //! | `GET /v1/miners?model=` | miners ranked by the last signed epoch's incentive (only those whose bond counts, when `miner_bond_min_sat` asks for one) |
 //! | `GET /v1/registry` | every registrant with its stake |
-//! | `GET /v1/payouts` | epoch payouts owed (`epoch:key` → msat) and receipted (→ payment hash) |
+//! | `GET /v1/payouts` | epoch payouts owed (`epoch:key`, or `epoch:member:key` for a member's share of a fee-funded pool → msat) and receipted (→ payment hash); each member's pool books (`members`) |
 //! | `POST /v1/admin/vote` | this member votes for a parameter change (bearer token from `admin.token`) |
 //! | `GET /v1/admin/ledger` | this member's Lightning payments, for the ledger audit (bearer token; only with a node) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | the dashboard (live over `GET /v1/stream`, server-sent events, at most a few per client IP and in all: 429 / 503 beyond; `GET /v1/dashboard` one snapshot) |
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -198,10 +199,11 @@ async fn submit_item(
             ConsensusItem::Attest(_)
             | ConsensusItem::Vote(_)
             | ConsensusItem::Receipt(_)
+            | ConsensusItem::Fees(_)
             | ConsensusItem::SlashSignature(_),
         ) => error(
             StatusCode::FORBIDDEN,
-            "attestations, votes, receipts and slash signatures come from members only",
+            "attestations, votes, receipts, fee reports and slash signatures come from members only",
         ),
         Ok(item) => {
             if let Err(refusal) = check_bond_on_chain(&s, &item).await {
@@ -397,7 +399,33 @@ async fn registry(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
 
 async fn payouts(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     let st = s.engine.state();
-    Json(json!({ "owed_msat": st.owed, "receipts": st.receipts }))
+    Json(json!({
+        "owed_msat": st.owed,
+        "receipts": st.receipts,
+        "pool_fee_share_ppm": st.params.pool_fee_share_ppm,
+        "members": member_books(&st),
+    }))
+}
+
+/// Each member's books of a fee-funded pool (ADR 0015), by member index: fees reported (running total)
+/// and forwards, fees accounted for by closed epochs, the sum of its pool parts, of the payouts it owes
+/// or owed, and of those receipted. `boltensor_audit::MemberBooks`, less what the node earned.
+pub fn member_books(st: &crate::state::State) -> Vec<serde_json::Value> {
+    let get = |m: &BTreeMap<usize, u64>, i: usize| m.get(&i).copied().unwrap_or(0);
+    (0..st.members)
+        .map(|i| {
+            let r = st.fee_reports.get(&i);
+            json!({
+                "member": i,
+                "reported_msat": r.map_or(0, |r| r.fee_msat),
+                "forwards": r.map_or(0, |r| r.forwards),
+                "accounted_msat": get(&st.fees_accounted, i),
+                "pool_msat": get(&st.pool_parts_msat, i),
+                "owed_msat": get(&st.owed_by_msat, i),
+                "paid_msat": get(&st.paid_by_msat, i),
+            })
+        })
+        .collect()
 }
 
 /// Admin endpoints: `Authorization: Bearer <contents of admin.token>`, compared in constant time; an

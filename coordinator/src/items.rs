@@ -34,6 +34,9 @@ pub enum ConsensusItem {
     Commit(WeightsCommit),
     /// The vector a validator committed to in the previous epoch, with its salt (commit-reveal).
     Reveal(WeightsReveal),
+    /// A member's forwarding income so far (only counted from members, for themselves): what funds the
+    /// epoch pool when `pool_fee_share_ppm` > 0 (ADR 0015).
+    Fees(FeeReport),
 }
 
 impl ConsensusItem {
@@ -65,6 +68,7 @@ impl ConsensusItem {
             ConsensusItem::SlashSignature(_) => "slash_signature",
             ConsensusItem::Commit(_) => "commit",
             ConsensusItem::Reveal(_) => "reveal",
+            ConsensusItem::Fees(_) => "fees",
         }
     }
 }
@@ -382,6 +386,23 @@ pub struct PayoutReceipt {
     pub msat: u64,
     /// The Lightning payment id / hash (hex).
     pub payment: String,
+    /// The member that paid it, when the pool is funded by fees and every member pays its share
+    /// (`None`: the epoch's round-robin payer; not serialised then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<u16>,
+}
+
+/// A member's forwarding income: the forwarding fees its Lightning node has earned since its ledger
+/// began ([`boltensor_ln::Forwards`]), a running total that only grows. The member is the item's
+/// proposer (consensus authenticates it), so the report names no member and needs no signature of its
+/// own. Each epoch's income of a member is its last report minus what earlier epochs accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeReport {
+    /// Fees earned, msat, in total.
+    pub fee_msat: u64,
+    /// Payments forwarded, in total.
+    pub forwards: u64,
 }
 
 fn verify_sig(sig_hex: &str, digest: &[u8; 32], key: &XOnlyPublicKey) -> Result<(), String> {

@@ -57,6 +57,9 @@ pub struct Options {
     /// This member's Lightning node, to pay the epochs it is the payer of (none: it pays nothing, and
     /// its epochs stay owed).
     pub ln: Option<std::sync::Arc<boltensor_ln::LnNode>>,
+    /// `ln` is shared with a member of a lower index (a devnet with fewer hubs than members): this member
+    /// does not report the node's forwarding fees, which that member already reports.
+    pub ln_shared: bool,
 }
 
 /// A running coordinator: consensus engine, API server and chain watcher. Stops when dropped.
@@ -150,6 +153,13 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
         tasks.push(tokio::spawn(chain::watch_bonds(engine.clone(), rpc, every)));
     }
     if let Some(ln) = opts.ln {
+        if !opts.ln_shared {
+            tasks.push(tokio::spawn(payout::report_fees(
+                engine.clone(),
+                ln.clone(),
+                std::time::Duration::from_secs(5),
+            )));
+        }
         tasks.push(tokio::spawn(payout::pay_epochs(
             engine.clone(),
             ln,

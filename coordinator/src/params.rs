@@ -13,7 +13,8 @@ pub struct Params {
     pub kappa: u16,
     /// Smallest bond that gives stake, in sat.
     pub bond_min_sat: u64,
-    /// The pool paid out each epoch to miners (incentive) and validators (dividends), msat.
+    /// The pool paid out each epoch to miners (incentive) and validators (dividends), msat, by the
+    /// epoch's round-robin payer from its own balance. Used only while `pool_fee_share_ppm` is 0.
     pub epoch_pool_msat: u64,
     /// Registry capacity (miners and validators together, as subtensor's uids).
     pub max_uids: u16,
@@ -37,6 +38,12 @@ pub struct Params {
     /// Not serialised when 0, so results signed before it existed keep their digest.
     #[serde(skip_serializing_if = "is_zero")]
     pub commit_reveal: u64,
+    /// The pool funded by what the network earned (ADR 0015), in parts per million: each epoch, every
+    /// member pays out this share of the forwarding fees it reported for the epoch, so the pool is
+    /// `Σ fees × share` and no member pays from its own pocket. 0: the fixed `epoch_pool_msat`, paid by
+    /// the epoch's round-robin payer. Not serialised when 0 (results signed before it keep their digest).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pool_fee_share_ppm: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -58,13 +65,14 @@ impl Default for Params {
             bond_min_confirmations: 6,
             miner_bond_min_sat: 0,
             commit_reveal: 0,
+            pool_fee_share_ppm: 0,
         }
     }
 }
 
 impl Params {
     /// The names a vote can change.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "epoch_sessions",
         "kappa",
         "bond_min_sat",
@@ -77,6 +85,7 @@ impl Params {
         "bond_min_confirmations",
         "miner_bond_min_sat",
         "commit_reveal",
+        "pool_fee_share_ppm",
     ];
 
     /// Checks the values are usable.
@@ -102,6 +111,9 @@ impl Params {
         if self.commit_reveal > 1 {
             return Err("commit_reveal is 0 (off) or 1 (on)".into());
         }
+        if self.pool_fee_share_ppm > 1_000_000 {
+            return Err("pool_fee_share_ppm is at most 1000000 (all of the fees)".into());
+        }
         Ok(())
     }
 
@@ -121,6 +133,7 @@ impl Params {
             "bond_margin" => p.bond_margin = small(value)?,
             "miner_bond_min_sat" => p.miner_bond_min_sat = value,
             "commit_reveal" => p.commit_reveal = value,
+            "pool_fee_share_ppm" => p.pool_fee_share_ppm = value,
             "bond_min_confirmations" => {
                 p.bond_min_confirmations =
                     u32::try_from(value).map_err(|_| format!("{name} must fit in 32 bits"))?

@@ -1,6 +1,8 @@
-//! Epoch payouts over Lightning. Each epoch's pool is paid by one member, chosen round robin
-//! ([`crate::state::payer`]); it pays every payee of the signed result by keysend, then proposes a
-//! receipt that consensus records, removing the payout from what is owed.
+//! Epoch payouts over Lightning. A fixed pool (`epoch_pool_msat`) is paid by one member, chosen round
+//! robin ([`crate::state::payer`]); a pool funded by fees (`pool_fee_share_ppm`, ADR 0015) by every
+//! member that earned fees in the epoch, each its own part ([`crate::state::Payout::payer`]). A payer
+//! pays each of its payouts of the signed result by keysend, then proposes a receipt that consensus
+//! records, removing the payout from what is owed.
 //!
 //! A payout is never made twice: its preimage — hence payment hash and ldk-node payment id — is derived
 //! from the payer's key, the epoch, the payee and an attempt number, so after a crash or restart the
@@ -40,8 +42,8 @@ use boltensor_ln::PublicKey;
 use boltensor_ln::{LnNode, PaymentPreimage, PaymentState};
 
 use crate::engine::Engine;
-use crate::items::{ConsensusItem, PayoutReceipt};
-use crate::state::payer;
+use crate::items::{ConsensusItem, FeeReport, PayoutReceipt};
+use crate::state::{parse_payout_slot, payer};
 
 /// How long a failed payout waits before the next attempt.
 const RETRY: Duration = Duration::from_secs(15);
@@ -149,13 +151,10 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
         // Each owed epoch's signed result, read once per pass.
         let mut results: BTreeMap<u64, Option<Vec<crate::state::Payout>>> = BTreeMap::new();
         for (slot, &msat) in &state.owed {
-            let Some((epoch, key)) = slot.split_once(':') else {
+            let Some((epoch, by, key)) = parse_payout_slot(slot) else {
                 continue;
             };
-            let (Ok(epoch), Ok(key)) = (epoch.parse::<u64>(), key.parse::<XOnlyPublicKey>()) else {
-                continue;
-            };
-            if payer(epoch, n) != me {
+            if by.map_or_else(|| payer(epoch, n), usize::from) != me {
                 continue;
             }
             let payouts = results.entry(epoch).or_insert_with(|| {
@@ -168,7 +167,7 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
             });
             let Some(node_id) = payouts
                 .as_ref()
-                .and_then(|ps| ps.iter().find(|p| p.key == key))
+                .and_then(|ps| ps.iter().find(|p| p.key == key && p.payer == by))
                 .and_then(|p| p.node_id.parse::<PublicKey>().ok())
             else {
                 continue;
@@ -207,6 +206,7 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                             key,
                             msat,
                             payment: hex::encode(hash.0),
+                            payer: by,
                         }));
                     }
                 }
@@ -269,6 +269,35 @@ pub async fn pay_epochs(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Reports this member's forwarding income to the federation every `every` while it grew: its node's
+/// fee ledger ([`LnNode::forwarded`]) as a [`FeeReport`], which consensus accepts only if it grew.
+pub async fn report_fees(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) {
+    let me = engine.config().index;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = ln.forwarded();
+        let grew = engine
+            .state()
+            .fee_reports
+            .get(&me)
+            .map_or(now.fee_msat > 0, |last| {
+                now.fee_msat > last.fee_msat && now.count >= last.forwards
+            });
+        if grew {
+            tracing::debug!(
+                fee_msat = now.fee_msat,
+                forwards = now.count,
+                "reporting forwarding income"
+            );
+            engine.propose(ConsensusItem::Fees(FeeReport {
+                fee_msat: now.fee_msat,
+                forwards: now.count,
+            }));
         }
     }
 }

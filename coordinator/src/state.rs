@@ -17,7 +17,7 @@ use boltensor_protocol::Role;
 use serde::{Deserialize, Serialize};
 use substrate_fixed::types::I64F64;
 
-use crate::items::{ConsensusItem, Registration};
+use crate::items::{ConsensusItem, FeeReport, Registration};
 use crate::params::Params;
 
 /// A registered miner or validator (a "neuron" in subtensor's words), at its uid.
@@ -133,6 +133,24 @@ pub struct State {
     /// in the next epoch or dropped when that epoch closes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub commits: BTreeMap<String, String>,
+    /// Each member's latest forwarding-income report (its running total), by member index.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fee_reports: BTreeMap<usize, FeeReport>,
+    /// The part of each member's reported fees that closed epochs have accounted for (msat), by member
+    /// index: an epoch's income of a member is its report minus this.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fees_accounted: BTreeMap<usize, u64>,
+    /// Fee-funded pools: per member, the sum of its parts of every epoch's pool (`pool_fee_share_ppm` of
+    /// its income then), msat.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pool_parts_msat: BTreeMap<usize, u64>,
+    /// Fee-funded pools: per member, the sum of the payouts it owes or owed, msat (≤ its parts: each
+    /// payee's share is rounded down).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub owed_by_msat: BTreeMap<usize, u64>,
+    /// Fee-funded pools: per member, the sum of its receipted payouts, msat.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paid_by_msat: BTreeMap<usize, u64>,
 }
 
 /// What [`State::plan`] found an item changes (each found while checking, so the commit cannot fail).
@@ -190,6 +208,11 @@ impl State {
             slashed_keys: BTreeSet::new(),
             slashed_outpoints: BTreeSet::new(),
             commits: BTreeMap::new(),
+            fee_reports: BTreeMap::new(),
+            fees_accounted: BTreeMap::new(),
+            pool_parts_msat: BTreeMap::new(),
+            owed_by_msat: BTreeMap::new(),
+            paid_by_msat: BTreeMap::new(),
         }
     }
 
@@ -352,13 +375,28 @@ impl State {
                 Ok(Change::Other)
             }
             ConsensusItem::Receipt(r) => {
-                let slot = format!("{}:{}", r.epoch, r.key);
+                let slot = payout_slot(r.epoch, &r.key, r.payer);
                 let owed = *self.owed.get(&slot).ok_or("no payout owed")?;
                 if owed != r.msat {
                     return Err(format!("receipt for {} msat, {owed} owed", r.msat));
                 }
-                if payer(r.epoch, self.members) != peer {
-                    return Err("receipt from a member that is not this epoch's payer".into());
+                let by = r
+                    .payer
+                    .map_or_else(|| payer(r.epoch, self.members), usize::from);
+                if by != peer {
+                    return Err("receipt from a member that does not owe this payout".into());
+                }
+                Ok(Change::Other)
+            }
+            ConsensusItem::Fees(f) => {
+                if peer >= self.members {
+                    return Err("fee reports come from members only".into());
+                }
+                let last = self.fee_reports.get(&peer);
+                if last.is_some_and(|l| f.fee_msat <= l.fee_msat || f.forwards < l.forwards)
+                    || (last.is_none() && f.fee_msat == 0)
+                {
+                    return Err("a fee report only grows: nothing new since the last one".into());
                 }
                 Ok(Change::Other)
             }
@@ -415,10 +453,17 @@ impl State {
                     .signatures
                     .insert(peer, s.signature.clone());
             }
+            (ConsensusItem::Fees(f), Change::Other) => {
+                self.fee_reports.insert(peer, f.clone());
+            }
             (ConsensusItem::Receipt(r), Change::Other) => {
-                let slot = format!("{}:{}", r.epoch, r.key);
+                let slot = payout_slot(r.epoch, &r.key, r.payer);
                 self.owed.remove(&slot);
                 self.receipts.insert(slot, r.payment.clone());
+                if let Some(m) = r.payer {
+                    let p = self.paid_by_msat.entry(usize::from(m)).or_default();
+                    *p = p.saturating_add(r.msat);
+                }
                 *self.paid_msat.entry(r.key.to_string()).or_default() += r.msat;
             }
             _ => unreachable!("plan returns the change of its item's kind"),
@@ -743,6 +788,15 @@ impl State {
         self.session + 1 - self.epoch_start_session >= self.params.epoch_sessions
     }
 
+    /// Member `m`'s forwarding income not yet in any epoch: its last report minus what closed epochs
+    /// accounted for.
+    pub fn fee_income(&self, m: usize) -> u64 {
+        self.fee_reports.get(&m).map_or(0, |r| {
+            r.fee_msat
+                .saturating_sub(self.fees_accounted.get(&m).copied().unwrap_or(0))
+        })
+    }
+
     /// Runs the epoch on the current state and returns its result (the state is not changed: apply it
     /// with [`State::apply_epoch`]).
     pub fn epoch_result(&self, federation: [u8; 32], f: usize, n_members: usize) -> EpochResult {
@@ -772,7 +826,13 @@ impl State {
                 signed: sw.clone(),
             })
             .collect();
+        let fees_msat = if self.params.pool_fee_share_ppm > 0 {
+            (0..n_members).map(|m| self.fee_income(m)).collect()
+        } else {
+            Vec::new()
+        };
         let inputs = EpochInputs {
+            fees_msat,
             federation: hex::encode(federation),
             epoch: self.epoch,
             block: self.session + 1,
@@ -810,7 +870,29 @@ impl State {
         }
         for p in &result.payouts {
             self.owed
-                .insert(format!("{}:{}", result.inputs.epoch, p.key), p.msat);
+                .insert(payout_slot(result.inputs.epoch, &p.key, p.payer), p.msat);
+            if let Some(m) = p.payer {
+                let o = self.owed_by_msat.entry(usize::from(m)).or_default();
+                *o = o.saturating_add(p.msat);
+            }
+        }
+        for (m, part) in result.inputs.member_pools().into_iter().enumerate() {
+            if part > 0 {
+                let o = self.pool_parts_msat.entry(m).or_default();
+                *o = o.saturating_add(part);
+            }
+        }
+        // Every member's income so far is accounted for: in this epoch's pool when the pool is funded
+        // by fees (the figures the result carries), else in no pool.
+        if result.inputs.fees_msat.is_empty() {
+            for (m, r) in &self.fee_reports {
+                self.fees_accounted.insert(*m, r.fee_msat);
+            }
+        } else {
+            for (m, f) in result.inputs.fees_msat.iter().enumerate() {
+                let a = self.fees_accounted.entry(m).or_default();
+                *a = a.saturating_add(*f);
+            }
         }
         self.epoch += 1;
         self.epoch_start_session = self.session + 1;
@@ -853,6 +935,28 @@ pub fn normalise_url(url: &str) -> String {
     }
 }
 
+/// The key under which a payout is owed and receipted: `"<epoch>:<payee key>"` when the epoch's
+/// round-robin payer owes it, `"<epoch>:<member>:<payee key>"` when member `payer` pays its share of a
+/// fee-funded pool.
+pub fn payout_slot(epoch: u64, key: &XOnlyPublicKey, payer: Option<u16>) -> String {
+    match payer {
+        None => format!("{epoch}:{key}"),
+        Some(m) => format!("{epoch}:{m}:{key}"),
+    }
+}
+
+/// A payout slot's parts (see [`payout_slot`]).
+pub fn parse_payout_slot(slot: &str) -> Option<(u64, Option<u16>, XOnlyPublicKey)> {
+    let mut parts = slot.split(':');
+    let epoch = parts.next()?.parse().ok()?;
+    let (payer, key) = match (parts.next()?, parts.next(), parts.next()) {
+        (key, None, None) => (None, key),
+        (m, Some(key), None) => (Some(m.parse().ok()?), key),
+        _ => return None,
+    };
+    Some((epoch, payer, key.parse().ok()?))
+}
+
 /// The member that pays epoch `epoch`'s pool: round robin.
 pub fn payer(epoch: u64, n_members: usize) -> usize {
     (epoch % n_members.max(1) as u64) as usize
@@ -893,6 +997,11 @@ pub struct EpochWeights {
 /// Everything an epoch is computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpochInputs {
+    /// When the pool is funded by fees (`pool_fee_share_ppm` > 0): each member's forwarding income in
+    /// this epoch (reported minus accounted), msat, by member index. Empty otherwise (and then not
+    /// serialised, so results signed before it keep their digest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fees_msat: Vec<u64>,
     /// The federation id (hex).
     pub federation: String,
     /// The epoch.
@@ -924,6 +1033,10 @@ pub struct Payout {
     pub node_id: String,
     /// Incentive (miners) plus dividends (validators) share of the pool, msat.
     pub msat: u64,
+    /// The member that pays it out of its own fee income, when the pool is funded by fees (`None`: the
+    /// epoch's round-robin payer; not serialised then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<u16>,
 }
 
 impl EpochInputs {
@@ -1006,13 +1119,13 @@ impl EpochInputs {
             validator_permits: permits,
             weights: rows,
             bonds,
-            rao_emission: self.params.epoch_pool_msat,
+            rao_emission: self.pool_msat(),
         };
         let output = match yuma::epoch(&params, &input) {
             Ok(o) => o,
             Err(_) => return (empty_output(n), Vec::new()),
         };
-        let payouts = self
+        let payouts: Vec<Payout> = self
             .neurons
             .iter()
             .enumerate()
@@ -1024,10 +1137,53 @@ impl EpochInputs {
                     key: nn.key,
                     node_id: nn.node_id.clone(),
                     msat,
+                    payer: None,
                 })
             })
             .collect();
-        (output, payouts)
+        if self.params.pool_fee_share_ppm == 0 {
+            return (output, payouts);
+        }
+        // Funded by fees: member m pays each payee its share of m's part of the pool, rounded down, so
+        // m pays at most its part, and its part is at most the fees it earned.
+        let pool = u128::from(self.pool_msat());
+        let mut split = Vec::new();
+        for (m, part) in self.member_pools().into_iter().enumerate() {
+            for p in &payouts {
+                let msat = (u128::from(p.msat) * u128::from(part) / pool.max(1)) as u64;
+                if msat > 0 {
+                    split.push(Payout {
+                        msat,
+                        payer: Some(m as u16),
+                        ..p.clone()
+                    });
+                }
+            }
+        }
+        (output, split)
+    }
+
+    /// Each member's part of a fee-funded pool: `pool_fee_share_ppm` of its income this epoch, msat.
+    pub fn member_pools(&self) -> Vec<u64> {
+        self.fees_msat
+            .iter()
+            .map(|f| {
+                (u128::from(*f) * u128::from(self.params.pool_fee_share_ppm.min(1_000_000))
+                    / 1_000_000) as u64
+            })
+            .collect()
+    }
+
+    /// The epoch's pool, msat: the sum of the members' parts when funded by fees, else the fixed
+    /// `epoch_pool_msat`.
+    pub fn pool_msat(&self) -> u64 {
+        if self.params.pool_fee_share_ppm == 0 {
+            self.params.epoch_pool_msat
+        } else {
+            self.member_pools()
+                .into_iter()
+                .fold(0u64, u64::saturating_add)
+        }
     }
 }
 
@@ -1431,6 +1587,94 @@ mod tests {
             st.apply_epoch(&r);
         }
         assert!(st.commits.is_empty(), "{:?}", st.commits);
+    }
+
+    #[test]
+    fn a_fee_funded_pool_is_a_share_of_each_members_income_paid_by_that_member() {
+        use crate::items::{FeeReport, PayoutReceipt};
+        use boltensor_protocol::weights::WeightVector;
+        let mut st = state(8, 0);
+        st.params.pool_fee_share_ppm = 500_000;
+        let fed = st.federation_id();
+        st.apply(&miner(0), 0).expect("miner");
+        st.apply(
+            &ConsensusItem::Register(registrant(1, Role::Validator, 1, Some((1, 7)))),
+            0,
+        )
+        .expect("validator");
+        let vuid = st.uid_of(&kp(1).x_only_public_key().0).expect("registered");
+        for m in 0..2 {
+            st.apply(&attest_for(&st, vuid as usize), m)
+                .expect("attests");
+        }
+        let weights = WeightVector {
+            epoch: 0,
+            validator: kp(1).x_only_public_key().0.serialize(),
+            weights: [(kp(1000).public_key().to_string(), 65_535)]
+                .into_iter()
+                .collect(),
+        };
+        st.apply(&ConsensusItem::Weights(weights.sign(&kp(1))), 0)
+            .expect("weights");
+        let fees = |fee_msat, forwards| ConsensusItem::Fees(FeeReport { fee_msat, forwards });
+        // Reports are running totals that only grow, from members only.
+        assert!(st.apply(&fees(0, 0), 0).is_err(), "nothing earned");
+        st.apply(&fees(40_000, 40), 0).expect("member 0");
+        st.apply(&fees(10_001, 10), 2).expect("member 2");
+        assert!(st.apply(&fees(40_000, 41), 0).is_err(), "not more");
+        assert!(st.apply(&fees(50_000, 39), 0).is_err(), "fewer forwards");
+        assert!(st.apply(&fees(1, 1), 4).is_err(), "not a member");
+        st.apply(&fees(60_000, 60), 0).expect("member 0 again");
+        let r = st.epoch_result(fed, 1, 4);
+        assert_eq!(r.inputs.fees_msat, vec![60_000, 0, 10_001, 0]);
+        assert_eq!(r.inputs.member_pools(), vec![30_000, 0, 5_000, 0]);
+        assert_eq!(r.inputs.pool_msat(), 35_000);
+        r.recompute().expect("recomputes");
+        // Each paying member pays every payee its part, rounded down: never more than its part.
+        let by = |m: u16| -> u64 {
+            r.payouts
+                .iter()
+                .filter(|p| p.payer == Some(m))
+                .map(|p| p.msat)
+                .sum()
+        };
+        assert!(r.payouts.iter().all(|p| matches!(p.payer, Some(0 | 2))));
+        assert!(by(0) <= 30_000 && by(0) > 29_990, "{}", by(0));
+        assert!(by(2) <= 5_000 && by(2) > 4_990, "{}", by(2));
+        // One payee (a first epoch pays the validator by stake, subtensor's fallback), paid by both.
+        assert_eq!(r.payouts.len(), 2, "{:?}", r.payouts);
+        st.apply_epoch(&r);
+        assert_eq!(st.fee_income(0), 0, "accounted");
+        assert_eq!(st.pool_parts_msat.get(&0), Some(&30_000));
+        assert_eq!(st.owed_by_msat.get(&0), Some(&by(0)));
+        // Only the member that owes a payout receipts it.
+        let p = r
+            .payouts
+            .iter()
+            .find(|p| p.payer == Some(2))
+            .expect("member 2 pays");
+        let receipt = ConsensusItem::Receipt(PayoutReceipt {
+            epoch: 0,
+            key: p.key,
+            msat: p.msat,
+            payment: "00".repeat(32),
+            payer: Some(2),
+        });
+        assert!(st.check(&receipt, 0).is_err(), "another member");
+        st.apply(&receipt, 2).expect("its payer");
+        assert_eq!(st.paid_by_msat.get(&2), Some(&p.msat));
+        assert!(st.check(&receipt, 2).is_err(), "once");
+        // The next epoch's income is what came after.
+        st.apply(&fees(61_000, 61), 0).expect("more");
+        assert_eq!(st.fee_income(0), 1_000);
+        // A slot names its payer.
+        let slot = payout_slot(0, &p.key, Some(2));
+        assert_eq!(parse_payout_slot(&slot), Some((0, Some(2), p.key)));
+        assert_eq!(
+            parse_payout_slot(&payout_slot(3, &p.key, None)),
+            Some((3, None, p.key))
+        );
+        assert_eq!(parse_payout_slot("1:2:3:4"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use boltensor_audit::{AuditReport, Ledger, NodeLedger, Payout};
+use boltensor_audit::{AuditReport, Ledger, MemberBooks, NodeLedger, Payout};
 use serde::{Deserialize, Serialize};
 
 use crate::{read, Shared, TestEnvError};
@@ -56,6 +56,12 @@ impl DevnetAudit {
             r.receipts,
             r.unreceipted_msat,
         );
+        if r.fees_accounted_msat > 0 || r.pool_msat > 0 {
+            out.push_str(&format!(
+                "pool from fees    {} msat paid ≤ {} msat pool ≤ share of {} msat fees accounted; {} msat earned by the hubs\n",
+                r.pool_paid_msat, r.pool_msat, r.fees_accounted_msat, r.fees_earned_msat
+            ));
+        }
         if r.holds() {
             out.push_str("every rule holds: 0 msat lost\n");
         } else {
@@ -98,11 +104,23 @@ pub(crate) async fn collect(shared: &Arc<Shared>) -> DevnetAudit {
                 .collect()
         })
         .unwrap_or_default();
-    let (payouts, receipts_from) = receipts(&urls).await;
+    let (payouts, mut pool, receipts_from) = receipts(&urls).await;
+    // What each reporting member's node earned: member i reports hub i's node (members beyond the hubs
+    // share a hub and report nothing).
+    if let Some((_, hubs)) = read(&shared.federation).as_ref() {
+        let nodes = read(&shared.nodes);
+        for b in &mut pool {
+            b.earned_msat = hubs
+                .get(usize::from(b.member))
+                .and_then(|hub| nodes.iter().find(|(e, _)| e.name == *hub))
+                .map(|(_, n)| n.forwarded().fee_msat);
+        }
+    }
     let ledger = Ledger {
         nodes,
         requests,
         payouts,
+        pool,
     };
     DevnetAudit {
         report: boltensor_audit::check(&ledger),
@@ -112,14 +130,19 @@ pub(crate) async fn collect(shared: &Arc<Shared>) -> DevnetAudit {
     }
 }
 
-/// The federation's payout receipts from the first member that answers.
-async fn receipts(urls: &[String]) -> (Vec<Payout>, String) {
+/// The federation's payout receipts and, when the pool is funded by fees, each member's books (all but
+/// what its node earned), from the first member that answers.
+async fn receipts(urls: &[String]) -> (Vec<Payout>, Vec<MemberBooks>, String) {
     #[derive(Deserialize)]
     struct Payouts {
         receipts: BTreeMap<String, String>,
+        #[serde(default)]
+        pool_fee_share_ppm: u64,
+        #[serde(default)]
+        members: Vec<MemberBooks>,
     }
     if urls.is_empty() {
-        return (Vec::new(), "nowhere (no federation)".into());
+        return (Vec::new(), Vec::new(), "nowhere (no federation)".into());
     }
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
@@ -137,13 +160,30 @@ async fn receipts(urls: &[String]) -> (Vec<Payout>, String) {
         .await;
         match got {
             Ok(p) => match Payout::from_receipts(&p.receipts) {
-                Ok(list) => return (list, url.clone()),
+                Ok(list) => {
+                    let books = if p.pool_fee_share_ppm == 0 {
+                        Vec::new()
+                    } else {
+                        p.members
+                            .into_iter()
+                            .map(|b| MemberBooks {
+                                share_ppm: p.pool_fee_share_ppm,
+                                ..b
+                            })
+                            .collect()
+                    };
+                    return (list, books, url.clone());
+                }
                 Err(e) => tracing::warn!(%url, error = %e, "bad receipts"),
             },
             Err(e) => tracing::debug!(%url, error = %e, "no payouts from this member"),
         }
     }
-    (Vec::new(), "nowhere (no member answered)".into())
+    (
+        Vec::new(),
+        Vec::new(),
+        "nowhere (no member answered)".into(),
+    )
 }
 
 /// Asks the running devnet in `data_dir` for its audit.

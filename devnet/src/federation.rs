@@ -50,11 +50,15 @@ pub fn epoch_sessions(epoch: Duration) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The devnet's share of forwarding fees paid out as the epoch pool, ppm.
+pub const POOL_FEE_SHARE_PPM: u64 = 500_000;
+
 /// The federation's parameters on the devnet: epochs of about `epoch`, bonds that count after one
 /// confirmation and until 20 blocks before a T of at least 200 (the validators bond with T = 1208, the
 /// validator crate's default, so a bond counts for 1187 timer blocks: ~10 h at the default 30 s), a
 /// minimum bond of 50,000 sat, miners registering with a bond of [`MINER_BOND_SAT`], weights committed
-/// and revealed an epoch later (ADR 0014) and a pool of 100,000 msat per epoch.
+/// and revealed an epoch later (ADR 0014) and a pool of half the forwarding fees the coordinators'
+/// nodes earned in the epoch (ADR 0015).
 pub fn params(epoch: Duration) -> Params {
     Params {
         epoch_sessions: epoch_sessions(epoch),
@@ -67,6 +71,9 @@ pub fn params(epoch: Duration) -> Params {
         miner_bond_min_sat: MINER_BOND_SAT,
         // Validators commit their weights and reveal them an epoch later, as subtensor's subnets do.
         commit_reveal: 1,
+        // The pool is what the network earned: half of every member's forwarding fees of the epoch,
+        // paid out by that member (`epoch_pool_msat` is then unused).
+        pool_fee_share_ppm: POOL_FEE_SHARE_PPM,
         ..Params::default()
     }
 }

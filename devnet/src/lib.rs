@@ -1195,6 +1195,9 @@ async fn start_federation(
                 rpc: Some(rpc.clone()),
                 bond_check_every: Some(Duration::from_secs(1)),
                 ln: Some(Arc::clone(&nodes[hub])),
+                // Members beyond the hubs share a hub's node: its fees are reported once, by the
+                // member whose index is the hub's.
+                ln_shared: index >= hubs.len(),
             },
         )
         .await

@@ -246,6 +246,20 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
         eprintln!("{}", audit.render());
         assert!(audit.report.holds(), "{}", audit.render());
         assert!(audit.report.requests.delivered > 0 && audit.report.receipts > 0);
+        // The pool is what the network earned (ADR 0015): half of the forwarding fees the hubs
+        // reported for closed epochs, to the msat (fees are whole sats), paid by the members that earned
+        // them, and never more than the hubs' nodes say they earned.
+        let r = &audit.report;
+        assert!(r.fees_accounted_msat > 0 && r.pool_paid_msat > 0, "{}", audit.render());
+        assert_eq!(
+            u128::from(r.pool_msat),
+            u128::from(r.fees_accounted_msat)
+                * u128::from(devnet::federation::POOL_FEE_SHARE_PPM)
+                / 1_000_000,
+            "{}",
+            audit.render()
+        );
+        assert!(r.fees_accounted_msat <= r.fees_earned_msat, "{}", audit.render());
 
         let now = devnet::status(&report.data_dir).await?;
         eprintln!("{}", now.render());

@@ -50,6 +50,9 @@ struct Input {
     max_uids: u16,
     activity_cutoff_epochs: u8,
     epoch_pool_msat: u64,
+    /// A fee-funded pool when > 0 (capped at 1,000,000 ppm), with each member's income.
+    pool_fee_share_ppm: u32,
+    fees_msat: Vec<u64>,
 }
 
 fuzz_target!(|input: Input| {
@@ -102,9 +105,16 @@ fuzz_target!(|input: Input| {
         max_uids: input.max_uids,
         activity_cutoff_epochs: u64::from(input.activity_cutoff_epochs),
         epoch_pool_msat: input.epoch_pool_msat,
+        pool_fee_share_ppm: u64::from(input.pool_fee_share_ppm.min(1_000_000)),
         ..Params::default()
     };
+    let fees_msat = if params.pool_fee_share_ppm > 0 {
+        input.fees_msat.into_iter().take(8).collect()
+    } else {
+        Vec::new()
+    };
     let inputs = EpochInputs {
+        fees_msat,
         federation: "00".repeat(32),
         epoch: u64::from(input.epoch),
         block: u64::from(input.block),
@@ -123,10 +133,19 @@ fuzz_target!(|input: Input| {
     let (output, payouts) = inputs.compute();
     let paid: u128 = payouts.iter().map(|p| u128::from(p.msat)).sum();
     assert!(
-        paid <= u128::from(inputs.params.epoch_pool_msat),
+        paid <= u128::from(inputs.pool_msat()),
         "payouts {paid} exceed the pool {}",
-        inputs.params.epoch_pool_msat
+        inputs.pool_msat()
     );
+    // A fee-funded pool: each member pays at most its part, which is at most its income.
+    for (m, part) in inputs.member_pools().into_iter().enumerate() {
+        let by: u128 = payouts
+            .iter()
+            .filter(|p| p.payer == Some(m as u16))
+            .map(|p| u128::from(p.msat))
+            .sum();
+        assert!(by <= u128::from(part) && part <= inputs.fees_msat[m]);
+    }
     let result = EpochResult {
         inputs,
         output,

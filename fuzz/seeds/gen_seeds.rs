@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use boltensor_contracts::{Evidence, SignedResponse};
 use boltensor_coordinator::items::{
-    Attestation, Deregistration, ParamVote, PayoutReceipt, SlashSignature,
+    Attestation, Deregistration, FeeReport, ParamVote, PayoutReceipt, SlashSignature,
 };
 use boltensor_coordinator::store::{AcceptedItem, SignedSession};
 use boltensor_coordinator::ConsensusItem;
@@ -226,6 +226,15 @@ fn main() {
                 key: keypair(0).x_only_public_key().0,
                 msat: 1_000,
                 payment: hex::encode([6u8; 32]),
+                payer: None,
+            }),
+        ),
+        (
+            "fees",
+            1,
+            ConsensusItem::Fees(FeeReport {
+                fee_msat: 12_000,
+                forwards: 12,
             }),
         ),
         (

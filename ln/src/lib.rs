@@ -11,6 +11,7 @@
 //!   balances, and [`LnEvent`]s.
 //! - [`error`]: [`LnError`], one flat enum whose variants say what failed and why.
 //! - [`message`]: Lightning signed messages (a node proving its node id).
+//! - [`forwards`]: the node's forwarding income ([`Forwards`]), recorded from ldk-node's events.
 //! - [`secret_file`]: secret files are `0600`; [`secret_file::tighten_permissions`] fixes a loose one.
 //!
 //! ldk-node's synchronous calls use `tokio::task::block_in_place`: run this crate on a multi-thread
@@ -18,12 +19,14 @@
 
 pub mod config;
 pub mod error;
+pub mod forwards;
 pub mod message;
 pub mod node;
 pub mod secret_file;
 
 pub use config::{ChainSource, NodeConfig};
 pub use error::LnError;
+pub use forwards::Forwards;
 pub use message::{sign_message_with_key, verify_message};
 pub use node::{
     parse_invoice, Balances, ChannelInfo, Claimable, LnEvent, LnNode, OnChainHtlc, PaymentRecord,

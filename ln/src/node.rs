@@ -442,6 +442,7 @@ pub struct LnNode {
     listen: SocketAddr,
     events: broadcast::Sender<LnEvent>,
     claimable: Arc<Mutex<HashMap<PaymentHash, Claimable>>>,
+    forwards: Arc<crate::forwards::ForwardLedger>,
     shutdown: watch::Sender<bool>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
@@ -473,6 +474,10 @@ impl LnNode {
         // ldk-node creates its seed 0600; one left readable by others is tightened before it is used.
         crate::secret_file::tighten_permissions(&config.storage_dir.join("keys_seed"))
             .map_err(|e| build_err(format!("cannot tighten keys_seed: {e}")))?;
+        let forwards = Arc::new(
+            crate::forwards::ForwardLedger::open(&config.storage_dir)
+                .map_err(|e| build_err(e.to_string()))?,
+        );
         let listen = SocketAddress::from_str(&config.listen.to_string())
             .map_err(|_| build_err(format!("bad listen address {}", config.listen)))?;
 
@@ -543,6 +548,7 @@ impl LnNode {
             config.alias.clone(),
             events.clone(),
             Arc::clone(&claimable),
+            Arc::clone(&forwards),
             shutdown_rx,
         ));
         Ok(LnNode {
@@ -551,6 +557,7 @@ impl LnNode {
             listen: config.listen,
             events,
             claimable,
+            forwards,
             shutdown,
             dispatcher: Mutex::new(Some(dispatcher)),
         })
@@ -942,6 +949,11 @@ impl LnNode {
         out
     }
 
+    /// What this node has forwarded and the fees it earned (its ledger, `<storage_dir>/forwards.json`).
+    pub fn forwarded(&self) -> crate::Forwards {
+        self.forwards.totals()
+    }
+
     /// The sum of every incoming payment that succeeded, in msat.
     pub fn received_msat(&self) -> u64 {
         self.inner
@@ -1024,6 +1036,7 @@ async fn dispatch(
     alias: String,
     events: broadcast::Sender<LnEvent>,
     claimable: Arc<Mutex<HashMap<PaymentHash, Claimable>>>,
+    forwards: Arc<crate::forwards::ForwardLedger>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -1041,6 +1054,21 @@ async fn dispatch(
         }
         if let Some(LnEvent::PaymentReceived { payment_hash, .. }) = &ours {
             lock(&claimable).remove(payment_hash);
+        }
+        if let Some(LnEvent::PaymentForwarded {
+            fee_earned_msat,
+            outbound_amount_msat,
+        }) = &ours
+        {
+            // Recorded before the event is marked handled: one not recorded is delivered again.
+            if let Err(e) = forwards.record(
+                fee_earned_msat.unwrap_or(0),
+                outbound_amount_msat.unwrap_or(0),
+            ) {
+                tracing::error!(%alias, error = %e, "cannot record a forward; it will be delivered again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
         }
         if let Err(e) = node.event_handled() {
             // The event will be replayed; the next round delivers it again.

@@ -495,6 +495,7 @@ pub async fn audit_until_settled(
                 .collect(),
             requests: requests.to_vec(),
             payouts: Vec::new(),
+            pool: Vec::new(),
         };
         let report = boltensor_audit::check_settled(&ledger);
         if report.settled() {

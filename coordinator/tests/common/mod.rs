@@ -189,6 +189,7 @@ impl Net {
             Options {
                 rpc,
                 bond_check_every: Some(Duration::from_millis(500)),
+                ln_shared: false,
                 ln: self.ln[i].clone(),
             },
         )

@@ -48,6 +48,7 @@ pub struct Ledger {
 /// One coordinator member's books of a fee-funded pool (ADR 0015): what its node earned forwarding, what
 /// it reported to the federation, its parts of the epochs' pools, and what it owes and paid.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MemberBooks {
     /// The member's index.
     pub member: u16,

@@ -246,6 +246,71 @@ pub struct StatusReport {
     /// The coordinator federation, once started.
     #[serde(default)]
     pub federation: Option<federation::FederationReport>,
+    /// Each validator's books since this launcher started it: dividends against challenge spend and the
+    /// capital cost of its bond.
+    #[serde(default)]
+    pub validators_net: Vec<ValidatorNet>,
+}
+
+/// The bond capital cost a validator's net counts: 5 % a year of its bond (what the bonded bitcoin could
+/// earn elsewhere), in ppm per year.
+pub const BOND_CAPITAL_RATE_PPM: u64 = 50_000;
+
+/// A validator's net since the launcher started it (docs/economics.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorNet {
+    /// The validator's node name.
+    pub name: String,
+    /// Seconds since it started.
+    pub secs: u64,
+    /// Epoch payouts its node received (dividends), msat.
+    pub dividends_msat: u64,
+    /// Challenge prices and routing fees of settled challenges, msat.
+    pub challenge_spend_msat: u64,
+    /// Its bond, sat.
+    pub bond_sat: u64,
+    /// The bond's capital cost over `secs` at [`BOND_CAPITAL_RATE_PPM`], msat.
+    pub capital_cost_msat: u64,
+    /// dividends − challenge spend − capital cost, msat.
+    pub net_msat: i64,
+}
+
+impl ValidatorNet {
+    fn of(
+        name: &str,
+        started: &ValidatorStart,
+        keysend_now_msat: u64,
+        spend: &boltensor_validator::ValidatorMetrics,
+    ) -> Self {
+        let secs = started.at.elapsed().as_secs();
+        let dividends_msat = keysend_now_msat.saturating_sub(started.keysend_msat);
+        let challenge_spend_msat = spend.spent_msat.saturating_add(spend.fees_msat);
+        let capital_cost_msat = (u128::from(started.bond_sat)
+            * 1000
+            * u128::from(BOND_CAPITAL_RATE_PPM)
+            * u128::from(secs)
+            / 1_000_000
+            / (365 * 24 * 3600)) as u64;
+        ValidatorNet {
+            name: name.to_owned(),
+            secs,
+            dividends_msat,
+            challenge_spend_msat,
+            bond_sat: started.bond_sat,
+            capital_cost_msat,
+            net_msat: dividends_msat as i64
+                - challenge_spend_msat as i64
+                - capital_cost_msat as i64,
+        }
+    }
+}
+
+/// When the launcher started a validator, with what bond, and what its node had received by then.
+#[derive(Debug, Clone)]
+struct ValidatorStart {
+    at: std::time::Instant,
+    bond_sat: u64,
+    keysend_msat: u64,
 }
 
 /// One node in a [`StatusReport`].
@@ -374,6 +439,20 @@ impl StatusReport {
         for (name, scores) in &self.scores {
             let list: Vec<String> = scores.iter().map(|(m, s)| format!("{m} {s:.2}")).collect();
             let _ = writeln!(out, "{name} scores: {}", list.join(", "));
+        }
+        for v in &self.validators_net {
+            let _ = writeln!(
+                out,
+                "{} net {} msat over {} s = dividends {} − challenges {} − bond capital {} ({} sat at {} %/year)",
+                v.name,
+                v.net_msat,
+                v.secs,
+                v.dividends_msat,
+                v.challenge_spend_msat,
+                v.capital_cost_msat,
+                v.bond_sat,
+                BOND_CAPITAL_RATE_PPM as f64 / 10_000.0
+            );
         }
         for (name, s) in &self.spend {
             let _ = writeln!(
@@ -517,6 +596,35 @@ impl StatusReport {
                 );
             }
         }
+        type NetField = fn(&ValidatorNet) -> i64;
+        let net_fields: [(&str, &str, NetField); 4] = [
+            (
+                "boltensor_devnet_validator_dividends_msat",
+                "Epoch payouts a validator received since it started.",
+                |v| v.dividends_msat as i64,
+            ),
+            (
+                "boltensor_devnet_validator_challenge_spend_msat",
+                "What a validator paid for settled challenges since it started (prices and fees).",
+                |v| v.challenge_spend_msat as i64,
+            ),
+            (
+                "boltensor_devnet_validator_capital_cost_msat",
+                "Its bond's capital cost since it started, at BOND_CAPITAL_RATE_PPM.",
+                |v| v.capital_cost_msat as i64,
+            ),
+            (
+                "boltensor_devnet_validator_net_msat",
+                "Dividends minus challenge spend minus bond capital cost.",
+                |v| v.net_msat,
+            ),
+        ];
+        for (name, help, get) in net_fields {
+            gauge(&mut out, name, help);
+            for v in &self.validators_net {
+                let _ = writeln!(out, "{name}{{validator=\"{}\"}} {}", label(&v.name), get(v));
+            }
+        }
         if let Some(f) = &self.federation {
             let values = [
                 (
@@ -581,6 +689,8 @@ struct Shared {
     clients: RwLock<Vec<(String, PayingClient)>>,
     /// The validators, by node name, and miner names by API URL.
     validators: RwLock<Vec<(String, Arc<Validator>)>>,
+    /// When each validator started, by node name (its net in the status).
+    validator_starts: RwLock<HashMap<String, ValidatorStart>>,
     miner_names: RwLock<HashMap<String, String>>,
     /// The miners, by node name (their request stores feed the ledger audit).
     miners: RwLock<Vec<(String, Arc<Miner>)>>,
@@ -645,6 +755,22 @@ impl Shared {
                             .map(|(url, s)| (names.get(&url).cloned().unwrap_or(url), s))
                             .collect();
                         (name.clone(), scores)
+                    })
+                    .collect()
+            },
+            validators_net: {
+                let starts = read(&self.validator_starts).clone();
+                read(&self.validators)
+                    .iter()
+                    .filter_map(|(name, v)| {
+                        let started = starts.get(name)?;
+                        let node = nodes.iter().find(|(e, _)| e.name == *name)?;
+                        Some(ValidatorNet::of(
+                            name,
+                            started,
+                            node.1.received_keysend_msat(),
+                            &v.metrics(),
+                        ))
                     })
                     .collect()
             },
@@ -910,6 +1036,7 @@ pub async fn up(
         services_up: RwLock::new(Vec::new()),
         clients: RwLock::new(Vec::new()),
         validators: RwLock::new(Vec::new()),
+        validator_starts: RwLock::new(HashMap::new()),
         miner_names: RwLock::new(HashMap::new()),
         miners: RwLock::new(Vec::new()),
         services: tokio::sync::Mutex::new(Vec::new()),
@@ -1336,6 +1463,14 @@ async fn start_services(
                 timelock: None,
                 network: bitcoin::Network::Regtest,
             };
+            write(&shared.validator_starts).insert(
+                e.name.clone(),
+                ValidatorStart {
+                    at: std::time::Instant::now(),
+                    bond_sat: bond.amount.to_sat(),
+                    keysend_msat: nodes[&e.name].received_keysend_msat(),
+                },
+            );
             let stop = shared.services_stop.subscribe();
             tasks.push(tokio::spawn(validate(
                 e.name.clone(),

@@ -84,6 +84,27 @@ async fn no_input_gets_a_server_error() -> Result {
         assert!((200..500).contains(&status), "{path} answered {status}");
     }
     println!("statuses: {statuses:?}");
+    // A fee report is a member's own word on its node's income: an outsider's is refused (it would make
+    // the member owe a pool it never earned), and the books show nothing.
+    let fees = json!({"type": "fees", "fee_msat": 1_000_000_000u64, "forwards": 1});
+    let resp = http
+        .post(format!("{api}/v1/items"))
+        .json(&fees)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 403);
+    let books: serde_json::Value = http
+        .get(format!("{api}/v1/payouts"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        books["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 4 && m.iter().all(|b| b["reported_msat"] == 0)),
+        "{books}"
+    );
     // Consensus went on.
     let before = net.status(0).await?["session"].as_u64().unwrap_or(0);
     boltensor_testenv::wait_for(

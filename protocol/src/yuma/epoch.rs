@@ -201,6 +201,63 @@ pub fn compute_liquid_alpha_values_sparse(
     alphas
 }
 
+/// [`compute_liquid_alpha_values_sparse`] followed by [`mat_ema_alpha_sparse`], computing a rate only
+/// where the EMA uses one: the EMA writes a cell only where the new weights have one, so of the dense
+/// `rows × n` rate matrix (one `exp` per cell) only the weights' non-zero cells matter. The same
+/// arithmetic on the same operands, so the same bits; `None` (use the dense pair) unless every row of
+/// both matrices is strictly sorted by column and they have as many rows, which is where the dense
+/// version's cursors and this merge agree.
+pub fn liquid_ema_bonds_sparse(
+    params: &EpochParams,
+    weights: &[Vec<(u16, I32F32)>],
+    bonds: &[Vec<(u16, I32F32)>],
+    consensus: &[I32F32],
+) -> Option<SparseMatrix> {
+    let sorted = |m: &[Vec<(u16, I32F32)>]| m.iter().all(|r| r.windows(2).all(|p| p[0].0 < p[1].0));
+    if weights.len() != bonds.len() || !sorted(weights) || !sorted(bonds) {
+        return None;
+    }
+    let steepness = I32F32::saturating_from_num(params.alpha_sigmoid_steepness);
+    let (alpha_low, alpha_high) = alpha_values_32(params);
+    let zero = I32F32::from_num(0);
+    let one = I32F32::saturating_from_num(1);
+    let n = consensus.len();
+    let mut result = Vec::with_capacity(weights.len());
+    for (w_row, b_row) in weights.iter().zip(bonds.iter()) {
+        let mut old = b_row.iter().peekable();
+        let mut out_row = Vec::with_capacity(w_row.len());
+        for &(j, new_val) in w_row.iter().filter(|(j, _)| usize::from(*j) < n) {
+            let mut bond = None;
+            while let Some(&&(k, v)) = old.peek() {
+                if k < j {
+                    old.next();
+                } else {
+                    if k == j {
+                        bond = Some(v);
+                    }
+                    break;
+                }
+            }
+            let a = alpha_sigmoid(
+                consensus[usize::from(j)],
+                new_val,
+                bond.unwrap_or(zero),
+                alpha_low,
+                alpha_high,
+                steepness,
+            );
+            let decayed = bond.map_or(zero, |b| one.saturating_sub(a).saturating_mul(b));
+            let inc = a.saturating_mul(new_val).max(zero);
+            let val = decayed.saturating_add(inc).min(one);
+            if val > zero {
+                out_row.push((j, val));
+            }
+        }
+        result.push(out_row);
+    }
+    Some(result)
+}
+
 /// `utils/misc.rs` `get_alpha_values_32`.
 fn alpha_values_32(params: &EpochParams) -> (I32F32, I32F32) {
     (
@@ -229,8 +286,10 @@ pub fn compute_bonds_sparse(
         && !consensus.is_empty()
         && consensus.iter().any(|&c| c != I32F32::from_num(0))
     {
-        let alphas = compute_liquid_alpha_values_sparse(params, weights, bonds, consensus);
-        mat_ema_alpha_sparse(weights, bonds, &alphas)
+        liquid_ema_bonds_sparse(params, weights, bonds, consensus).unwrap_or_else(|| {
+            let alphas = compute_liquid_alpha_values_sparse(params, weights, bonds, consensus);
+            mat_ema_alpha_sparse(weights, bonds, &alphas)
+        })
     } else {
         mat_ema_sparse(weights, bonds, ema_alpha(params.bonds_moving_average))
     }
@@ -470,6 +529,74 @@ pub fn epoch(params: &EpochParams, input: &EpochInput) -> Result<EpochOutput, Yu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The liquid-alpha EMA computed only where it is used gives the dense pair's bits, on random sparse
+    /// matrices (sorted rows, cells beyond n, empty rows, zero and full values, zero consensus).
+    #[test]
+    fn liquid_alpha_where_used_is_bit_identical_to_the_dense_matrix() {
+        fn next(seed: &mut u64, m: u64) -> u64 {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed % m.max(1)
+        }
+        fn value(r: u64) -> I32F32 {
+            match r % 5 {
+                0 => I32F32::from_num(0),
+                1 => I32F32::from_num(1),
+                _ => I32F32::from_bits((r as i64 * 7_919) % (1 << 32)),
+            }
+        }
+        fn matrix(seed: &mut u64, rows: usize, n: usize, density: u64) -> Vec<Vec<(u16, I32F32)>> {
+            (0..rows)
+                .map(|_| {
+                    let mut row = Vec::new();
+                    for j in 0..(n + 3) as u16 {
+                        if next(seed, 100) < density {
+                            row.push((j, value(next(seed, 1 << 32))));
+                        }
+                    }
+                    row
+                })
+                .collect()
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let params = EpochParams {
+            liquid_alpha: true,
+            ..EpochParams::default()
+        };
+        for case in 0..300 {
+            let n = 1 + next(&mut seed, 40) as usize;
+            let rows = 1 + next(&mut seed, 12) as usize;
+            let d = next(&mut seed, 100);
+            let weights = matrix(&mut seed, rows, n, d);
+            let d = next(&mut seed, 100);
+            let bonds = matrix(&mut seed, rows, n, d);
+            let consensus: Vec<I32F32> = (0..n)
+                .map(|_| {
+                    if case % 7 == 0 {
+                        I32F32::from_num(0)
+                    } else {
+                        value(next(&mut seed, 1 << 32))
+                    }
+                })
+                .collect();
+            let dense = mat_ema_alpha_sparse(
+                &weights,
+                &bonds,
+                &compute_liquid_alpha_values_sparse(&params, &weights, &bonds, &consensus),
+            );
+            let fast = liquid_ema_bonds_sparse(&params, &weights, &bonds, &consensus)
+                .expect("sorted rows");
+            assert_eq!(fast, dense, "case {case}: n {n}, rows {rows}");
+        }
+        // Unsorted rows go to the dense pair.
+        let unsorted = vec![vec![(2, I32F32::from_num(1)), (1, I32F32::from_num(1))]];
+        assert!(
+            liquid_ema_bonds_sparse(&params, &unsorted, &[vec![]], &[I32F32::from_num(1); 3])
+                .is_none()
+        );
+    }
 
     fn two_uids() -> EpochInput {
         EpochInput {

@@ -127,11 +127,36 @@ pub fn alpha_sigmoid(
     alpha_high: I32F32,
     alpha_sigmoid_steepness: I32F32,
 ) -> I32F32 {
+    alpha_of_diff(
+        combined_diff(consensus, weight, bond),
+        alpha_low,
+        alpha_high,
+        alpha_sigmoid_steepness,
+    )
+}
+
+/// The first half of [`alpha_sigmoid`]: how far a bond is from where it moves to, clamped to [0, 1].
+fn combined_diff(consensus: I32F32, weight: I32F32, bond: I32F32) -> I32F32 {
     let zero = I32F32::from_num(0);
     let one = I32F32::from_num(1);
     let diff_buy = clamp_value(weight.saturating_sub(consensus), zero, one);
     let diff_sell = clamp_value(bond.saturating_sub(weight), zero, one);
-    let combined_diff = if weight >= bond { diff_buy } else { diff_sell };
+    if weight >= bond {
+        diff_buy
+    } else {
+        diff_sell
+    }
+}
+
+/// The second half of [`alpha_sigmoid`]: the rate of a combined difference (a pure function of it for
+/// one epoch's parameters, so it can be cached).
+fn alpha_of_diff(
+    combined_diff: I32F32,
+    alpha_low: I32F32,
+    alpha_high: I32F32,
+    alpha_sigmoid_steepness: I32F32,
+) -> I32F32 {
+    let one = I32F32::from_num(1);
     let sigmoid = one.saturating_div(
         one.saturating_add(exp_safe(
             alpha_sigmoid_steepness
@@ -222,6 +247,7 @@ pub fn liquid_ema_bonds_sparse(
     let zero = I32F32::from_num(0);
     let one = I32F32::saturating_from_num(1);
     let n = consensus.len();
+    let mut rates: std::collections::HashMap<i64, I32F32> = std::collections::HashMap::new();
     let mut result = Vec::with_capacity(weights.len());
     for (w_row, b_row) in weights.iter().zip(bonds.iter()) {
         let mut old = b_row.iter().peekable();
@@ -238,14 +264,12 @@ pub fn liquid_ema_bonds_sparse(
                     break;
                 }
             }
-            let a = alpha_sigmoid(
-                consensus[usize::from(j)],
-                new_val,
-                bond.unwrap_or(zero),
-                alpha_low,
-                alpha_high,
-                steepness,
-            );
+            // The rate depends on the cell only through its combined difference, which repeats a lot
+            // (0 wherever a weight is at or below consensus and above the bond): one exp per value.
+            let diff = combined_diff(consensus[usize::from(j)], new_val, bond.unwrap_or(zero));
+            let a = *rates
+                .entry(diff.to_bits())
+                .or_insert_with(|| alpha_of_diff(diff, alpha_low, alpha_high, steepness));
             let decayed = bond.map_or(zero, |b| one.saturating_sub(a).saturating_mul(b));
             let inc = a.saturating_mul(new_val).max(zero);
             let val = decayed.saturating_add(inc).min(one);

@@ -5,5 +5,6 @@
 //!   submissions against a federation of four): throughput, p99, memory, nothing lost.
 //! - [`paid`]: `boltensor bench paid`: what paying per request over Lightning costs, on the regtest network.
 
+pub mod embed;
 pub mod load;
 pub mod paid;

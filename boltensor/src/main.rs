@@ -88,6 +88,22 @@ enum BenchCommand {
     /// A bounded load test on loopback: paid requests against one miner, weight submissions against a
     /// federation of four; throughput, p99, memory, and that nothing was lost.
     Load(LoadArgs),
+    /// Embedding throughput with concurrent clients: one forward pass per text vs the miner's
+    /// batcher, on the real all-MiniLM-L6-v2; and how close batched vectors are to single ones.
+    Embed {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds per mode.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where the models are (default: ~/.cache/boltensor/models).
+        #[arg(long)]
+        models_dir: Option<PathBuf>,
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +329,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "wrote {}/report.json, summary.md, img/*.svg",
                 args.out.display()
             );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Embed {
+            concurrency,
+            seconds,
+            models_dir,
+            json,
+        }) => {
+            let dir = models_dir
+                .unwrap_or_else(boltensor_miner::config::default_models_dir)
+                .join("all-minilm-l6-v2");
+            let figures = boltensor_bench::embed::run(&dir, concurrency, seconds)
+                .await
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("the embedding model in {}", dir.display()))?;
+            print!("{}", figures.render());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Load(a)) => {

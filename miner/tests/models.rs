@@ -134,3 +134,36 @@ async fn a_greedy_answer_passes_teacher_forcing_and_a_coarser_model_fails_it() {
         "the coarser model is caught on most prompts ({caught}/8)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_embeddings_are_batched_and_agree_with_single_ones() {
+    let models = backends();
+    let Backend::MiniLm(m) = &models["all-minilm-l6-v2"] else {
+        panic!("the embedding model is MiniLm");
+    };
+    let texts: Vec<String> = (0..24)
+        .map(|i| {
+            format!(
+                "request {i}: {}",
+                "paid per inference over lightning ".repeat(1 + i % 5)
+            )
+        })
+        .collect();
+    // 24 clients at once, one text each, through the backend as the miner's API calls it.
+    let backend = models["all-minilm-l6-v2"].clone();
+    let answers =
+        futures_util::future::join_all(texts.iter().map(|t| backend.embed(vec![t.clone()]))).await;
+    let (passes, embedded) = m.batcher().stats();
+    assert_eq!(embedded, 24);
+    assert!(
+        passes < 24,
+        "{passes} forward passes for 24 concurrent texts"
+    );
+    for (t, a) in texts.iter().zip(answers) {
+        let batched = a.expect("embeds").remove(0);
+        let single = m.embed(t).expect("embeds");
+        let c = cosine(&batched, &single);
+        assert!(c > 0.99999, "cosine {c} for {t:?}");
+    }
+    println!("24 concurrent texts in {passes} forward passes");
+}

@@ -160,6 +160,10 @@ struct CompareArgs {
     /// The colluding group's share of validator stake.
     #[arg(long, default_value_t = boltensor_compare::Config::default().collusion_stake)]
     collusion_stake: f64,
+    /// Validators commit their weights one epoch and reveal them in the next, in both designs (the
+    /// weight copier's figures are also shown the other way, on the same world).
+    #[arg(long, default_value_t = boltensor_compare::Config::default().commit_reveal, action = clap::ArgAction::Set)]
+    commit_reveal: bool,
     /// Where to write report.json, summary.md and img/*.svg.
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
@@ -315,6 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 miners: args.miners,
                 validators: args.validators,
                 collusion_stake: args.collusion_stake,
+                commit_reveal: args.commit_reveal,
                 ..boltensor_compare::Config::default()
             };
             let report = boltensor_compare::run(&config);

@@ -105,6 +105,13 @@ pub struct Config {
     pub token_buyback_share: f64,
     /// Stake shares for the collusion sweep (empty: none).
     pub collusion_sweep: Vec<f64>,
+    /// Validators commit their weights one epoch and reveal them in the next (subtensor's commit-reveal,
+    /// ADR 0014), in both designs.
+    #[serde(default)]
+    pub commit_reveal: bool,
+    /// Also run the same world with commit-reveal the other way, for the weight copier's figures.
+    #[serde(default)]
+    pub copier_comparison: bool,
 }
 
 impl Default for Config {
@@ -138,6 +145,8 @@ impl Default for Config {
             validator_stake_tao: 5_000.0,
             token_buyback_share: 1.0,
             collusion_sweep: vec![0.1, 0.2, 0.3, 0.4, 0.45, 0.55, 0.6, 0.7],
+            commit_reveal: true,
+            copier_comparison: true,
         }
     }
 }
@@ -155,6 +164,17 @@ pub struct Spendable {
 
 /// A gain above this counts as collusion paying (1 %).
 pub const COLLUSION_PAYS: f64 = 1.01;
+
+/// The weight copier's income per stake relative to an honest validator's, gross, in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopierPoint {
+    /// Whether validators committed and revealed their weights.
+    pub commit_reveal: bool,
+    /// Token design.
+    pub token: f64,
+    /// Lightning design.
+    pub lightning: f64,
+}
 
 /// One point of the collusion sweep.
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +216,8 @@ pub struct Report {
     pub lightning_latency_overhead_ms: (f64, f64),
     /// Collusion sweep.
     pub collusion: Vec<CollusionPoint>,
+    /// The weight copier without and with commit-reveal (the same world).
+    pub copier: Vec<CopierPoint>,
     /// Per-epoch series for plots.
     pub series: Series,
 }
@@ -359,6 +381,34 @@ pub fn run(config: &Config) -> Report {
         })
         .collect();
 
+    // The weight copier with commit-reveal off and on: this run, and the same world the other way.
+    let copier = if config.copier_comparison {
+        let other = run_both(&Config {
+            commit_reveal: !config.commit_reveal,
+            collusion_sweep: Vec::new(),
+            copier_comparison: false,
+            ..config.clone()
+        });
+        let to = other.token.metrics(&other.world, config.zero_demand_epochs);
+        let lo = other.ln.metrics(&other.world, config.zero_demand_epochs);
+        let mut points = vec![
+            CopierPoint {
+                commit_reveal: config.commit_reveal,
+                token: token.copier_per_stake_vs_honest,
+                lightning: lightning.copier_per_stake_vs_honest,
+            },
+            CopierPoint {
+                commit_reveal: !config.commit_reveal,
+                token: to.copier_per_stake_vs_honest,
+                lightning: lo.copier_per_stake_vs_honest,
+            },
+        ];
+        points.sort_by_key(|p| p.commit_reveal);
+        points
+    } else {
+        Vec::new()
+    };
+
     let bad_id = world
         .agents
         .iter()
@@ -409,5 +459,6 @@ pub fn run(config: &Config) -> Report {
             measured::PAID_OVERHEAD_CHAT_P50_MS,
         ),
         collusion,
+        copier,
     }
 }

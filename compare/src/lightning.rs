@@ -47,7 +47,7 @@ pub struct LightningSeries {
 /// Runs the Lightning design over the world.
 pub fn run(config: &Config, world: &World) -> (Ledger, LightningAccounts, LightningSeries) {
     let m = config.miners.max(3);
-    let mut mg = Metagraph::new(world, m);
+    let mut mg = Metagraph::new(world, m, config.commit_reveal);
     let mut ledger = Ledger::new(world, "lightning");
     let mut acc = LightningAccounts::default();
     let mut series = LightningSeries::default();

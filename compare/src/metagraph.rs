@@ -31,6 +31,10 @@ pub struct Metagraph {
     pub last: Option<EpochOutput>,
     /// Yuma parameters (subtensor's defaults).
     pub params: EpochParams,
+    /// Commit-reveal (subtensor's, ADR 0014): rows are committed one epoch and used in the next.
+    pub commit_reveal: bool,
+    /// The rows committed last epoch, used this one.
+    pub committed: Option<Vec<Vec<(u16, u16)>>>,
 }
 
 /// The u16 row a validator stores for its scores, max-upscaled as `set_weights` does.
@@ -47,7 +51,7 @@ pub fn max_upscale(values: &[(u16, f64)]) -> Vec<(u16, u16)> {
 
 impl Metagraph {
     /// A subnet with the world's first miners, all registered at block 0.
-    pub fn new(world: &World, miners: usize) -> Metagraph {
+    pub fn new(world: &World, miners: usize, commit_reveal: bool) -> Metagraph {
         let v = world.roles.len();
         let n = v + miners;
         Metagraph {
@@ -63,6 +67,8 @@ impl Metagraph {
                 tempo: TEMPO,
                 ..EpochParams::default()
             },
+            commit_reveal,
+            committed: None,
         }
     }
 
@@ -100,8 +106,11 @@ impl Metagraph {
         }
     }
 
-    /// Builds every validator's stored weight row for this epoch.
-    pub fn weights(&self, world: &World, draws: &EpochDraws) -> Vec<Vec<(u16, u16)>> {
+    /// Builds every validator's stored weight row for this epoch. Without commit-reveal the copier copies
+    /// the rows the others submitted this epoch (public as soon as they are ordered: their mean,
+    /// max-upscaled); with it, every row is committed this epoch and used in the next, and the copier
+    /// can only copy the last public consensus.
+    pub fn weights(&mut self, world: &World, draws: &EpochDraws) -> Vec<Vec<(u16, u16)>> {
         let mut rows = vec![Vec::new(); self.n()];
         let colluders_miner = self
             .slots
@@ -126,16 +135,47 @@ impl Metagraph {
                     }
                     row
                 }
-                ValidatorRole::Copier => match &self.last {
-                    // The public consensus of the last epoch, max-upscaled (weight copying).
-                    Some(out) => max_upscale(
-                        &(self.v..self.n())
-                            .map(|uid| (uid as u16, f64::from(out.consensus[uid])))
-                            .collect::<Vec<_>>(),
-                    ),
-                    None => max_upscale(&scored),
-                },
+                // Filled in below, from the others' rows.
+                ValidatorRole::Copier => Vec::new(),
             };
+        }
+        let copied = if self.commit_reveal {
+            // The public consensus of the last epoch, max-upscaled.
+            self.last.as_ref().map(|out| {
+                max_upscale(
+                    &(self.v..self.n())
+                        .map(|uid| (uid as u16, f64::from(out.consensus[uid])))
+                        .collect::<Vec<_>>(),
+                )
+            })
+        } else {
+            // This epoch's submitted rows of the others, added up.
+            let mut sum = vec![0f64; self.n()];
+            for (vi, role) in world.roles.iter().enumerate() {
+                if *role != ValidatorRole::Copier {
+                    for (uid, w) in &rows[vi] {
+                        sum[*uid as usize] += f64::from(*w);
+                    }
+                }
+            }
+            Some(max_upscale(
+                &(self.v..self.n())
+                    .map(|uid| (uid as u16, sum[uid]))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        for (vi, role) in world.roles.iter().enumerate() {
+            if *role == ValidatorRole::Copier {
+                rows[vi] = copied.clone().unwrap_or_default();
+            }
+        }
+        if self.commit_reveal {
+            // This epoch uses what was committed last epoch (nothing in the first).
+            let n = self.n();
+            return self
+                .committed
+                .replace(rows)
+                .unwrap_or_else(|| vec![Vec::new(); n]);
         }
         rows
     }

@@ -191,12 +191,13 @@ pub fn markdown(r: &Report, img: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Run: `--seed {} --epochs {} --miners {} --validators {}` ({:.1} days of 72-minute epochs); \
+        "Run: `--seed {} --epochs {} --miners {} --validators {} --commit-reveal {}` ({:.1} days of 72-minute epochs); \
          {} colluding validators with {} of the stake; demand 0 for the first {} epochs, then up to {} req/s.\n",
         c.seed,
         c.epochs,
         c.miners,
         c.validators,
+        c.commit_reveal,
         c.epochs as f64 * EPOCH_SECS / 86400.0,
         c.colluders,
         pct(c.collusion_stake),
@@ -409,6 +410,23 @@ pub fn markdown(r: &Report, img: &str) -> String {
         );
     }
     s.push('\n');
+    if !r.copier.is_empty() {
+        let _ = writeln!(
+            s,
+            "Weight copier (same world; its income per stake vs an honest validator's, gross):\n"
+        );
+        s.push_str("| commit-reveal | token | Lightning |\n|---|---|---|\n");
+        for p in &r.copier {
+            let _ = writeln!(
+                s,
+                "| {} | {:.3} | {:.3} |",
+                if p.commit_reveal { "on" } else { "off" },
+                p.token,
+                p.lightning
+            );
+        }
+        s.push('\n');
+    }
     for (name, alt) in [
         ("compare-income", "miner income per epoch"),
         ("compare-demand", "client demand"),

@@ -109,7 +109,7 @@ pub struct TokenSeries {
 /// Runs the token design over the world.
 pub fn run(config: &Config, world: &World) -> (Ledger, TokenAccounts, TokenSeries) {
     let m = config.miners.max(3);
-    let mut mg = Metagraph::new(world, m);
+    let mut mg = Metagraph::new(world, m, config.commit_reveal);
     let mut ledger = Ledger::new(world, "token");
     let mut acc = TokenAccounts::default();
     let mut series = TokenSeries::default();

@@ -53,7 +53,16 @@ pub struct InitArgs {
     /// [default: 100000; 0 on regtest, where local setups run miners without a bond]
     #[arg(long)]
     miner_bond_min_sat: Option<u64>,
+    /// The share of each member's forwarding fees paid out as the epoch pool, in ppm (ADR 0015): the
+    /// pool is what the network earned, each member paying its part. 0: a fixed pool of
+    /// epoch_pool_msat paid by the epoch's round-robin payer from its own balance.
+    /// [default: 500000; 0 on regtest, where local setups pay a fixed pool without traffic]
+    #[arg(long)]
+    pool_fee_share_ppm: Option<u64>,
 }
+
+/// The share of fees `coordinator init` pays out as the pool off regtest (ADR 0015).
+pub const DEFAULT_POOL_FEE_SHARE_PPM: u64 = 500_000;
 
 /// The miner bond `coordinator init` asks for off regtest (ADR 0012).
 pub const DEFAULT_MINER_BOND_SAT: u64 = 100_000;
@@ -106,8 +115,16 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                         DEFAULT_MINER_BOND_SAT
                     },
                 ),
+                pool_fee_share_ppm: a.pool_fee_share_ppm.unwrap_or(
+                    if a.network == bitcoin::Network::Regtest {
+                        0
+                    } else {
+                        DEFAULT_POOL_FEE_SHARE_PPM
+                    },
+                ),
                 ..Params::default()
             };
+            params.validate().map_err(anyhow::Error::msg)?;
             let timing = ConsensusTiming {
                 rounds_per_session: a.rounds_per_session,
                 round_delay_ms: a.round_delay_ms,
@@ -146,6 +163,19 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                 match fed.params.miner_bond_min_sat {
                     0 => "miners register without a bond (--miner-bond-min-sat)".to_string(),
                     sat => format!("miners register with a bond of at least {sat} sat"),
+                }
+            );
+            println!(
+                "epoch pool: {}",
+                match fed.params.pool_fee_share_ppm {
+                    0 => format!(
+                        "a fixed {} msat paid by each epoch's round-robin payer (--pool-fee-share-ppm)",
+                        fed.params.epoch_pool_msat
+                    ),
+                    ppm => format!(
+                        "{} % of each member's forwarding fees, paid by that member",
+                        ppm as f64 / 10_000.0
+                    ),
                 }
             );
             Ok(())

@@ -139,7 +139,8 @@ fn init_writes_random_keys_and_refuses_a_seed_outside_regtest() -> Result {
 #[test]
 fn init_asks_miners_for_a_bond_off_regtest() -> Result {
     let dir = tempfile::tempdir()?;
-    let bond = |name: &str, extra: &[&str]| -> Result<u64> {
+    // (miner bond, pool share of fees) that `coordinator init` writes.
+    let params = |name: &str, extra: &[&str]| -> Result<(u64, u64)> {
         let out = bin()
             .args(["coordinator", "init", "--members", "4"])
             .arg(format!("--dir={}", dir.path().join(name).display()))
@@ -153,18 +154,38 @@ fn init_asks_miners_for_a_bond_off_regtest() -> Result {
         let cfg = boltensor_coordinator::FederationConfig::load(
             &dir.path().join(name).join("member-0/federation.json"),
         )?;
-        Ok(cfg.params.miner_bond_min_sat)
+        Ok((cfg.params.miner_bond_min_sat, cfg.params.pool_fee_share_ppm))
     };
-    assert_eq!(bond("signet", &["--network", "signet"])?, 100_000);
-    assert_eq!(bond("bitcoin", &["--network", "bitcoin"])?, 100_000);
-    assert_eq!(bond("regtest", &[])?, 0);
+    // Off regtest miners bond and the pool is half of what the members' nodes earned (ADR 0015).
     assert_eq!(
-        bond(
-            "set",
-            &["--network", "signet", "--miner-bond-min-sat", "250000"]
-        )?,
-        250_000
+        params("signet", &["--network", "signet"])?,
+        (100_000, 500_000)
     );
+    assert_eq!(
+        params("bitcoin", &["--network", "bitcoin"])?,
+        (100_000, 500_000)
+    );
+    assert_eq!(params("regtest", &[])?, (0, 0));
+    assert_eq!(
+        params(
+            "set",
+            &[
+                "--network",
+                "signet",
+                "--miner-bond-min-sat",
+                "250000",
+                "--pool-fee-share-ppm",
+                "0"
+            ]
+        )?,
+        (250_000, 0)
+    );
+    let out = bin()
+        .args(["coordinator", "init", "--pool-fee-share-ppm", "1000001"])
+        .arg(format!("--dir={}", dir.path().join("bad").display()))
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 1000000"));
     Ok(())
 }
 

@@ -126,10 +126,23 @@ proptest! {
 
     /// A bond counts only while confirmations + margin < T, and then gives exactly its amount.
     #[test]
-    fn stake_window((keys, k, _, t, _) in setup(), margin in 0u16..200, c in 0u32..70_000) {
-        let Ok(policy) = BondPolicy::new(fed_of(&keys, k), 1, margin, 1, Amount::ZERO) else {
-            return Ok(());
+    fn stake_window(
+        (keys, k, _, t, _) in setup(),
+        margin in 0u16..200,
+        far in 0u32..70_000,
+        near in -3i64..=3,
+        at_edge in any::<bool>(),
+    ) {
+        // Half the cases within 3 confirmations of where the bond stops counting (T − margin).
+        let c = if at_edge {
+            (i64::from(t) - i64::from(margin) + near).max(0) as u32
+        } else {
+            far
         };
+        // The smallest minimum timelock with which the policy can count at all (1 + margin < it): with a
+        // minimum of 1, as before, the policy never built and no case reached the check.
+        let policy = BondPolicy::new(fed_of(&keys, k), margin + 2, margin, 1, Amount::ZERO)
+            .expect("1 + margin < margin + 2");
         let counts = policy.counts(t, c);
         prop_assert_eq!(counts, c >= 1 && c + u32::from(margin) < u32::from(t));
         let stake = policy.stake(t, Amount::from_sat(5), c);

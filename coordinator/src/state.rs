@@ -1163,13 +1163,18 @@ impl EpochInputs {
         (output, split)
     }
 
-    /// Each member's part of a fee-funded pool: `pool_fee_share_ppm` of its income this epoch, msat.
+    /// Each member's part of a fee-funded pool: `pool_fee_share_ppm` of its income this epoch, msat, at
+    /// most `u64::MAX / members` — so the parts add up without overflow, and a member reporting an
+    /// absurd income (found by the fuzzer: parts that saturated the pool made the payouts exceed it) cannot
+    /// shrink another member's part.
     pub fn member_pools(&self) -> Vec<u64> {
+        let cap = u64::MAX / self.fees_msat.len().max(1) as u64;
         self.fees_msat
             .iter()
             .map(|f| {
-                (u128::from(*f) * u128::from(self.params.pool_fee_share_ppm.min(1_000_000))
-                    / 1_000_000) as u64
+                ((u128::from(*f) * u128::from(self.params.pool_fee_share_ppm.min(1_000_000))
+                    / 1_000_000) as u64)
+                    .min(cap)
             })
             .collect()
     }
@@ -1180,9 +1185,7 @@ impl EpochInputs {
         if self.params.pool_fee_share_ppm == 0 {
             self.params.epoch_pool_msat
         } else {
-            self.member_pools()
-                .into_iter()
-                .fold(0u64, u64::saturating_add)
+            self.member_pools().into_iter().sum()
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `boltensor bench embed`: embedding throughput with concurrent clients, one text per request, one at a
-//! time per request (the blocking pool, as before batching) against the miner's batcher
+//! time per request (the blocking pool, what the miner does) against the batcher
 //! ([`boltensor_miner::backend::EmbedBatcher`]), on the real all-MiniLM-L6-v2; and how far the batched
 //! vectors are from one-at-a-time ones. Build with --release for meaningful figures.
 

@@ -5,10 +5,10 @@
 //!   A Q4_1 file is re-quantised once to Q8_0 next to it (candle has no fast Q4_1 CPU kernel).
 //! - [`External`]: forwards to llama.cpp / vLLM / Ollama, for operators with bigger models or a GPU.
 //!
-//! Chat inference runs on the blocking pool, one request at a time per model (batch size 1 keeps greedy
-//! outputs bit-reproducible for validators' teacher forcing). Concurrent embedding requests are batched
-//! into one forward pass ([`EmbedBatcher`]); their vectors agree with one-at-a-time ones to float rounding,
-//! well within the validators' cosine tolerance.
+//! Inference runs on the blocking pool, one request at a time per model (batch size 1 keeps outputs
+//! bit-reproducible for validators). [`EmbedBatcher`] runs concurrent embedding requests as batched
+//! forward passes instead; `boltensor bench embed` measures it against one pass per text, and on this
+//! project's 2-core CPU it is not faster (0.89–0.95×), so the miner does not use it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -341,17 +341,44 @@ impl MiniLm {
             .iter()
             .map(|t| self.tokenizer.encode(*t, true).map_err(infer))
             .collect::<Result<Vec<_>, _>>()?;
+        // Texts of similar length go through together, so padding costs little: sorted by length, a
+        // group closes when the next text is a quarter longer than its first (or it has 16 texts).
+        let mut order: Vec<usize> = (0..encs.len()).collect();
+        order.sort_by_key(|&i| encs[i].get_ids().len());
+        let mut out = vec![Vec::new(); encs.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let first = encs[order[start]].get_ids().len();
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < 16
+                && encs[order[end]].get_ids().len() * 4 <= first * 5 + 4
+            {
+                end += 1;
+            }
+            let group: Vec<&tokenizers::Encoding> =
+                order[start..end].iter().map(|&i| &encs[i]).collect();
+            for (&i, v) in order[start..end].iter().zip(self.forward_padded(&group)?) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// One forward pass over `encs`, padded to the longest, mean-pooled over each one's own tokens.
+    fn forward_padded(&self, encs: &[&tokenizers::Encoding]) -> Result<Vec<Vec<f32>>, ModelError> {
         let width = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(texts.len() * width);
-        let mut mask = Vec::with_capacity(texts.len() * width);
-        for e in &encs {
+        let mut ids = Vec::with_capacity(encs.len() * width);
+        let mut mask = Vec::with_capacity(encs.len() * width);
+        for e in encs {
             let n = e.get_ids().len();
             ids.extend_from_slice(e.get_ids());
             ids.extend(std::iter::repeat_n(0u32, width - n));
             mask.extend(std::iter::repeat_n(1u32, n));
             mask.extend(std::iter::repeat_n(0u32, width - n));
         }
-        let shape = (texts.len(), width);
+        let shape = (encs.len(), width);
         let ids = Tensor::from_vec(ids, shape, &Device::Cpu).map_err(infer)?;
         let mask = Tensor::from_vec(mask, shape, &Device::Cpu).map_err(infer)?;
         let types = ids.zeros_like().map_err(infer)?;
@@ -419,39 +446,45 @@ impl EmbedBatcher {
             std::sync::atomic::AtomicU64::new(0),
             std::sync::atomic::AtomicU64::new(0),
         ));
-        let counts = Arc::clone(&stats);
-        std::thread::Builder::new()
-            .name("embed-batcher".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    let mut n = jobs[0].texts.len();
-                    while n < MAX_EMBED_BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => {
-                                n += job.texts.len();
-                                jobs.push(job);
+        // One batching thread per core: each takes what waits (up to its share of a batch) while the
+        // others compute.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+        let per_worker = MAX_EMBED_BATCH.div_ceil(workers);
+        let rx = Arc::new(Mutex::new(rx));
+        for w in 0..workers {
+            let (rx, model, counts) = (Arc::clone(&rx), model.clone(), Arc::clone(&stats));
+            std::thread::Builder::new()
+                .name(format!("embed-batcher-{w}"))
+                .spawn(move || loop {
+                    let (jobs, n) = {
+                        let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                        let Ok(first) = rx.recv() else { break };
+                        let mut n = first.texts.len();
+                        let mut jobs = vec![first];
+                        while n < per_worker {
+                            match rx.try_recv() {
+                                Ok(job) => {
+                                    n += job.texts.len();
+                                    jobs.push(job);
+                                }
+                                Err(_) => break,
                             }
-                            Err(_) => break,
                         }
-                    }
-                    match model.upgrade() {
-                        Some(model) => {
-                            counts.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            counts
-                                .1
-                                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                            run_batch(&model, jobs)
-                        }
-                        None => break,
-                    }
-                }
-            })
-            .expect("a thread starts");
+                        (jobs, n)
+                    };
+                    let Some(model) = model.upgrade() else { break };
+                    counts.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    counts
+                        .1
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    run_batch(&model, jobs);
+                })
+                .expect("a thread starts");
+        }
         EmbedBatcher { tx, stats }
     }
 
-    /// Forward passes run so far and the texts they embedded (texts / passes = the mean batch).
+    /// Batches taken so far and the texts in them (texts / batches = the mean batch).
     pub fn stats(&self) -> (u64, u64) {
         (
             self.stats.0.load(std::sync::atomic::Ordering::Relaxed),
@@ -1050,9 +1083,6 @@ impl Backend {
         ctl: Arc<RunControl>,
     ) -> Result<Vec<Vec<f32>>, ModelError> {
         match self {
-            Backend::MiniLm(m) if texts.len() <= MAX_EMBED_BATCH => {
-                m.batcher().embed(texts, ctl).await
-            }
             Backend::MiniLm(m) => {
                 let m = Arc::clone(m);
                 tokio::task::spawn_blocking(move || {

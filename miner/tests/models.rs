@@ -136,7 +136,7 @@ async fn a_greedy_answer_passes_teacher_forcing_and_a_coarser_model_fails_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn concurrent_embeddings_are_batched_and_agree_with_single_ones() {
+async fn batched_embeddings_agree_with_single_ones() {
     let models = backends();
     let Backend::MiniLm(m) = &models["all-minilm-l6-v2"] else {
         panic!("the embedding model is MiniLm");
@@ -149,21 +149,22 @@ async fn concurrent_embeddings_are_batched_and_agree_with_single_ones() {
             )
         })
         .collect();
-    // 24 clients at once, one text each, through the backend as the miner's API calls it.
-    let backend = models["all-minilm-l6-v2"].clone();
-    let answers =
-        futures_util::future::join_all(texts.iter().map(|t| backend.embed(vec![t.clone()]))).await;
+    // 24 clients at once, one text each, through the batcher.
+    let answers = futures_util::future::join_all(texts.iter().map(|t| {
+        m.batcher().embed(
+            vec![t.clone()],
+            boltensor_miner::backend::RunControl::paid(),
+        )
+    }))
+    .await;
     let (passes, embedded) = m.batcher().stats();
     assert_eq!(embedded, 24);
-    assert!(
-        passes < 24,
-        "{passes} forward passes for 24 concurrent texts"
-    );
+    assert!(passes < 24, "{passes} batches for 24 concurrent texts");
     for (t, a) in texts.iter().zip(answers) {
         let batched = a.expect("embeds").remove(0);
         let single = m.embed(t).expect("embeds");
         let c = cosine(&batched, &single);
         assert!(c > 0.99999, "cosine {c} for {t:?}");
     }
-    println!("24 concurrent texts in {passes} forward passes");
+    println!("24 concurrent texts in {passes} batches");
 }

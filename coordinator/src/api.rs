@@ -16,7 +16,6 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /` | the dashboard (live over `GET /v1/stream`, server-sent events, at most a few per client IP and in all: 429 / 503 beyond; `GET /v1/dashboard` one snapshot) |
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -407,22 +406,21 @@ async fn payouts(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     }))
 }
 
-/// Each member's books of a fee-funded pool (ADR 0015), by member index: fees reported (running total)
-/// and forwards, fees accounted for by closed epochs, the sum of its pool parts, of the payouts it owes
-/// or owed, and of those receipted. `boltensor_audit::MemberBooks`, less what the node earned.
+/// Each member's books of a fee-funded pool (ADR 0015), by member index, as `GET /v1/payouts` and the
+/// dashboard show them (the fields of `boltensor_audit::MemberBooks`, less what the node earned).
 pub fn member_books(st: &crate::state::State) -> Vec<serde_json::Value> {
-    let get = |m: &BTreeMap<usize, u64>, i: usize| m.get(&i).copied().unwrap_or(0);
     (0..st.members)
         .map(|i| {
-            let r = st.fee_reports.get(&i);
+            let b = st.pool_books.get(&i).cloned().unwrap_or_default();
+            let r = b.report.unwrap_or_default();
             json!({
                 "member": i,
-                "reported_msat": r.map_or(0, |r| r.fee_msat),
-                "forwards": r.map_or(0, |r| r.forwards),
-                "accounted_msat": get(&st.fees_accounted, i),
-                "pool_msat": get(&st.pool_parts_msat, i),
-                "owed_msat": get(&st.owed_by_msat, i),
-                "paid_msat": get(&st.paid_by_msat, i),
+                "reported_msat": r.fee_msat,
+                "forwards": r.forwards,
+                "accounted_msat": b.accounted_msat,
+                "pool_msat": b.pool_msat,
+                "owed_msat": b.owed_msat,
+                "paid_msat": b.paid_msat,
             })
         })
         .collect()

@@ -396,7 +396,7 @@ pub struct PayoutReceipt {
 /// began ([`boltensor_ln::Forwards`]), a running total that only grows. The member is the item's
 /// proposer (consensus authenticates it), so the report names no member and needs no signature of its
 /// own. Each epoch's income of a member is its last report minus what earlier epochs accounted for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeeReport {
     /// Fees earned, msat, in total.

@@ -281,13 +281,15 @@ pub async fn report_fees(engine: Arc<Engine>, ln: Arc<LnNode>, every: Duration) 
     loop {
         tick.tick().await;
         let now = ln.forwarded();
-        let grew = engine
-            .state()
-            .fee_reports
-            .get(&me)
-            .map_or(now.fee_msat > 0, |last| {
-                now.fee_msat > last.fee_msat && now.count >= last.forwards
-            });
+        // Read under the state's lock: no copy of the whole state every few seconds.
+        let grew = engine.with_state(|st| {
+            st.pool_books
+                .get(&me)
+                .and_then(|b| b.report.as_ref())
+                .map_or(now.fee_msat > 0, |last| {
+                    now.fee_msat > last.fee_msat && now.count >= last.forwards
+                })
+        });
         if grew {
             tracing::debug!(
                 fee_msat = now.fee_msat,

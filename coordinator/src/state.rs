@@ -133,24 +133,26 @@ pub struct State {
     /// in the next epoch or dropped when that epoch closes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub commits: BTreeMap<String, String>,
-    /// Each member's latest forwarding-income report (its running total), by member index.
+    /// Each member's books of its forwarding income and the fee-funded pool (ADR 0015), by member index.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fee_reports: BTreeMap<usize, FeeReport>,
-    /// The part of each member's reported fees that closed epochs have accounted for (msat), by member
-    /// index: an epoch's income of a member is its report minus this.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fees_accounted: BTreeMap<usize, u64>,
-    /// Fee-funded pools: per member, the sum of its parts of every epoch's pool (`pool_fee_share_ppm` of
-    /// its income then), msat.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pool_parts_msat: BTreeMap<usize, u64>,
-    /// Fee-funded pools: per member, the sum of the payouts it owes or owed, msat (≤ its parts: each
-    /// payee's share is rounded down).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub owed_by_msat: BTreeMap<usize, u64>,
-    /// Fee-funded pools: per member, the sum of its receipted payouts, msat.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub paid_by_msat: BTreeMap<usize, u64>,
+    pub pool_books: BTreeMap<usize, PoolBooks>,
+}
+
+/// One member's books of its forwarding income and of a fee-funded pool (ADR 0015; `GET /v1/payouts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolBooks {
+    /// Its latest fee report (running totals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<FeeReport>,
+    /// The part of the reported fees closed epochs accounted for, msat: an epoch's income is the report
+    /// minus this.
+    pub accounted_msat: u64,
+    /// The sum of its parts of every epoch's pool (`pool_fee_share_ppm` of its income then), msat.
+    pub pool_msat: u64,
+    /// The sum of the payouts it owes or owed, msat (≤ its parts: each payee's share is rounded down).
+    pub owed_msat: u64,
+    /// The sum of its receipted payouts, msat.
+    pub paid_msat: u64,
 }
 
 /// What [`State::plan`] found an item changes (each found while checking, so the commit cannot fail).
@@ -208,11 +210,7 @@ impl State {
             slashed_keys: BTreeSet::new(),
             slashed_outpoints: BTreeSet::new(),
             commits: BTreeMap::new(),
-            fee_reports: BTreeMap::new(),
-            fees_accounted: BTreeMap::new(),
-            pool_parts_msat: BTreeMap::new(),
-            owed_by_msat: BTreeMap::new(),
-            paid_by_msat: BTreeMap::new(),
+            pool_books: BTreeMap::new(),
         }
     }
 
@@ -392,7 +390,7 @@ impl State {
                 if peer >= self.members {
                     return Err("fee reports come from members only".into());
                 }
-                let last = self.fee_reports.get(&peer);
+                let last = self.pool_books.get(&peer).and_then(|b| b.report.as_ref());
                 if last.is_some_and(|l| f.fee_msat <= l.fee_msat || f.forwards < l.forwards)
                     || (last.is_none() && f.fee_msat == 0)
                 {
@@ -454,15 +452,15 @@ impl State {
                     .insert(peer, s.signature.clone());
             }
             (ConsensusItem::Fees(f), Change::Other) => {
-                self.fee_reports.insert(peer, f.clone());
+                self.pool_books.entry(peer).or_default().report = Some(f.clone());
             }
             (ConsensusItem::Receipt(r), Change::Other) => {
                 let slot = payout_slot(r.epoch, &r.key, r.payer);
                 self.owed.remove(&slot);
                 self.receipts.insert(slot, r.payment.clone());
                 if let Some(m) = r.payer {
-                    let p = self.paid_by_msat.entry(usize::from(m)).or_default();
-                    *p = p.saturating_add(r.msat);
+                    let b = self.pool_books.entry(usize::from(m)).or_default();
+                    b.paid_msat = b.paid_msat.saturating_add(r.msat);
                 }
                 *self.paid_msat.entry(r.key.to_string()).or_default() += r.msat;
             }
@@ -791,9 +789,10 @@ impl State {
     /// Member `m`'s forwarding income not yet in any epoch: its last report minus what closed epochs
     /// accounted for.
     pub fn fee_income(&self, m: usize) -> u64 {
-        self.fee_reports.get(&m).map_or(0, |r| {
-            r.fee_msat
-                .saturating_sub(self.fees_accounted.get(&m).copied().unwrap_or(0))
+        self.pool_books.get(&m).map_or(0, |b| {
+            b.report
+                .as_ref()
+                .map_or(0, |r| r.fee_msat.saturating_sub(b.accounted_msat))
         })
     }
 
@@ -872,26 +871,23 @@ impl State {
             self.owed
                 .insert(payout_slot(result.inputs.epoch, &p.key, p.payer), p.msat);
             if let Some(m) = p.payer {
-                let o = self.owed_by_msat.entry(usize::from(m)).or_default();
-                *o = o.saturating_add(p.msat);
-            }
-        }
-        for (m, part) in result.inputs.member_pools().into_iter().enumerate() {
-            if part > 0 {
-                let o = self.pool_parts_msat.entry(m).or_default();
-                *o = o.saturating_add(part);
+                let b = self.pool_books.entry(usize::from(m)).or_default();
+                b.owed_msat = b.owed_msat.saturating_add(p.msat);
             }
         }
         // Every member's income so far is accounted for: in this epoch's pool when the pool is funded
         // by fees (the figures the result carries), else in no pool.
-        if result.inputs.fees_msat.is_empty() {
-            for (m, r) in &self.fee_reports {
-                self.fees_accounted.insert(*m, r.fee_msat);
-            }
-        } else {
-            for (m, f) in result.inputs.fees_msat.iter().enumerate() {
-                let a = self.fees_accounted.entry(m).or_default();
-                *a = a.saturating_add(*f);
+        let parts = result.inputs.member_pools();
+        for (m, b) in self.pool_books.iter_mut() {
+            match result.inputs.fees_msat.get(*m) {
+                Some(f) => {
+                    b.accounted_msat = b.accounted_msat.saturating_add(*f);
+                    b.pool_msat = b.pool_msat.saturating_add(parts[*m]);
+                }
+                None if result.inputs.fees_msat.is_empty() => {
+                    b.accounted_msat = b.report.as_ref().map_or(0, |r| r.fee_msat);
+                }
+                None => {}
             }
         }
         self.epoch += 1;
@@ -1651,8 +1647,8 @@ mod tests {
         assert_eq!(r.payouts.len(), 2, "{:?}", r.payouts);
         st.apply_epoch(&r);
         assert_eq!(st.fee_income(0), 0, "accounted");
-        assert_eq!(st.pool_parts_msat.get(&0), Some(&30_000));
-        assert_eq!(st.owed_by_msat.get(&0), Some(&by(0)));
+        assert_eq!(st.pool_books[&0].pool_msat, 30_000);
+        assert_eq!(st.pool_books[&0].owed_msat, by(0));
         // Only the member that owes a payout receipts it.
         let p = r
             .payouts
@@ -1668,7 +1664,7 @@ mod tests {
         });
         assert!(st.check(&receipt, 0).is_err(), "another member");
         st.apply(&receipt, 2).expect("its payer");
-        assert_eq!(st.paid_by_msat.get(&2), Some(&p.msat));
+        assert_eq!(st.pool_books[&2].paid_msat, p.msat);
         assert!(st.check(&receipt, 2).is_err(), "once");
         // The next epoch's income is what came after.
         st.apply(&fees(61_000, 61), 0).expect("more");

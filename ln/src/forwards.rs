@@ -16,8 +16,6 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::LnError;
-
 /// What a node has forwarded since its ledger was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forwards {
@@ -37,21 +35,14 @@ pub(crate) struct ForwardLedger {
 }
 
 impl ForwardLedger {
-    /// Opens the ledger in `dir` (all zero if there is none yet).
-    pub(crate) fn open(dir: &Path) -> Result<Self, LnError> {
+    /// Opens the ledger in `dir` (all zero if there is none yet); the error says what is wrong with it.
+    pub(crate) fn open(dir: &Path) -> Result<Self, String> {
         let path = dir.join("forwards.json");
         let totals = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| LnError::Build {
-                alias: String::new(),
-                reason: format!("{} is not a forward ledger: {e}", path.display()),
-            })?,
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{} is not a forward ledger: {e}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Forwards::default(),
-            Err(e) => {
-                return Err(LnError::Build {
-                    alias: String::new(),
-                    reason: format!("cannot read {}: {e}", path.display()),
-                })
-            }
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
         Ok(ForwardLedger {
             path,

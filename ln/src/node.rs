@@ -474,10 +474,8 @@ impl LnNode {
         // ldk-node creates its seed 0600; one left readable by others is tightened before it is used.
         crate::secret_file::tighten_permissions(&config.storage_dir.join("keys_seed"))
             .map_err(|e| build_err(format!("cannot tighten keys_seed: {e}")))?;
-        let forwards = Arc::new(
-            crate::forwards::ForwardLedger::open(&config.storage_dir)
-                .map_err(|e| build_err(e.to_string()))?,
-        );
+        let forwards =
+            Arc::new(crate::forwards::ForwardLedger::open(&config.storage_dir).map_err(build_err)?);
         let listen = SocketAddress::from_str(&config.listen.to_string())
             .map_err(|_| build_err(format!("bad listen address {}", config.listen)))?;
 

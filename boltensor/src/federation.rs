@@ -208,6 +208,7 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                     bond_check_every: None,
                     ln_shared: false,
                     ln: ln.clone(),
+                    dashboard_annex: None,
                 },
             )
             .await?;

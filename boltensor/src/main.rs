@@ -241,6 +241,13 @@ struct UpArgs {
     /// Seconds between validators' challenge rounds (0: validators idle).
     #[arg(long, default_value_t = 15)]
     validator_round_secs: u64,
+    /// Validators spend on challenges at most this share (ppm) of the dividends they received, after
+    /// a bootstrap of --validator-bootstrap-msat (0: no such bound, only the per-miner caps).
+    #[arg(long, default_value_t = boltensor_devnet::VALIDATOR_SPEND.income_share_ppm)]
+    validator_income_share_ppm: u64,
+    /// What a validator may spend on challenges before any dividend arrived, msat.
+    #[arg(long, default_value_t = boltensor_devnet::VALIDATOR_SPEND.bootstrap_msat)]
+    validator_bootstrap_msat: u64,
     /// About how many seconds a federation epoch lasts (each validator submits a weight vector, the
     /// federation signs the result and pays the pool). Fixed when the federation is created.
     #[arg(long, default_value_t = 45)]
@@ -435,6 +442,12 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                     .then(|| std::time::Duration::from_millis(args.traffic_interval_ms)),
                 validator_round: (args.validator_round_secs > 0)
                     .then(|| std::time::Duration::from_secs(args.validator_round_secs)),
+                validator_spend: (args.validator_income_share_ppm > 0).then_some(
+                    boltensor_devnet::SpendPolicy {
+                        bootstrap_msat: args.validator_bootstrap_msat,
+                        income_share_ppm: args.validator_income_share_ppm.min(1_000_000),
+                    },
+                ),
                 epoch: std::time::Duration::from_secs(args.epoch_secs.max(1)),
                 block_interval: (args.block_interval_secs > 0)
                     .then(|| std::time::Duration::from_secs(args.block_interval_secs)),

@@ -658,6 +658,14 @@ pub struct ValidatorRunArgs {
     /// (e.g. 127.0.0.1:9102). Off by default.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Spend on challenges at most this share (ppm) of the dividends the node received, after a
+    /// bootstrap of --bootstrap-msat (docs/economics.md, "Validators' net"); without it, challenges
+    /// are bounded only by the per-miner caps.
+    #[arg(long)]
+    pub income_share_ppm: Option<u64>,
+    /// With --income-share-ppm: what may be spent before any dividend arrived, msat.
+    #[arg(long, default_value_t = 50_000, requires = "income_share_ppm")]
+    pub bootstrap_msat: u64,
 }
 
 /// The coordinator federation and the bond, for `validator run` and `validator register`.
@@ -795,6 +803,16 @@ pub async fn validator(cmd: ValidatorCommand) -> anyhow::Result<()> {
             let node = args.node.start("boltensor-validator").await?;
             let mut cfg = ValidatorConfig::new(args.miners.clone(), &args.node.data_dir);
             cfg.coordinators = args.federation.coordinators.clone();
+            if let Some(share) = args.income_share_ppm {
+                anyhow::ensure!(
+                    share <= 1_000_000,
+                    "--income-share-ppm is a share in ppm: at most 1000000, got {share}"
+                );
+                cfg.spend = Some(boltensor_validator::SpendPolicy {
+                    bootstrap_msat: args.bootstrap_msat,
+                    income_share_ppm: share,
+                });
+            }
             let v = Arc::new(Validator::new(cfg, Arc::clone(&node), &backends)?);
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let api = match args.listen {

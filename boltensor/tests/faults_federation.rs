@@ -351,7 +351,15 @@ fn write_manager(storage_dir: &std::path::Path, manager: &[u8]) -> Result {
 /// it took).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fault_kill_payer_coordinator_during_payouts() -> Result {
-    kill_payer_during_payouts(false).await
+    kill_payer_during_payouts(false, false).await
+}
+
+/// The same kill with the pool funded by fees (ADR 0015): a client pays through the payer's node, the
+/// payer reports its forwarding fees, and each epoch's pool is half of them, paid by the member that
+/// earned them — member 0, the only member with a node, pays every epoch's payouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_kill_fee_funded_payer_during_payouts() -> Result {
+    kill_payer_during_payouts(false, true).await
 }
 
 /// The same kill, with the payer's ChannelManager rolled back to as it was persisted just before the killed
@@ -362,14 +370,18 @@ async fn fault_kill_payer_coordinator_during_payouts() -> Result {
 /// record says received; the payer then pays each with its next attempt, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fault_kill_payer_coordinator_stale_channel_manager() -> Result {
-    kill_payer_during_payouts(true).await
+    kill_payer_during_payouts(true, false).await
 }
 
-async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
+async fn kill_payer_during_payouts(stale_manager: bool, fee_funded: bool) -> Result {
     let long = Duration::from_secs(90);
     let testnet = TestNet::start().await?;
     let dir = tempfile::tempdir()?;
-    let (mut fed, _) = Federation::init(dir.path(), &testnet.bitcoind, &["--epoch-sessions", "1"])?;
+    let mut init_args = vec!["--epoch-sessions", "1"];
+    if fee_funded {
+        init_args.extend(["--pool-fee-share-ppm", "500000"]);
+    }
+    let (mut fed, _) = Federation::init(dir.path(), &testnet.bitcoind, &init_args)?;
     let cfg = fed.config()?;
 
     // Member 0's Lightning node, prepared on its storage dir (funded, a channel to each payee), then
@@ -378,6 +390,16 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
     let miner_a = Arc::new(testnet.node("miner-a").await?);
     let miner_b = Arc::new(testnet.node("miner-b").await?);
     let validator = Arc::new(testnet.node("validator-1").await?);
+    // With a fee-funded pool: a client paying a sink through the payer's node, which earns the forwarding
+    // fees (neither is in the audited ledger: their payments are no requests of a miner).
+    let traffic = if fee_funded {
+        Some((
+            Arc::new(testnet.node("client").await?),
+            Arc::new(testnet.node("sink").await?),
+        ))
+    } else {
+        None
+    };
     let outcome = async {
         {
             let payer = LnNode::start(payer_node_config(&fed, &testnet.bitcoind, listen)).await?;
@@ -386,6 +408,11 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
             testnet.fund(&[&payer, &miner_a, &miner_b, &validator], 1).await?;
             for to in [&miner_a, &miner_b, &validator] {
                 testnet.open_channel(&payer, to, 1_000_000, 0).await?;
+            }
+            if let Some((client, sink)) = &traffic {
+                testnet.fund(&[client.as_ref(), sink.as_ref()], 1).await?;
+                testnet.open_channel(client, &payer, 1_000_000, 0).await?;
+                testnet.open_channel(&payer, sink, 1_000_000, 0).await?;
             }
             payer.stop().await;
         }
@@ -437,6 +464,18 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
             }))
         })
         .await?;
+        // The client's payments through the payer (while it is up): 1 sat of forwarding fee each.
+        let paying = traffic.as_ref().map(|(client, sink)| {
+            let (client, sink) = (Arc::clone(client), Arc::clone(sink));
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(invoice) = sink.invoice(10_000, "fee-funded pool traffic", 600) {
+                        let _ = client.pay(&invoice, Duration::from_secs(20)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
         // The validator submits its weights every epoch (to two members).
         let submitter = {
             let http = fed.http.clone();
@@ -501,7 +540,8 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
         let secret = CoordinatorConfig::load(&fed.member_dir(0))?.keypair.secret_bytes();
         let (_, e_now) = fed.status(1).await.ok_or("status")?;
         let mut paid_epoch = None;
-        for e in (0..=e_now).rev().filter(|e| payer(*e, 4) == 0) {
+        // (With a fee-funded pool member 0, the only member earning fees, pays every epoch.)
+        for e in (0..=e_now).rev().filter(|e| fee_funded || payer(*e, 4) == 0) {
             let Some(signed) = fed.epoch(1, e).await else { continue };
             let hashes: Vec<[u8; 32]> = signed
                 .result
@@ -651,7 +691,15 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
         submitter.abort();
         let epochs_paid: std::collections::BTreeSet<u64> = l.payouts.iter().map(|p| p.epoch).collect();
 
-        let (test, fault) = if stale_manager {
+        if let Some(p) = &paying {
+            p.abort();
+        }
+        let (test, fault) = if fee_funded {
+            (
+                "boltensor/tests/faults_federation.rs::fault_kill_fee_funded_payer_during_payouts",
+                "kill -9 of a member paying its part of a fee-funded pool (ADR 0015) mid-way through an epoch's keysend payouts, then a restart",
+            )
+        } else if stale_manager {
             (
                 "boltensor/tests/faults_federation.rs::fault_kill_payer_coordinator_stale_channel_manager",
                 "kill -9 of the payer coordinator mid-way through an epoch's keysend payouts, restarted with a stale ChannelManager (its channels force-closed)",
@@ -681,5 +729,9 @@ async fn kill_payer_during_payouts(stale_manager: bool) -> Result {
     miner_a.stop().await;
     miner_b.stop().await;
     validator.stop().await;
+    if let Some((client, sink)) = traffic {
+        client.stop().await;
+        sink.stop().await;
+    }
     outcome
 }

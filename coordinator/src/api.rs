@@ -50,6 +50,8 @@ pub struct ApiState {
     /// against it before the item is queued (none: this member queues claims unchecked, as a member
     /// without bitcoind attests nothing).
     pub rpc: Option<boltensor_contracts::BitcoindRpc>,
+    /// What the hosting process adds to the dashboard ([`crate::Options::dashboard_annex`]).
+    pub annex: Option<crate::dashboard::DashboardAnnex>,
 }
 
 /// The router.
@@ -57,6 +59,7 @@ pub fn router(
     engine: Arc<Engine>,
     admin_token: String,
     rpc: Option<boltensor_contracts::BitcoindRpc>,
+    annex: Option<crate::dashboard::DashboardAnnex>,
 ) -> Router {
     let state = Arc::new(ApiState {
         engine,
@@ -65,6 +68,7 @@ pub fn router(
         refused: AtomicU64::new(0),
         streams: crate::dashboard::StreamSlots::default(),
         rpc,
+        annex,
     });
     let router = Router::new()
         .route("/v1/status", get(status))

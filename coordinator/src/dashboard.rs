@@ -27,7 +27,49 @@ pub async fn page() -> Html<&'static str> {
 
 /// `GET /v1/dashboard`: one snapshot.
 pub async fn snapshot_json(State(s): State<Arc<ApiState>>) -> axum::Json<Value> {
-    axum::Json(snapshot(&s.engine))
+    axum::Json(annexed(snapshot(&s.engine), s.annex.as_ref()))
+}
+
+/// Figures the process hosting a member adds to its dashboard's validators table: a JSON array of
+/// objects, each merged into the validator row with the same `node_id`. The devnet adds each validator's
+/// own books (income, challenge spend, net), which no coordinator can see: a validator's spend is
+/// between it and the miners it pays.
+#[derive(Clone)]
+pub struct DashboardAnnex(pub Arc<dyn Fn() -> Value + Send + Sync>);
+
+impl std::fmt::Debug for DashboardAnnex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DashboardAnnex")
+    }
+}
+
+/// `snapshot` with the annex's fields merged into the validator rows (rows it does not name are left
+/// as they are; the annex cannot replace the federation's own fields).
+pub fn annexed(mut snapshot: Value, annex: Option<&DashboardAnnex>) -> Value {
+    let Some(annex) = annex else {
+        return snapshot;
+    };
+    let extra = (annex.0)();
+    let Some(extra) = extra.as_array() else {
+        return snapshot;
+    };
+    if let Some(rows) = snapshot["validators"].as_array_mut() {
+        for row in rows {
+            let Some(add) = extra
+                .iter()
+                .find(|e| e["node_id"] == row["node_id"])
+                .and_then(Value::as_object)
+            else {
+                continue;
+            };
+            if let Some(row) = row.as_object_mut() {
+                for (k, v) in add {
+                    row.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    snapshot
 }
 
 /// Dashboard streams one client IP may hold open (429 beyond).
@@ -105,17 +147,18 @@ pub async fn stream(State(s): State<Arc<ApiState>>, ext: Extensions) -> Response
         Err(refused) => return *refused,
     };
     let engine = s.engine.clone();
+    let annex = s.annex.clone();
     let events = engine.subscribe();
     let stream = futures_util::stream::unfold(
-        (engine, events, true, slot),
-        |(engine, mut events, first, slot)| async move {
+        (engine, annex, events, true, slot),
+        |(engine, annex, mut events, first, slot)| async move {
             if !first {
                 let _ = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
             }
-            let data = snapshot(&engine).to_string();
+            let data = annexed(snapshot(&engine), annex.as_ref()).to_string();
             Some((
                 Ok::<_, Infallible>(SseEvent::default().data(data)),
-                (engine, events, false, slot),
+                (engine, annex, events, false, slot),
             ))
         },
     );

@@ -60,6 +60,9 @@ pub struct Options {
     /// `ln` is shared with a member of a lower index (a devnet with fewer hubs than members): this member
     /// does not report the node's forwarding fees, which that member already reports.
     pub ln_shared: bool,
+    /// Figures the hosting process adds to the dashboard's validators table (the devnet: each
+    /// validator's own books).
+    pub dashboard_annex: Option<dashboard::DashboardAnnex>,
 }
 
 /// A running coordinator: consensus engine, API server and chain watcher. Stops when dropped.
@@ -132,7 +135,12 @@ pub async fn start(cfg: CoordinatorConfig, opts: Options) -> Result<Running, Err
         what: "API address".into(),
         source: e,
     })?;
-    let router = api::router(engine.clone(), token.clone(), opts.rpc.clone());
+    let router = api::router(
+        engine.clone(),
+        token.clone(),
+        opts.rpc.clone(),
+        opts.dashboard_annex.clone(),
+    );
     let router = match &opts.ln {
         Some(ln) => router.merge(api::ledger_router(ln.clone(), token)),
         None => router,

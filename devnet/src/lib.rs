@@ -31,6 +31,7 @@ use boltensor_coordinator::FederationConfig;
 use boltensor_ln::{Balances, LnNode, PublicKey};
 use boltensor_miner::{Miner, MinerConfig, Misbehaviour};
 use boltensor_protocol::Role;
+pub use boltensor_validator::SpendPolicy;
 use boltensor_validator::{Validator, ValidatorConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -77,6 +78,9 @@ pub struct DevnetConfig {
     pub traffic_interval: Option<Duration>,
     /// Pause between validators' challenge rounds (None: validators do not challenge).
     pub validator_round: Option<Duration>,
+    /// The validators' challenge spend policy (None: they spend up to their per-miner caps whatever
+    /// they earn). `devnet up` sets [`VALIDATOR_SPEND`].
+    pub validator_spend: Option<SpendPolicy>,
     /// About how long a federation epoch lasts (converted into sessions when the federation is created;
     /// a resumed federation keeps its own). Each validator submits a weight vector per epoch.
     pub epoch: Duration,
@@ -252,6 +256,13 @@ pub struct StatusReport {
     pub validators_net: Vec<ValidatorNet>,
 }
 
+/// `devnet up`'s validators' spend policy: a bootstrap of about two challenges, then half of what they
+/// earned (docs/economics.md, "Validators' net").
+pub const VALIDATOR_SPEND: SpendPolicy = SpendPolicy {
+    bootstrap_msat: 5_000,
+    income_share_ppm: 500_000,
+};
+
 /// The bond capital cost a validator's net counts: 5 % a year of its bond (what the bonded bitcoin could
 /// earn elsewhere), in ppm per year.
 pub const BOND_CAPITAL_RATE_PPM: u64 = 50_000;
@@ -261,6 +272,9 @@ pub const BOND_CAPITAL_RATE_PPM: u64 = 50_000;
 pub struct ValidatorNet {
     /// The validator's node name.
     pub name: String,
+    /// Its node id (the dashboard matches it to the registry's validators).
+    #[serde(default)]
+    pub node_id: String,
     /// Seconds since it started.
     pub secs: u64,
     /// Epoch payouts its node received (dividends), msat.
@@ -273,11 +287,15 @@ pub struct ValidatorNet {
     pub capital_cost_msat: u64,
     /// dividends − challenge spend − capital cost, msat.
     pub net_msat: i64,
+    /// Challenges not sent because its spend policy's allowance was used up.
+    #[serde(default)]
+    pub over_budget: u64,
 }
 
 impl ValidatorNet {
     fn of(
         name: &str,
+        node_id: &str,
         started: &ValidatorStart,
         keysend_now_msat: u64,
         spend: &boltensor_validator::ValidatorMetrics,
@@ -293,6 +311,7 @@ impl ValidatorNet {
             / (365 * 24 * 3600)) as u64;
         ValidatorNet {
             name: name.to_owned(),
+            node_id: node_id.to_owned(),
             secs,
             dividends_msat,
             challenge_spend_msat,
@@ -301,6 +320,7 @@ impl ValidatorNet {
             net_msat: dividends_msat as i64
                 - challenge_spend_msat as i64
                 - capital_cost_msat as i64,
+            over_budget: spend.over_budget,
         }
     }
 }
@@ -443,7 +463,7 @@ impl StatusReport {
         for v in &self.validators_net {
             let _ = writeln!(
                 out,
-                "{} net {} msat over {} s = dividends {} − challenges {} − bond capital {} ({} sat at {} %/year)",
+                "{} net {} msat over {} s = dividends {} − challenges {} − bond capital {} ({} sat at {} %/year); {} challenges skipped (spend follows income)",
                 v.name,
                 v.net_msat,
                 v.secs,
@@ -451,7 +471,8 @@ impl StatusReport {
                 v.challenge_spend_msat,
                 v.capital_cost_msat,
                 v.bond_sat,
-                BOND_CAPITAL_RATE_PPM as f64 / 10_000.0
+                BOND_CAPITAL_RATE_PPM as f64 / 10_000.0,
+                v.over_budget
             );
         }
         for (name, s) in &self.spend {
@@ -704,6 +725,27 @@ struct Shared {
 }
 
 impl Shared {
+    /// Each validator's net since the launcher started it (dividends from its node's payment store,
+    /// challenge spend from the validator's books).
+    fn validators_net(&self) -> Vec<ValidatorNet> {
+        let starts = read(&self.validator_starts).clone();
+        let nodes = read(&self.nodes).clone();
+        read(&self.validators)
+            .iter()
+            .filter_map(|(name, v)| {
+                let started = starts.get(name)?;
+                let node = nodes.iter().find(|(e, _)| e.name == *name)?;
+                Some(ValidatorNet::of(
+                    name,
+                    &node.1.node_id().to_string(),
+                    started,
+                    node.1.received_keysend_msat(),
+                    &v.metrics(),
+                ))
+            })
+            .collect()
+    }
+
     fn set_phase(&self, phase: impl Into<String>) {
         let phase = phase.into();
         tracing::info!(%phase, "devnet");
@@ -758,22 +800,7 @@ impl Shared {
                     })
                     .collect()
             },
-            validators_net: {
-                let starts = read(&self.validator_starts).clone();
-                read(&self.validators)
-                    .iter()
-                    .filter_map(|(name, v)| {
-                        let started = starts.get(name)?;
-                        let node = nodes.iter().find(|(e, _)| e.name == *name)?;
-                        Some(ValidatorNet::of(
-                            name,
-                            started,
-                            node.1.received_keysend_msat(),
-                            &v.metrics(),
-                        ))
-                    })
-                    .collect()
-            },
+            validators_net: self.validators_net(),
             nodes: nodes
                 .iter()
                 .map(|(e, n)| {
@@ -1282,6 +1309,31 @@ async fn bring_up(
     Ok(net)
 }
 
+/// The dashboard annex of the devnet's members: each validator's net ([`ValidatorNet`]), by node id.
+fn validator_books(shared: &Arc<Shared>) -> boltensor_coordinator::dashboard::DashboardAnnex {
+    let shared = Arc::downgrade(shared);
+    boltensor_coordinator::dashboard::DashboardAnnex(Arc::new(move || {
+        let nets = shared
+            .upgrade()
+            .map(|s| s.validators_net())
+            .unwrap_or_default();
+        serde_json::Value::Array(
+            nets.iter()
+                .map(|v| {
+                    serde_json::json!({
+                        "node_id": v.node_id,
+                        "income_msat": v.dividends_msat,
+                        "challenge_spend_msat": v.challenge_spend_msat,
+                        "capital_cost_msat": v.capital_cost_msat,
+                        "net_msat": v.net_msat,
+                        "books_secs": v.secs,
+                    })
+                })
+                .collect(),
+        )
+    }))
+}
+
 /// Starts the coordinator federation (created in the data dir on the first `up`, resumed after): every
 /// member with the devnet's bitcoind for bond checks and a coordinator's node to pay its epochs from.
 async fn start_federation(
@@ -1325,6 +1377,8 @@ async fn start_federation(
                 // Members beyond the hubs share a hub's node: its fees are reported once, by the
                 // member whose index is the hub's.
                 ln_shared: index >= hubs.len(),
+                // The validators' own books (income, challenge spend, net) beside the federation's.
+                dashboard_annex: Some(validator_books(shared)),
             },
         )
         .await
@@ -1450,6 +1504,7 @@ async fn start_services(
                 data_dir.join("validators").join(&e.name),
             );
             vcfg.coordinators = coordinator_urls.clone();
+            vcfg.spend = cfg.validator_spend;
             let v = Validator::new(vcfg, Arc::clone(&nodes[&e.name]), &backends)
                 .map_err(|err| TestEnvError::Devnet(format!("{}: {err}", e.name)))?;
             let v = Arc::new(v);

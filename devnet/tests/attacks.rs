@@ -50,6 +50,7 @@ fn config(dir: &std::path::Path) -> Result<DevnetConfig> {
         validator_round: Some(Duration::from_secs(2)),
         epoch: Duration::from_secs(8),
         block_interval: Some(Duration::from_secs(1)),
+        validator_spend: None,
     })
 }
 

@@ -20,11 +20,14 @@ fn config(dir: &std::path::Path) -> Result<DevnetConfig, TestEnvError> {
         bitcoind: None,
         control_port: free_port().map_err(|e| TestEnvError::Devnet(e.to_string()))?,
         models_dir: None,
-        traffic_interval: None,
+        // Paid traffic funds the pool (half the hubs' fees), and the validator's challenge spend follows
+        // its dividends: with both, an honest validator's net turns ≥ 0 (asserted below).
+        traffic_interval: Some(Duration::from_millis(250)),
         // Fast challenge rounds and short epochs, so an epoch with the validator's weights closes soon.
         validator_round: Some(Duration::from_secs(2)),
         epoch: Duration::from_secs(8),
         block_interval: Some(Duration::from_secs(1)),
+        validator_spend: Some(devnet::VALIDATOR_SPEND),
     })
 }
 
@@ -260,6 +263,45 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
             audit.render()
         );
         assert!(r.fees_accounted_msat <= r.fees_earned_msat, "{}", audit.render());
+
+        // Validators who earn (issue 17): with its challenge spend following its dividends, the honest
+        // validator's net (dividends − challenge spend − bond capital) comes to ≥ 0, and the dashboard
+        // shows its books beside the federation's figures.
+        let t0 = Instant::now();
+        let net = wait_for(
+            "the validator's net to be ≥ 0",
+            Duration::from_secs(120),
+            || async {
+                let st = devnet::status(&report.data_dir).await?;
+                Ok(st
+                    .validators_net
+                    .first()
+                    .filter(|v| v.dividends_msat > 0 && v.net_msat >= 0)
+                    .cloned())
+            },
+        )
+        .await?;
+        eprintln!(
+            "{} net {} msat ({} s after the audit) = dividends {} − challenges {} − bond capital {}; {} challenges skipped",
+            net.name,
+            net.net_msat,
+            t0.elapsed().as_secs(),
+            net.dividends_msat,
+            net.challenge_spend_msat,
+            net.capital_cost_msat,
+            net.over_budget
+        );
+        let d: serde_json::Value = get_json(&format!("{api}/v1/dashboard"))
+            .await?
+            .expect("the dashboard is served");
+        let row = d["validators"]
+            .as_array()
+            .and_then(|v| v.iter().find(|r| r["node_id"] == net.node_id.as_str()))
+            .unwrap_or_else(|| panic!("the validator is on the dashboard: {d}"));
+        assert!(
+            row["net_msat"].is_i64() && row["income_msat"].as_u64() > Some(0),
+            "the dashboard shows the validator's books: {row}"
+        );
 
         let now = devnet::status(&report.data_dir).await?;
         eprintln!("{}", now.render());

@@ -977,6 +977,24 @@ impl LnNode {
             .sum()
     }
 
+    /// What this node has paid out over Lightning, msat: outgoing payments that succeeded or are still
+    /// in flight (their amount is committed until they fail), with the routing fees they paid.
+    pub fn spent_msat(&self) -> u64 {
+        self.inner
+            .list_payments_with_filter(|p| {
+                p.direction == ldk_node::payment::PaymentDirection::Outbound
+                    && p.status != PaymentStatus::Failed
+                    && !matches!(p.kind, PaymentKind::Onchain { .. })
+            })
+            .iter()
+            .map(|p| {
+                p.amount_msat
+                    .unwrap_or(0)
+                    .saturating_add(p.fee_paid_msat.unwrap_or(0))
+            })
+            .sum()
+    }
+
     /// Pays `invoice` and waits for the outcome.
     pub async fn pay(
         &self,

@@ -129,6 +129,12 @@ pub fn render_metrics(v: &Validator) -> String {
             m.over_cap,
         ),
         (
+            "boltensor_validator_over_budget_total",
+            "Challenges not sent because the spend policy's allowance (what the validator earned) was used up.",
+            "counter",
+            m.over_budget,
+        ),
+        (
             "boltensor_validator_refunded_total",
             "Challenge payments failed back by the miner.",
             "counter",
@@ -157,6 +163,30 @@ pub fn render_metrics(v: &Validator) -> String {
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
+    }
+    if let Some(b) = &m.books {
+        for (name, help, value) in [
+            (
+                "boltensor_validator_income_msat",
+                "Dividends received by the validator's node (keysend payments).",
+                b.income_msat,
+            ),
+            (
+                "boltensor_validator_node_spent_msat",
+                "Everything the validator's node paid out (in flight and routing fees included).",
+                b.spent_msat,
+            ),
+            (
+                "boltensor_validator_allowance_msat",
+                "What the spend policy allows in total: max(bootstrap, share × income).",
+                b.allowance_msat,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
     }
     if let Some(epoch) = m.last_submitted_epoch {
         let name = "boltensor_validator_last_submitted_epoch";

@@ -94,6 +94,33 @@ pub struct ValidatorConfig {
     /// a row it is skipped for the rest of that round and min(2^(n−1), this) rounds more, each skipped
     /// challenge counting as a failed one (unpaid). Default 16; 0 turns the back-off off.
     pub max_backoff_rounds: u64,
+    /// Challenge spend that follows income (docs/economics.md, "Validators' net"): None spends up to
+    /// the caps above whatever the validator earns.
+    pub spend: Option<SpendPolicy>,
+}
+
+/// A validator's challenge spend, bounded by what it earned: everything its node has paid out (challenge
+/// prices and routing fees, in-flight payments included) stays within
+/// max(`bootstrap_msat`, `income_share_ppm` × the dividends its node received), checked before every
+/// challenge against the price and fee that kind of challenge last cost. Once its dividends reach
+/// `bootstrap_msat`, its net (dividends − challenge spend) can no longer fall below zero; below that it
+/// can lose at most `bootstrap_msat` plus one challenge. The cost is sampling that follows demand: with
+/// little paid traffic (small pools, small dividends) it challenges rarely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpendPolicy {
+    /// What it may spend before it has earned anything (its first scores), msat.
+    pub bootstrap_msat: u64,
+    /// The share of the dividends received that it may spend on challenges, ppm (at most 1,000,000).
+    pub income_share_ppm: u64,
+}
+
+impl SpendPolicy {
+    /// What the policy allows in total, given the dividends received so far.
+    pub fn allowance_msat(&self, income_msat: u64) -> u64 {
+        let earned =
+            u128::from(income_msat) * u128::from(self.income_share_ppm.min(1_000_000)) / 1_000_000;
+        self.bootstrap_msat.max(earned as u64)
+    }
 }
 
 impl ValidatorConfig {
@@ -111,6 +138,7 @@ impl ValidatorConfig {
             budget_msat: 100_000_000,
             per_miner_epoch_msat: 2_000_000,
             max_backoff_rounds: 16,
+            spend: None,
         }
     }
 }
@@ -159,6 +187,7 @@ enum Admit {
     Go,
     BackedOff,
     OverCap,
+    OverBudget,
 }
 
 /// A running validator.
@@ -203,9 +232,13 @@ struct Counters {
     /// The last epoch delivered, plus one (0: none).
     last_submitted: AtomicU64,
     submit_latencies: Mutex<VecDeque<Duration>>,
-    /// Challenges not sent: the miner was backed off / its epoch cap was reached.
+    /// Challenges not sent: the miner was backed off / its epoch cap was reached / the spend policy's
+    /// allowance was used up.
     backed_off: AtomicU64,
     over_cap: AtomicU64,
+    over_budget: AtomicU64,
+    /// What the last settled challenge of each kind cost (price + routing fee), msat.
+    last_cost: [AtomicU64; 2],
 }
 
 fn kind_index(kind: Kind) -> usize {
@@ -293,6 +326,21 @@ pub struct ValidatorMetrics {
     pub backed_off: u64,
     /// Challenges not sent because the miner's spend cap for the epoch was reached.
     pub over_cap: u64,
+    /// Challenges not sent because the spend policy's allowance was used up ([`SpendPolicy`]).
+    pub over_budget: u64,
+    /// The spend policy's books, when one is set.
+    pub books: Option<SpendBooks>,
+}
+
+/// A validator's books under its [`SpendPolicy`], from its node's payment store (so across restarts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpendBooks {
+    /// Dividends received (keysend payments into its node), msat.
+    pub income_msat: u64,
+    /// Everything its node paid out, in-flight payments and routing fees included, msat.
+    pub spent_msat: u64,
+    /// What the policy allows in total now, msat.
+    pub allowance_msat: u64,
 }
 
 impl std::fmt::Debug for Validator {
@@ -437,7 +485,30 @@ impl Validator {
             submit_latency: LatencySummary::of(&lock(&m.submit_latencies)),
             backed_off: m.backed_off.load(Ordering::Relaxed),
             over_cap: m.over_cap.load(Ordering::Relaxed),
+            over_budget: m.over_budget.load(Ordering::Relaxed),
+            books: self.books(),
         }
+    }
+
+    /// The spend policy's books (None without a policy).
+    pub fn books(&self) -> Option<SpendBooks> {
+        let policy = self.cfg.spend?;
+        let income_msat = self.node.received_keysend_msat();
+        Some(SpendBooks {
+            income_msat,
+            spent_msat: self.node.spent_msat(),
+            allowance_msat: policy.allowance_msat(income_msat),
+        })
+    }
+
+    /// Whether the spend policy (if any) leaves room for a challenge of `kind`: what the node has paid
+    /// out plus what that kind last cost stays within the allowance.
+    fn within_budget(&self, kind: Kind) -> bool {
+        let Some(books) = self.books() else {
+            return true;
+        };
+        let next = self.metrics.last_cost[kind_index(kind)].load(Ordering::Relaxed);
+        books.spent_msat.saturating_add(next) <= books.allowance_msat
     }
 
     /// The Lightning node the validator pays from.
@@ -593,9 +664,19 @@ impl Validator {
     /// times their number per epoch.
     pub async fn challenge_round(&self) -> Vec<(String, Observation)> {
         let mut out = Vec::new();
-        let targets = lock(&self.miners).clone();
+        let mut targets = lock(&self.miners).clone();
         let round = self.round.fetch_add(1, Ordering::Relaxed);
         let epoch = self.epoch.load(Ordering::Relaxed);
+        let mut kinds = [Kind::Embedding, Kind::Chat];
+        if self.cfg.spend.is_some() && !targets.is_empty() {
+            // A tight allowance buys a few challenges a round: start each round at another miner and
+            // alternate which kind goes first, so every miner and kind gets its turn.
+            let start = (round % targets.len() as u64) as usize;
+            targets.rotate_left(start);
+            if round % 2 == 1 {
+                kinds.reverse();
+            }
+        }
         for target in targets {
             let url = target.url.clone();
             let key = target.key();
@@ -606,9 +687,18 @@ impl Validator {
                     lock(&self.node_ids).get(&url).cloned()
                 }
             };
-            for kind in [Kind::Embedding, Kind::Chat] {
+            for kind in kinds {
                 let i = kind_index(kind);
-                let o = match self.admit(&key, epoch, round) {
+                let admit = match self.admit(&key, epoch, round) {
+                    Admit::Go if !self.within_budget(kind) => Admit::OverBudget,
+                    a => a,
+                };
+                let o = match admit {
+                    Admit::OverBudget => {
+                        self.metrics.over_budget.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(miner = %url, kind = ?kind, "spend allowance used up; not challenged");
+                        continue;
+                    }
                     Admit::OverCap => {
                         self.metrics.over_cap.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(miner = %url, key = %key, epoch, "spend cap for the epoch reached; not challenged");
@@ -778,6 +868,10 @@ impl Validator {
         if settled {
             self.challenge_spend
                 .fetch_add(paid.price_msat, Ordering::Relaxed);
+            if let Some(PaymentOutcome::Settled { fee_msat, .. }) = &outcome {
+                self.metrics.last_cost[kind_index(kind)]
+                    .store(paid.price_msat.saturating_add(*fee_msat), Ordering::Relaxed);
+            }
             self.metrics.paid[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
         }
         let committed = paid.price_msat;

@@ -188,3 +188,116 @@ async fn metrics_and_scores_count_paid_and_failed_challenges() -> Result<(), Tes
     miner_node.stop().await;
     Ok(())
 }
+
+/// A validator whose challenge spend follows its income (`SpendPolicy`): with no dividends it spends its
+/// bootstrap and then stops challenging (its rounds go on; `over_budget` counts the challenges not sent);
+/// a dividend paid to its node by a coordinator's node raises the allowance and challenges resume, and
+/// what its node paid out stays within the allowance plus the one challenge that crossed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn challenge_spend_follows_income() -> Result<(), TestEnvError> {
+    use boltensor_validator::SpendPolicy;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn,ldk_node::chain::bitcoind=off,ldk_node::liquidity=off")
+        .with_test_writer()
+        .try_init();
+    let specs = default_models(&default_models_dir());
+    let backends = boltensor_miner::load_backends(&specs).expect("models");
+
+    let net = TestNet::start().await?;
+    let validator_node = Arc::new(net.node("validator").await?);
+    let miner_node = Arc::new(net.node("miner").await?);
+    let coordinator = Arc::new(net.node("coordinator").await?);
+    net.fund(&[&validator_node, &miner_node, &coordinator], 2)
+        .await?;
+    net.open_channel(&validator_node, &miner_node, 1_000_000, 0)
+        .await?;
+    net.open_channel(&coordinator, &validator_node, 200_000, 0)
+        .await?;
+
+    let miner = Miner::new(
+        MinerConfig::new(specs, net.dir().join("miner")),
+        Arc::clone(&miner_node),
+        &backends,
+    )
+    .expect("miner");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(err)?;
+    let miner_url = format!("http://{}", listener.local_addr().map_err(err)?);
+    let (stop, mut stopped) = watch::channel(false);
+    let miner_task = tokio::spawn(miner.run(listener, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+
+    let policy = SpendPolicy {
+        bootstrap_msat: 3_000,
+        income_share_ppm: 500_000,
+    };
+    let mut cfg = ValidatorConfig::new(vec![miner_url.clone()], net.dir().join("validator"));
+    cfg.spend = Some(policy);
+    let validator = Validator::new(cfg, Arc::clone(&validator_node), &backends).expect("validator");
+    let paid = |v: &Validator| {
+        let m = v.metrics();
+        m.embedding.paid + m.chat.paid
+    };
+
+    // The bootstrap: the first round's challenges go out (the first of each kind at an unknown cost),
+    // the next round sends none.
+    validator.challenge_round().await;
+    let bootstrap_paid = paid(&validator);
+    assert!(bootstrap_paid >= 1, "{:?}", validator.metrics());
+    let spent = validator_node.spent_msat();
+    assert!(spent > policy.bootstrap_msat, "spent {spent}");
+    validator.challenge_round().await;
+    let m = validator.metrics();
+    assert_eq!(paid(&validator), bootstrap_paid, "{m:?}");
+    assert_eq!(m.over_budget, 2, "{m:?}");
+    assert_eq!(validator_node.spent_msat(), spent);
+    let books = m.books.expect("books under a policy");
+    assert_eq!(books.income_msat, 0);
+    assert_eq!(books.allowance_msat, policy.bootstrap_msat);
+
+    // A dividend of 40,000 msat: the allowance becomes 20,000 msat and challenges resume.
+    let dividend = 40_000;
+    coordinator
+        .keysend(
+            validator_node.node_id(),
+            dividend,
+            boltensor_ln::PaymentPreimage([7; 32]),
+        )
+        .map_err(err)?
+        .outcome(Duration::from_secs(60))
+        .await
+        .map_err(err)?;
+    boltensor_testenv::wait_for(
+        "the dividend at the validator's node",
+        Duration::from_secs(60),
+        || async { Ok((validator_node.received_keysend_msat() >= dividend).then_some(())) },
+    )
+    .await?;
+    let allowance = policy.allowance_msat(dividend);
+    assert_eq!(allowance, 20_000);
+    let mut rounds = 0;
+    while validator.metrics().over_budget == 2 && rounds < 20 {
+        validator.challenge_round().await;
+        rounds += 1;
+    }
+    let m = validator.metrics();
+    println!("after {rounds} rounds with the dividend: {m:?}");
+    assert!(paid(&validator) > bootstrap_paid, "{m:?}");
+    assert!(m.over_budget > 2, "the allowance is used up again: {m:?}");
+    let books = m.books.expect("books");
+    assert_eq!(books.allowance_msat, allowance);
+    assert!(
+        books.spent_msat <= allowance,
+        "costs known: no challenge crosses the allowance ({books:?})"
+    );
+    assert!(books.spent_msat > spent, "{books:?}");
+
+    let _ = stop.send(true);
+    let _ = miner_task.await;
+    validator_node.stop().await;
+    miner_node.stop().await;
+    coordinator.stop().await;
+    Ok(())
+}

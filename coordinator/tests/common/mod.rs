@@ -191,6 +191,7 @@ impl Net {
                 bond_check_every: Some(Duration::from_millis(500)),
                 ln_shared: false,
                 ln: self.ln[i].clone(),
+                dashboard_annex: None,
             },
         )
         .await?)

@@ -625,11 +625,37 @@ impl PayingClient {
                         &hash,
                         price,
                         outcome,
-                        e,
+                        e.to_string(),
                     )
                     .await;
             }
         };
+        if resp.status() == StatusCode::CONFLICT {
+            // The payment reached the miner before this request did, and the miner ran the request it
+            // kept with the challenge (pay-first L402): it claims once the result is stored. Wait for
+            // the payment, then fetch that result with the preimage.
+            let mut outcome = outcome;
+            let outcome = match tokio::time::timeout(inner.cfg.request_timeout, &mut outcome).await
+            {
+                Ok(done) => done.unwrap_or(PaymentOutcome::Pending),
+                Err(_) => PaymentOutcome::Pending,
+            };
+            if matches!(outcome, PaymentOutcome::Settled { .. }) {
+                credit_guard.note = None;
+            }
+            return self
+                .recover(
+                    miner,
+                    path,
+                    body,
+                    &challenge.token,
+                    &hash,
+                    price,
+                    outcome,
+                    "409: the miner served this request when its payment arrived".into(),
+                )
+                .await;
+        }
         if resp.status().is_success() {
             // Redeemed (or not needed): the miner's new note, if any, replaces it.
             credit_guard.note = None;
@@ -657,7 +683,7 @@ impl PayingClient {
         hash: &str,
         price: u64,
         outcome: PaymentOutcome,
-        error: reqwest::Error,
+        error: String,
     ) -> Result<Paid, ClientError> {
         let lost = |reason: String| ClientError::AnswerLost {
             miner: miner.to_owned(),

@@ -97,6 +97,9 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Where a 402 points L402 clients for the discovery manifest (`Link`, rel `l402-manifest`).
+const DISCOVERY_LINK: &str = "</.well-known/l402.json>; rel=\"l402-manifest\"";
+
 /// `Retry-After` of a 429 for a full model queue: a paid request takes about a second or less.
 const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
@@ -115,6 +118,7 @@ pub fn router(miner: Arc<Miner>) -> Router {
     let router = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/quote", get(quote))
+        .route("/.well-known/l402.json", get(discovery))
         .route("/metrics", get(metrics))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
@@ -186,6 +190,16 @@ async fn metrics(State(m): State<Arc<Miner>>) -> Response {
         "boltensor_miner_unpaid_model_seconds_total {}",
         c.unpaid_seconds
     );
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_pay_first_total Requests run because their payment came first (pay-first L402).\n# TYPE boltensor_miner_pay_first_total counter\nboltensor_miner_pay_first_total {}",
+        m.metrics_pay_first.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP boltensor_miner_pay_first_kept_bytes Bytes of requests kept with their challenges for pay-first clients.\n# TYPE boltensor_miner_pay_first_kept_bytes gauge\nboltensor_miner_pay_first_kept_bytes {}",
+        lock(&m.kept).bytes()
+    );
     let _ = writeln!(out, "# TYPE boltensor_miner_early_runs_total counter");
     let _ = writeln!(out, "boltensor_miner_early_runs_total {}", c.early_runs);
     let _ = writeln!(out, "# TYPE boltensor_miner_cancelled_runs_total counter");
@@ -233,6 +247,75 @@ async fn quote(State(m): State<Arc<Miner>>) -> Json<serde_json::Value> {
         .collect();
     models.sort_by_key(|v| v["model"].as_str().unwrap_or_default().to_owned());
     Json(json!({ "node_id": m.node.node_id().to_string(), "models": models }))
+}
+
+/// `GET /.well-known/l402.json`: the L402 discovery manifest (lightninglabs/L402 `discovery-spec.md`,
+/// version 1.0): one service per model, priced by formula (per request, plus per token of input for
+/// embeddings and of prompt plus `max_tokens` for chat), and the node every invoice pays, so a client
+/// can check who it pays before it pays. There is no quote endpoint: the 402 of the request itself is
+/// the authoritative price (`GET /v1/quote` lists the same figures).
+async fn discovery(State(m): State<Arc<Miner>>) -> Response {
+    let mut services: Vec<serde_json::Value> = m
+        .models
+        .values()
+        .map(|(spec, backend)| {
+            let (path, description, tokens) = match backend.kind() {
+                ModelKind::Embedding => (
+                    EMBEDDINGS,
+                    "OpenAI-compatible embeddings",
+                    "input_tokens",
+                ),
+                ModelKind::Chat => (
+                    CHAT,
+                    "OpenAI-compatible chat completions (the part of max_tokens not generated comes back as a credit note)",
+                    "prompt_plus_max_tokens",
+                ),
+            };
+            json!({
+                "name": spec.id,
+                "description": description,
+                "resources": [{
+                    "path": path,
+                    "method": "POST",
+                    "pricing": {
+                        "model": "formula",
+                        "base_msat": spec.price.per_request_msat,
+                        "components": [{
+                            "constraint": tokens,
+                            "price_msat_per_unit": spec.price.per_token_msat,
+                        }],
+                    },
+                    "constraints": {
+                        tokens: {
+                            "type": "integer",
+                            "min": 1,
+                            "max": spec.max_input_tokens + spec.max_output_tokens,
+                        },
+                    },
+                }],
+            })
+        })
+        .collect();
+    services.sort_by_key(|v| v["name"].as_str().unwrap_or_default().to_owned());
+    let manifest = json!({
+        "version": "1.0",
+        "provider": {
+            "name": format!("boltensor miner {}", m.node.node_id()),
+            "node_pubkey": m.node.node_id().to_string(),
+        },
+        "currencies": ["msat"],
+        "payment_methods": ["bolt11"],
+        "services": services,
+        // Beyond the spec: how this provider settles. The invoice is a hold invoice, claimed only once the
+        // result is stored; a client may pay first and come back with the preimage, or send the token
+        // while its payment is on the way.
+        "x-boltensor": {
+            "settlement": "hold invoice, claimed after the result is stored; failed back if the model fails",
+            "flows": ["pay-first: pay, then Authorization: L402 <token>:<preimage>", "concurrent: Authorization: L402 <token> while paying"],
+            "pay_first_max_body_bytes": m.cfg.pay_first_max_body_bytes,
+        },
+    });
+    ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(manifest)).into_response()
 }
 
 /// A validated request, ready to price and run.
@@ -430,7 +513,7 @@ impl Miner {
                 .is_ok_and(|s| s.starts_with("L402 ") || s.starts_with("LSAT "))
         });
         match l402_auth {
-            None => self.challenge(&headers, spec, price, digest),
+            None => self.challenge(&headers, spec, price, digest, path, &body),
             Some(auth) => {
                 let auth = auth
                     .to_str()
@@ -452,7 +535,7 @@ impl Miner {
                 }
                 match preimage {
                     Some(p) => self.refetch(&claims, p),
-                    None => self.serve(job, spec, claims).await,
+                    None => self.serve(job, spec, claims, false).await,
                 }
             }
         }
@@ -465,6 +548,8 @@ impl Miner {
         spec: &ModelSpec,
         gross: u64,
         digest: [u8; 32],
+        path: &'static str,
+        body: &[u8],
     ) -> Result<Response, ApiError> {
         // Admission: a full queue turns the request away before any invoice exists, so nothing is
         // charged and no payment waits out its hold behind the queue.
@@ -535,7 +620,19 @@ impl Miner {
             error: None,
             created_at: unix_now(),
             early_run: false,
+            paid_first: false,
+            handed_to_token: false,
         })?;
+        // Kept for a client that pays first and comes back with the preimage (`serve_kept`).
+        let kept = body.len() <= self.cfg.pay_first_max_body_bytes
+            && lock(&self.kept).keep(
+                hash,
+                crate::KeptRequest {
+                    path,
+                    body: body.to_vec(),
+                },
+                self.cfg.pay_first_max_kept_bytes,
+            );
         let challenge = Challenge {
             token: claims.sign(&self.key),
             invoice: invoice.to_string(),
@@ -555,6 +652,8 @@ impl Miner {
             "token": challenge.token,
             "payment_hash": hex::encode(hash),
             "expires_at": expires_at,
+            // Whether paying first works for this challenge (its request was kept).
+            "pay_first": kept,
         });
         let mut resp = (StatusCode::PAYMENT_REQUIRED, Json(body)).into_response();
         resp.headers_mut().insert(
@@ -562,7 +661,120 @@ impl Miner {
             HeaderValue::from_str(&challenge.header_value())
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?,
         );
+        resp.headers_mut()
+            .insert(header::LINK, HeaderValue::from_static(DISCOVERY_LINK));
         Ok(resp)
+    }
+
+    /// Pay-first L402 (bLIP-26 as every L402 agent does it): the payment for challenge `hash` is held and
+    /// no request is being served for it, so the request kept with the challenge runs now, through the
+    /// same path as a request carrying the token — the result is stored, and only then is the payment
+    /// claimed. The payer's payment completes with the preimage, and `Authorization: L402
+    /// <token>:<preimage>` returns the stored result. A failing model fails the payment back: the payer
+    /// is not charged. If the client's own request with the token comes first (the concurrent flow),
+    /// that one serves: the store's single `AwaitingPayment` → `Serving` step lets one of the two
+    /// through, and the other gets 409 (this task: nothing to do).
+    pub(crate) async fn serve_kept(self: &Arc<Self>, hash: [u8; 32]) {
+        let rec = match self.store.get(&hash) {
+            Ok(Some(r)) if r.status == Status::AwaitingPayment => r,
+            _ => return,
+        };
+        let Some(kept) = lock(&self.kept).get(&hash) else {
+            return;
+        };
+        let path = kept.path;
+        let (job, spec, _) = match self.prepare(path, &kept.body) {
+            Ok(p) => p,
+            Err(e) => {
+                // It was valid when challenged (the models changed since): nothing can be served.
+                let (_, _, msg) = e.parts();
+                self.fail_back(&hash, msg, Status::FailedBack);
+                return;
+            }
+        };
+        let claims = PaymentClaims {
+            payment_hash: hash,
+            price_msat: rec.price_msat,
+            expires_at: rec.expires_at,
+            miner: self.node_id,
+            request_digest: l402::request_digest("POST", path, &kept.body),
+            credit_id: rec.credit_id.unwrap_or([0; 16]),
+            credit_msat: rec.gross_price_msat.saturating_sub(rec.price_msat),
+        };
+        self.metrics_pay_first
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.serve(job, spec, claims, true).await {
+            // A streamed chat goes on in its own task, which stores the result and claims; the stream
+            // itself has no reader.
+            Ok(_) => {
+                tracing::info!(payment_hash = %hex::encode(hash), model = %spec.id, "pay-first request served")
+            }
+            Err(ApiError::Conflict(_)) => {} // the client's own request is serving it
+            Err(e) => {
+                tracing::warn!(payment_hash = %hex::encode(hash), error = ?e, "pay-first request not served")
+            }
+        }
+    }
+
+    /// The token's own request came after its payment, which already ran the kept request (pay-first):
+    /// the first such request gets that run's result, as it would have in the concurrent flow, once it
+    /// is stored (a failed run's error otherwise); any later one gets `None` (then 409, as a replay).
+    async fn paid_first_answer(
+        &self,
+        claims: &PaymentClaims,
+    ) -> Result<Option<Response>, ApiError> {
+        let hash = claims.payment_hash;
+        let first = self.store.update(&hash, |r, _| {
+            let first = r.paid_first && !r.handed_to_token;
+            if first {
+                r.handed_to_token = true;
+            }
+            Ok(first)
+        });
+        if !matches!(first, Ok((true, _))) {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.hold_timeout;
+        loop {
+            let rec = self.store.get(&hash)?.ok_or(StoreError::Unknown)?;
+            match (rec.status, rec.result) {
+                (Status::Settling | Status::Settled, Some(result)) => {
+                    let ct = rec
+                        .result_content_type
+                        .unwrap_or_else(|| "application/json".into());
+                    let credit = rec.new_credit.and_then(|(token, msat)| {
+                        CreditNote::decode_unverified(&token).ok().map(|note| {
+                            (
+                                CreditNote {
+                                    amount_msat: msat,
+                                    ..note
+                                },
+                                token,
+                            )
+                        })
+                    });
+                    return Ok(Some(self.paid_response(
+                        StatusCode::OK,
+                        &ct,
+                        Body::from(result),
+                        claims,
+                        credit,
+                    )));
+                }
+                (Status::FailedBack | Status::Expired, _) => {
+                    return Err(ApiError::ModelFailed(format!(
+                        "the request failed ({}); your payment was failed back",
+                        rec.error.unwrap_or_default()
+                    )))
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Err(ApiError::Timeout(
+                        "the request run when its payment arrived has not finished".into(),
+                    ))
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
     }
 
     /// The stored result of a settled request, for a client that lost the connection after paying.
@@ -603,11 +815,16 @@ impl Miner {
     }
 
     /// Serves a paid request: mark the token used, wait for the held payment, run, settle or fail back.
+    ///
+    /// `paid_first`: run by [`Miner::serve_kept`] because the payment came first. The client's own request
+    /// with the token, arriving while or after that run serves, gets the run's result (once), as it
+    /// would have in the concurrent flow.
     async fn serve(
         self: &Arc<Self>,
         job: Job,
         spec: &ModelSpec,
         claims: PaymentClaims,
+        paid_first: bool,
     ) -> Result<Response, ApiError> {
         let hash = claims.payment_hash;
         if claims.expires_at <= unix_now() {
@@ -641,6 +858,7 @@ impl Miner {
                     early = true;
                 }
                 r.status = Status::Serving;
+                r.paid_first = paid_first;
                 Ok(leftover)
             });
             match claimed {
@@ -649,9 +867,14 @@ impl Miner {
                     return Err(ApiError::Unauthorized("unknown token".into()))
                 }
                 Err(StoreError::WrongState(s)) => {
+                    if !paid_first {
+                        if let Some(answer) = self.paid_first_answer(&claims).await? {
+                            return Ok(answer);
+                        }
+                    }
                     return Err(ApiError::Conflict(format!(
                         "token already used (request is {s:?}); to fetch a settled result again send `L402 <token>:<preimage>`"
-                    )))
+                    )));
                 }
                 Err(StoreError::CreditUnavailable) => {
                     self.fail_back(&hash, "credit note already spent", Status::FailedBack);
@@ -1022,6 +1245,8 @@ impl Miner {
                 ApiError::Unavailable(format!("cannot store the result: {e}")),
             ));
         }
+        // Served: the kept request has done its work (the result is what a re-fetch returns).
+        lock(&self.kept).remove(hash);
         let preimage = self
             .store
             .get(hash)?

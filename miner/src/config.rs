@@ -182,6 +182,26 @@ pub struct MinerConfig {
     /// without paying do not count (they could fill the queue for free).
     #[serde(default = "default_max_queue")]
     pub max_queue: usize,
+    /// Largest request body kept with its challenge for pay-first L402 clients (bLIP-26 as every L402
+    /// agent does it: pay the invoice, then come back with `L402 <token>:<preimage>`): when a payment
+    /// for the challenge is held and no request is being served for it, the kept request runs, its result
+    /// is stored, and only then is the payment claimed. A larger request is answered only in the
+    /// concurrent flow (token first, payment alongside). 0 keeps nothing.
+    #[serde(default = "default_pay_first_max_body")]
+    pub pay_first_max_body_bytes: usize,
+    /// Most bytes of kept requests held at once (in memory; a kept request goes when its challenge is
+    /// served, failed or expires): beyond it, new challenges keep nothing until older ones go. Bounds
+    /// what unpaid challenges can make the miner hold, whatever their rate.
+    #[serde(default = "default_pay_first_max_kept")]
+    pub pay_first_max_kept_bytes: usize,
+}
+
+fn default_pay_first_max_body() -> usize {
+    64 * 1024
+}
+
+fn default_pay_first_max_kept() -> usize {
+    64 * 1024 * 1024
 }
 
 fn default_max_unpaid_runs() -> usize {
@@ -220,6 +240,8 @@ impl MinerConfig {
             misbehaviour: None,
             max_unpaid_runs: default_max_unpaid_runs(),
             max_queue: default_max_queue(),
+            pay_first_max_body_bytes: default_pay_first_max_body(),
+            pay_first_max_kept_bytes: default_pay_first_max_kept(),
         }
     }
 

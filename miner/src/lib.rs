@@ -93,6 +93,12 @@ pub struct Miner {
     compute: Arc<backend::ComputeStats>,
     /// Sweeps done (for tests).
     sweeps: std::sync::atomic::AtomicU64,
+    /// Payments held for a kept request whose pay-first run is going on ([`Miner::serve_kept`]).
+    pay_first_running: Mutex<HashSet<[u8; 32]>>,
+    /// Requests kept with their challenges for pay-first clients.
+    pub(crate) kept: Mutex<KeptRequests>,
+    /// Pay-first runs started.
+    pub(crate) metrics_pay_first: std::sync::atomic::AtomicU64,
     /// Permits for model runs started before their payment is held ([`MinerConfig::max_unpaid_runs`]).
     unpaid_runs: Arc<tokio::sync::Semaphore>,
     /// Per model: paid requests admitted now ([`MinerConfig::max_queue`]), and requests turned away
@@ -152,6 +158,9 @@ impl Miner {
             served_count: std::sync::atomic::AtomicU64::new(0),
             compute: Arc::new(backend::ComputeStats::default()),
             sweeps: std::sync::atomic::AtomicU64::new(0),
+            pay_first_running: Mutex::new(HashSet::new()),
+            kept: Mutex::new(KeptRequests::default()),
+            metrics_pay_first: std::sync::atomic::AtomicU64::new(0),
             unpaid_runs: Arc::new(tokio::sync::Semaphore::new(cfg_unpaid)),
             admission: models
                 .keys()
@@ -272,6 +281,7 @@ impl Miner {
 
     /// Fails a held payment back (if held) and records why. Idempotent.
     pub(crate) fn fail_back(&self, hash: &[u8; 32], reason: &str, status: Status) {
+        lock(&self.kept).remove(hash);
         match self.node.fail(PaymentHash(*hash)) {
             Ok(()) => {
                 tracing::info!(payment_hash = %hex::encode(hash), reason, "held payment failed back")
@@ -341,7 +351,10 @@ impl Miner {
             tokio::select! {
                 _ = stop.changed() => break,
                 ev = events.recv() => match ev {
-                    Ok(LnEvent::PaymentClaimable(c)) => self.on_claimable(&c.payment_hash.0),
+                    Ok(LnEvent::PaymentClaimable(c)) => {
+                        self.on_claimable(&c.payment_hash.0);
+                        self.pay_first(c.payment_hash.0);
+                    }
                     Ok(LnEvent::PaymentReceived { payment_hash, .. }) => {
                         if let Some(t) = lock(&self.claimed_at).remove(&payment_hash.0) {
                             let mut l = lock(&self.settle_latencies);
@@ -356,6 +369,19 @@ impl Miner {
                 _ = tick.tick() => self.sweep(),
             }
         }
+    }
+
+    /// Runs the request kept with challenge `hash` now that its payment is held ([`Miner::serve_kept`]),
+    /// once at a time per payment.
+    fn pay_first(self: &Arc<Self>, hash: [u8; 32]) {
+        if lock(&self.serving).contains(&hash) || !lock(&self.pay_first_running).insert(hash) {
+            return;
+        }
+        let miner = Arc::clone(self);
+        tokio::spawn(async move {
+            miner.serve_kept(hash).await;
+            lock(&miner.pay_first_running).remove(&hash);
+        });
     }
 
     fn on_claimable(&self, hash: &[u8; 32]) {
@@ -413,7 +439,7 @@ impl Miner {
     }
 
     /// Resolves the open requests (reading only those: the store keeps an index of them).
-    fn sweep(&self) {
+    fn sweep(self: &Arc<Self>) {
         self.sweeps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let records = match self.store.unresolved() {
@@ -428,6 +454,10 @@ impl Miner {
             let hash = r.payment_hash;
             let held = self.node.claimable(PaymentHash(hash)).is_some();
             match r.status {
+                Status::AwaitingPayment if held && lock(&self.kept).get(&hash).is_some() => {
+                    // Paid first (an event missed, or a restart): the kept request runs.
+                    self.pay_first(hash)
+                }
                 Status::AwaitingPayment if held => {
                     let since = *lock(&self.held_since)
                         .entry(hash)
@@ -464,6 +494,7 @@ impl Miner {
             return;
         }
         lock(&self.held_since).remove(hash);
+        lock(&self.kept).remove(hash);
         match self.store.prune_unpaid(hash) {
             Ok(true) => {
                 self.node.forget_invoice(PaymentHash(*hash));
@@ -474,6 +505,55 @@ impl Miner {
                 tracing::error!(payment_hash = %hex::encode(hash), error = %e, "cannot prune an expired challenge")
             }
         }
+    }
+}
+
+/// A request kept with its challenge, to be run when its payment arrives first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptRequest {
+    /// `/v1/embeddings` or `/v1/chat/completions`.
+    pub path: &'static str,
+    /// The JSON body, as sent.
+    pub body: Vec<u8>,
+}
+
+/// The kept requests, by payment hash, and their bytes in all (bounded by
+/// [`MinerConfig::pay_first_max_kept_bytes`]).
+#[derive(Debug, Default)]
+pub(crate) struct KeptRequests {
+    by_hash: HashMap<[u8; 32], KeptRequest>,
+    bytes: usize,
+}
+
+impl KeptRequests {
+    /// Keeps `req` for `hash` if it fits in `budget` bytes with the others.
+    pub fn keep(&mut self, hash: [u8; 32], req: KeptRequest, budget: usize) -> bool {
+        let len = req.body.len();
+        if self.bytes.saturating_add(len) > budget {
+            return false;
+        }
+        self.bytes += len;
+        if let Some(old) = self.by_hash.insert(hash, req) {
+            self.bytes -= old.body.len();
+        }
+        true
+    }
+
+    /// The request kept for `hash`.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<KeptRequest> {
+        self.by_hash.get(hash).cloned()
+    }
+
+    /// Drops the request kept for `hash`, if any.
+    pub fn remove(&mut self, hash: &[u8; 32]) {
+        if let Some(old) = self.by_hash.remove(hash) {
+            self.bytes -= old.body.len();
+        }
+    }
+
+    /// Bytes kept now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 

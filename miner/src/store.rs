@@ -96,6 +96,12 @@ pub struct RequestRecord {
     /// of docs/adr/0008): a retry of the token runs the model only once the payment is held.
     #[serde(default)]
     pub early_run: bool,
+    /// Served because its payment came first (the kept request ran).
+    #[serde(default)]
+    pub paid_first: bool,
+    /// That run's result went to the token's own request (once, as in the concurrent flow).
+    #[serde(default)]
+    pub handed_to_token: bool,
 }
 
 impl Status {
@@ -459,6 +465,8 @@ mod tests {
             error: None,
             created_at: 0,
             early_run: false,
+            paid_first: false,
+            handed_to_token: false,
         }
     }
 

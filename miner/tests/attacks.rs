@@ -319,6 +319,8 @@ async fn expired_unpaid_challenges_are_pruned_and_metrics_do_not_scan_history() 
             error: None,
             created_at: 0,
             early_run: false,
+            paid_first: false,
+            handed_to_token: false,
         })?;
     }
     let (t_full, reads_full, text) = metrics().await?;

@@ -435,6 +435,21 @@ impl PayingClient {
         path: &str,
         body: Vec<u8>,
     ) -> Result<Paid, ClientError> {
+        self.post_to_node_capped(miner, node_id, path, body, u64::MAX)
+            .await
+    }
+
+    /// [`PayingClient::post_to_node`], paying at most `cap_msat` for this one request (beside the
+    /// configured `max_price_msat`): a dearer 402 is answered with [`ClientError::PriceTooHigh`] and
+    /// nothing is paid. A validator caps each challenge by what its spend policy has left.
+    pub async fn post_to_node_capped(
+        &self,
+        miner: &str,
+        node_id: Option<&str>,
+        path: &str,
+        body: Vec<u8>,
+        cap_msat: u64,
+    ) -> Result<Paid, ClientError> {
         let inner = &self.inner;
         *lock(&inner.spend)
             .requests_by_miner
@@ -525,10 +540,11 @@ impl PayingClient {
                 });
             }
         }
-        if price > inner.cfg.max_price_msat {
+        let max_msat = inner.cfg.max_price_msat.min(cap_msat);
+        if price > max_msat {
             return Err(ClientError::PriceTooHigh {
                 price_msat: price,
-                max_msat: inner.cfg.max_price_msat,
+                max_msat,
             });
         }
         if claims.credit_msat == 0 {

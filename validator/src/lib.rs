@@ -101,11 +101,12 @@ pub struct ValidatorConfig {
 
 /// A validator's challenge spend, bounded by what it earned: everything its node has paid out (challenge
 /// prices and routing fees, in-flight payments included) stays within
-/// max(`bootstrap_msat`, `income_share_ppm` × the dividends its node received), checked before every
-/// challenge against the price and fee that kind of challenge last cost. Once its dividends reach
-/// `bootstrap_msat`, its net (dividends − challenge spend) can no longer fall below zero; below that it
-/// can lose at most `bootstrap_msat` plus one challenge. The cost is sampling that follows demand: with
-/// little paid traffic (small pools, small dividends) it challenges rarely.
+/// max(`bootstrap_msat`, `income_share_ppm` × the dividends its node received). Each challenge is paid
+/// only if its price, with a routing fee as large as the last one paid, fits in what is left (a dearer
+/// 402 is not paid). Once its dividends reach `bootstrap_msat`, its net (dividends − challenge spend) can
+/// no longer fall below zero; before, it can lose at most `bootstrap_msat` (plus any routing fee above the
+/// last one). The cost is sampling that follows demand: with little paid traffic (small pools, small
+/// dividends) it challenges rarely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpendPolicy {
     /// What it may spend before it has earned anything (its first scores), msat.
@@ -237,8 +238,8 @@ struct Counters {
     backed_off: AtomicU64,
     over_cap: AtomicU64,
     over_budget: AtomicU64,
-    /// What the last settled challenge of each kind cost (price + routing fee), msat.
-    last_cost: [AtomicU64; 2],
+    /// The routing fee of the last settled challenge, msat.
+    last_fee: AtomicU64,
 }
 
 fn kind_index(kind: Kind) -> usize {
@@ -501,14 +502,18 @@ impl Validator {
         })
     }
 
-    /// Whether the spend policy (if any) leaves room for a challenge of `kind`: what the node has paid
-    /// out plus what that kind last cost stays within the allowance.
-    fn within_budget(&self, kind: Kind) -> bool {
+    /// What the spend policy (if any) leaves for the next challenge, msat: the allowance less what the node
+    /// has paid out and a routing fee as large as the last one paid (`u64::MAX` without a policy, 0 when
+    /// nothing is left).
+    fn headroom(&self) -> u64 {
         let Some(books) = self.books() else {
-            return true;
+            return u64::MAX;
         };
-        let next = self.metrics.last_cost[kind_index(kind)].load(Ordering::Relaxed);
-        books.spent_msat.saturating_add(next) <= books.allowance_msat
+        let fee = self.metrics.last_fee.load(Ordering::Relaxed);
+        books
+            .allowance_msat
+            .saturating_sub(books.spent_msat)
+            .saturating_sub(fee)
     }
 
     /// The Lightning node the validator pays from.
@@ -689,8 +694,9 @@ impl Validator {
             };
             for kind in kinds {
                 let i = kind_index(kind);
+                let headroom = self.headroom();
                 let admit = match self.admit(&key, epoch, round) {
-                    Admit::Go if !self.within_budget(kind) => Admit::OverBudget,
+                    Admit::Go if headroom == 0 => Admit::OverBudget,
                     a => a,
                 };
                 let o = match admit {
@@ -716,7 +722,16 @@ impl Validator {
                     }
                     Admit::Go => {
                         self.metrics.sent[i].fetch_add(1, Ordering::Relaxed);
-                        let (o, committed) = self.challenge(&url, node_id.as_deref(), kind).await;
+                        let Some((o, committed)) = self
+                            .challenge(&url, node_id.as_deref(), kind, headroom)
+                            .await
+                        else {
+                            // Dearer than what the spend policy has left: nothing was paid.
+                            self.metrics.sent[i].fetch_sub(1, Ordering::Relaxed);
+                            self.metrics.over_budget.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(miner = %url, kind = ?kind, headroom, "challenge dearer than the spend allowance left; not paid");
+                            continue;
+                        };
                         if o.ok {
                             push_latency(&mut lock(&self.metrics.latencies)[i], o.latency);
                         } else {
@@ -808,8 +823,15 @@ impl Validator {
         }
     }
 
-    /// One paid challenge: its observation and the price committed to it (0: nothing was paid).
-    async fn challenge(&self, url: &str, node_id: Option<&str>, kind: Kind) -> (Observation, u64) {
+    /// One paid challenge: its observation and the price committed to it (0: nothing was paid); `None`
+    /// when its price is above `cap_msat` (what the spend policy has left; nothing was paid).
+    async fn challenge(
+        &self,
+        url: &str,
+        node_id: Option<&str>,
+        kind: Kind,
+        cap_msat: u64,
+    ) -> Option<(Observation, u64)> {
         let n = self.next();
         let failed = |latency| {
             (
@@ -851,13 +873,18 @@ impl Validator {
         };
         let mut paid = match self
             .client
-            .post_to_node(url, node_id, path, body.to_string().into_bytes())
+            .post_to_node_capped(url, node_id, path, body.to_string().into_bytes(), cap_msat)
             .await
         {
             Ok(p) => p,
+            Err(boltensor_client::ClientError::PriceTooHigh { max_msat, .. })
+                if max_msat == cap_msat =>
+            {
+                return None
+            }
             Err(e) => {
                 tracing::debug!(miner = %url, error = %e, "challenge not sent");
-                return failed(started.elapsed());
+                return Some(failed(started.elapsed()));
             }
         };
         let status = paid.response.status();
@@ -869,20 +896,19 @@ impl Validator {
             self.challenge_spend
                 .fetch_add(paid.price_msat, Ordering::Relaxed);
             if let Some(PaymentOutcome::Settled { fee_msat, .. }) = &outcome {
-                self.metrics.last_cost[kind_index(kind)]
-                    .store(paid.price_msat.saturating_add(*fee_msat), Ordering::Relaxed);
+                self.metrics.last_fee.store(*fee_msat, Ordering::Relaxed);
             }
             self.metrics.paid[kind_index(kind)].fetch_add(1, Ordering::Relaxed);
         }
         let committed = paid.price_msat;
         let Some(answer) = answer.filter(|_| status.is_success() && settled) else {
-            return (failed(latency).0, committed);
+            return Some((failed(latency).0, committed));
         };
         let quality = match kind {
             Kind::Embedding => self.check_embedding(&prompt, &answer).await,
             Kind::Chat => self.check_chat(&prompt, &answer).await,
         };
-        (
+        Some((
             Observation {
                 kind,
                 ok: true,
@@ -890,7 +916,7 @@ impl Validator {
                 latency,
             },
             committed,
-        )
+        ))
     }
 
     async fn check_embedding(&self, text: &str, answer: &Value) -> f64 {

@@ -528,6 +528,12 @@ impl Miner {
                     ));
                 }
                 if claims.request_digest != digest {
+                    if preimage.is_some() {
+                        // A paid credential for another request, sent again for this one: what L402
+                        // clients do that keep one credential per path (a macaroon grants the path).
+                        // A token here buys one request, so this one gets its own challenge.
+                        return self.challenge(&headers, spec, price, digest, path, &body);
+                    }
                     return Err(ApiError::BadRequest(
                         "token was issued for a different request: repeat the exact same body"
                             .into(),

@@ -14,6 +14,7 @@
 pub mod bitcoind;
 pub mod error;
 pub mod hostile;
+pub mod lnd_rest;
 pub mod net;
 pub mod wait;
 

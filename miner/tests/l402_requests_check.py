@@ -1,0 +1,44 @@
+"""PyPI `l402-requests` (unmodified) against a Boltensor miner, the standard L402 way: pay the invoice
+first, then repeat the request with `Authorization: L402 <token>:<preimage>`. Its wallet is its own LND REST
+adapter, pointed at the test's stand-in over a regtest ldk-node node (boltensor_testenv::lnd_rest).
+
+Usage: l402_requests_check.py MINER_URL LND_REST_URL   (prints one JSON object)
+"""
+
+import json
+import sys
+
+from l402_requests import BudgetController, L402Client, LndWallet
+
+miner, lnd = sys.argv[1], sys.argv[2]
+client = L402Client(
+    wallet=LndWallet(host=lnd, macaroon_hex="00"),
+    budget=BudgetController(max_sats_per_request=1_000, max_sats_per_hour=10_000, max_sats_per_day=10_000),
+    timeout=120.0,
+)
+out = {}
+
+r = client.post(f"{miner}/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "paid first by an L402 agent"})
+out["embed_status"] = r.status_code
+out["embedding"] = r.json()["data"][0]["embedding"] if r.status_code == 200 else r.text
+
+chat = {
+    "model": "smollm2-135m-instruct",
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "max_tokens": 8,
+    "temperature": 0,
+}
+r = client.post(f"{miner}/v1/chat/completions", json=chat)
+out["chat_status"] = r.status_code
+out["chat_text"] = r.json()["choices"][0]["message"]["content"] if r.status_code == 200 else r.text
+
+# The same path again with another body: the client sends the credential it cached for the path; that
+# token paid for the first request only, so the miner answers with a new challenge, which the client pays.
+r = client.post(f"{miner}/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "a second request"})
+out["second_embed_status"] = r.status_code
+
+out["payments"] = [
+    {"path": p.path, "sats": p.amount_sats, "ok": p.success, "preimage": p.preimage}
+    for p in client.spending_log.records
+]
+print(json.dumps(out))

@@ -235,8 +235,9 @@ struct UpArgs {
     /// Where the models are (default: ~/.cache/boltensor/models, filled by scripts/fetch-models.sh).
     #[arg(long)]
     models_dir: Option<PathBuf>,
-    /// Pause between the client's generated paid requests, ms (0: no traffic).
-    #[arg(long, default_value_t = 3000)]
+    /// Pause between the client's generated paid requests, ms (0: no traffic). The default demand,
+    /// about 0.6 paid requests a second, funds the validators' challenges (docs/economics.md).
+    #[arg(long, default_value_t = 1000)]
     traffic_interval_ms: u64,
     /// Seconds between validators' challenge rounds (0: validators idle).
     #[arg(long, default_value_t = 15)]

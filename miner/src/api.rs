@@ -21,6 +21,7 @@ use boltensor_protocol::openai::{
     ChunkChoice, ChunkDelta, Embedding, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
     ErrorBody, ErrorDetail, Model, ModelList, Usage,
 };
+use boltensor_protocol::payment_auth;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -509,8 +510,9 @@ impl Miner {
         let digest = l402::request_digest("POST", path, &body);
         // Another scheme (an OpenAI SDK's `Bearer` key, say) is no payment: answer with the challenge.
         let l402_auth = headers.get(header::AUTHORIZATION).filter(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.starts_with("L402 ") || s.starts_with("LSAT "))
+            v.to_str().is_ok_and(|s| {
+                s.starts_with("L402 ") || s.starts_with("LSAT ") || s.starts_with("Payment ")
+            })
         });
         match l402_auth {
             None => self.challenge(&headers, spec, price, digest, path, &body),
@@ -518,8 +520,17 @@ impl Miner {
                 let auth = auth
                     .to_str()
                     .map_err(|_| ApiError::Unauthorized("Authorization is not text".into()))?;
-                let (token, preimage) = l402::parse_authorization(auth)
-                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                // The Payment scheme's credential names the same token (its challenge id) and always
+                // carries the preimage: it is checked as `L402 <token>:<preimage>`.
+                let payment_scheme = auth.starts_with("Payment ");
+                let (token, preimage) = if payment_scheme {
+                    payment_auth::parse_credential(auth)
+                        .map(|(t, p)| (t, Some(p)))
+                        .map_err(|e| ApiError::Unauthorized(e.to_string()))?
+                } else {
+                    l402::parse_authorization(auth)
+                        .map_err(|e| ApiError::Unauthorized(e.to_string()))?
+                };
                 let claims = PaymentClaims::verify(&token, &self.key)
                     .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
                 if claims.miner != self.node_id {
@@ -540,7 +551,17 @@ impl Miner {
                     ));
                 }
                 match preimage {
-                    Some(p) => self.refetch(&claims, p),
+                    Some(p) => {
+                        let mut resp = self.refetch(&claims, p)?;
+                        if payment_scheme {
+                            let receipt =
+                                payment_auth::receipt(&token, &claims.payment_hash, unix_now());
+                            if let Ok(v) = HeaderValue::from_str(&receipt) {
+                                resp.headers_mut().insert(payment_auth::RECEIPT_HEADER, v);
+                            }
+                        }
+                        Ok(resp)
+                    }
                     None => self.serve(job, spec, claims, false).await,
                 }
             }
@@ -643,6 +664,20 @@ impl Miner {
             token: claims.sign(&self.key),
             invoice: invoice.to_string(),
         };
+        let payment_challenge = payment_auth::PaymentChallenge {
+            id: challenge.token.clone(),
+            invoice: challenge.invoice.clone(),
+            payment_hash: hash,
+            amount_msat: price,
+            network: match invoice.network() {
+                boltensor_ln::bitcoin::Network::Bitcoin => "bitcoin",
+                boltensor_ln::bitcoin::Network::Signet => "signet",
+                boltensor_ln::bitcoin::Network::Regtest => "regtest",
+                _ => "testnet",
+            }
+            .to_owned(),
+            expires_at,
+        };
         tracing::debug!(payment_hash = %hex::encode(hash), price_msat = price, model = %spec.id, "402 challenge");
         let body = json!({
             "error": {
@@ -665,6 +700,12 @@ impl Miner {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_str(&challenge.header_value())
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        );
+        // The same challenge in the HTTP Payment scheme (second, so clients reading one header get L402).
+        resp.headers_mut().append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_str(&payment_challenge.header_value())
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?,
         );
         resp.headers_mut()

@@ -1,8 +1,9 @@
 //! A third-party L402 client, unmodified: PyPI `l402-requests` (pinned in ./dev) pays a miner on regtest
 //! the standard way — pay first, then `Authorization: L402 <token>:<preimage>` — through its own LND REST
 //! wallet adapter, pointed at a stand-in over the test's ldk-node node (`boltensor_testenv::lnd_rest`).
-//! What it gets equals the same requests paid by our own client's concurrent flow, and every request it
-//! paid is settled at the miner with its result stored before the claim.
+//! Once with L402 and once with the HTTP Payment scheme (draft-00, lightning `charge`), which the same 402
+//! offers. What it gets equals the same requests paid by our own client's concurrent flow, and every
+//! request it paid is settled at the miner with its result stored before the claim.
 
 mod common;
 
@@ -59,8 +60,23 @@ async fn l402_requests_pays_first_and_gets_embeddings_and_chat() -> Result {
     assert_eq!(got["embed_status"], 200, "{got}");
     assert_eq!(got["chat_status"], 200, "{got}");
     assert_eq!(got["second_embed_status"], 200, "{got}");
+    // The Payment scheme: the same answers, and a receipt naming the payment.
+    assert_eq!(got["payment_embed_status"], 200, "{got}");
+    assert_eq!(got["payment_chat_status"], 200, "{got}");
+    assert_eq!(got["payment_embedding"], got["embedding"]);
+    assert_eq!(got["payment_chat_text"], got["chat_text"]);
+    assert_eq!(got["payment_receipt"]["status"], "success", "{got}");
+    assert_eq!(got["payment_receipt"]["method"], "lightning", "{got}");
     let payments = got["payments"].as_array().ok_or("payments")?;
-    assert_eq!(payments.len(), 3, "one payment per request: {got}");
+    assert_eq!(payments.len(), 5, "one payment per request: {got}");
+    let receipted = payments[3]["preimage"].as_str().ok_or("preimage")?;
+    let receipted: [u8; 32] = hex::decode(receipted)?
+        .try_into()
+        .map_err(|_| "preimage length")?;
+    assert_eq!(
+        got["payment_receipt"]["reference"],
+        hex::encode(boltensor_protocol::l402::payment_hash_of(&receipted))
+    );
 
     // Each payment: settled at the miner, served because its payment came first, result stored.
     for p in payments {

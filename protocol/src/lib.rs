@@ -12,6 +12,7 @@
 
 pub mod l402;
 pub mod openai;
+pub mod payment_auth;
 pub mod weights;
 pub mod yuma;
 

@@ -240,6 +240,9 @@ struct Counters {
     over_budget: AtomicU64,
     /// The routing fee of the last settled challenge, msat.
     last_fee: AtomicU64,
+    /// The price each kind of challenge was last quoted (in its 402), msat: a challenge is not asked for
+    /// while the spend policy leaves less (no unpaid 402s at every round).
+    last_price: [AtomicU64; 2],
 }
 
 fn kind_index(kind: Kind) -> usize {
@@ -696,7 +699,12 @@ impl Validator {
                 let i = kind_index(kind);
                 let headroom = self.headroom();
                 let admit = match self.admit(&key, epoch, round) {
-                    Admit::Go if headroom == 0 => Admit::OverBudget,
+                    Admit::Go
+                        if headroom == 0
+                            || headroom < self.metrics.last_price[i].load(Ordering::Relaxed) =>
+                    {
+                        Admit::OverBudget
+                    }
                     a => a,
                 };
                 let o = match admit {
@@ -877,16 +885,19 @@ impl Validator {
             .await
         {
             Ok(p) => p,
-            Err(boltensor_client::ClientError::PriceTooHigh { max_msat, .. })
-                if max_msat == cap_msat =>
-            {
-                return None
+            Err(boltensor_client::ClientError::PriceTooHigh {
+                max_msat,
+                price_msat,
+            }) if max_msat == cap_msat => {
+                self.metrics.last_price[kind_index(kind)].store(price_msat, Ordering::Relaxed);
+                return None;
             }
             Err(e) => {
                 tracing::debug!(miner = %url, error = %e, "challenge not sent");
                 return Some(failed(started.elapsed()));
             }
         };
+        self.metrics.last_price[kind_index(kind)].store(paid.price_msat, Ordering::Relaxed);
         let status = paid.response.status();
         let outcome = paid.outcome().await;
         let answer: Option<Value> = paid.response.json().await.ok();

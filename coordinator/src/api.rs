@@ -78,6 +78,7 @@ pub fn router(
         .route("/v1/sessions/{n}", get(session))
         .route("/v1/epochs/{n}", get(epoch))
         .route("/v1/miners", get(miners))
+        .route("/.well-known/l402.json", get(l402_directory))
         .route("/v1/registry", get(registry))
         .route("/v1/payouts", get(payouts))
         .route("/v1/admin/vote", post(vote))
@@ -318,7 +319,45 @@ struct MinerQuery {
     model: Option<String>,
 }
 
+/// `GET /.well-known/l402.json` on a coordinator: where an L402 agent finds every registered miner — its
+/// API, the node its invoices must pay, its own discovery manifest (`<api>/.well-known/l402.json`, with
+/// prices), its models and score — the listing of `GET /v1/miners`, best first. Not a manifest itself:
+/// a coordinator sells nothing.
+async fn l402_directory(State(s): State<Arc<ApiState>>) -> Response {
+    let (epoch, listed) = miner_listing(&s, None);
+    let providers: Vec<serde_json::Value> = listed
+        .iter()
+        .filter_map(|m| {
+            let api = m["api"].as_str()?.trim_end_matches('/');
+            Some(json!({
+                "uri": api,
+                "node_pubkey": m["node_id"],
+                "manifest": format!("{api}/.well-known/l402.json"),
+                "models": m["models"],
+                "score": m["score"],
+            }))
+        })
+        .collect();
+    (
+        [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(json!({
+            "version": "1.0",
+            "directory": "boltensor federation: registered miners, best first",
+            "epoch": epoch,
+            "providers": providers,
+        })),
+    )
+        .into_response()
+}
+
 async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> Response {
+    let (epoch, out) = miner_listing(&s, q.model.as_deref());
+    Json(json!({ "epoch": epoch, "miners": out })).into_response()
+}
+
+/// The registered miners whose bond counts (serving `model`, if given), best score first, and the epoch
+/// the scores are from.
+fn miner_listing(s: &ApiState, model: Option<&str>) -> (Option<u64>, Vec<serde_json::Value>) {
     let st = s.engine.state();
     let f = st.max_faulty();
     let last = s.engine.store().latest_epoch().ok().flatten();
@@ -330,11 +369,7 @@ async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> 
         .filter(|(_, n)| n.registration.role == Role::Miner)
         // Clients and validators see a miner once its bond counts (when the federation asks for one).
         .filter(|(_, n)| crate::state::bonded_enough(&st.params, n.stake_sat(f)))
-        .filter(|(_, n)| {
-            q.model
-                .as_ref()
-                .is_none_or(|m| n.registration.models.iter().any(|x| x == m))
-        })
+        .filter(|(_, n)| model.is_none_or(|m| n.registration.models.iter().any(|x| x == m)))
         .map(|(uid, n)| {
             let sc = last
                 .as_ref()
@@ -358,7 +393,7 @@ async fn miners(State(s): State<Arc<ApiState>>, Query(q): Query<MinerQuery>) -> 
             .cmp(&a["incentive"].as_u64())
             .then(a["uid"].as_u64().cmp(&b["uid"].as_u64()))
     });
-    Json(json!({ "epoch": last.map(|e| e.result.inputs.epoch), "miners": out })).into_response()
+    (last.map(|e| e.result.inputs.epoch), out)
 }
 
 async fn registry(State(s): State<Arc<ApiState>>) -> Json<serde_json::Value> {

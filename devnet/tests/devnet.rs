@@ -149,6 +149,19 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
             .unwrap_or_else(|| panic!("miner-1 is not in /v1/miners: {listed}"));
         let base = miner.api_url.as_deref().map(|u| u.trim_end_matches("/v1"));
         assert_eq!(entry["api"].as_str(), base);
+        // Discovery for L402 agents: the federation lists every registered miner with its manifest, and
+        // the miner's manifest names the node its invoices pay.
+        let directory: serde_json::Value = get_json(&format!("{api}/.well-known/l402.json"))
+            .await?
+            .expect("the federation's L402 directory is served");
+        let listed_miner = directory["providers"]
+            .as_array()
+            .and_then(|p| p.iter().find(|m| m["node_pubkey"] == miner.node_id.as_str()))
+            .unwrap_or_else(|| panic!("miner-1 is not in the L402 directory: {directory}"));
+        let manifest: serde_json::Value = get_json(listed_miner["manifest"].as_str().expect("manifest URL"))
+            .await?
+            .expect("the miner's manifest is served");
+        assert_eq!(manifest["provider"]["node_pubkey"], miner.node_id.as_str());
         let weighted = signed
             .result
             .inputs

@@ -1,7 +1,8 @@
 //! L402 as a miner and a client read it from the wire: the `WWW-Authenticate` challenge, the
-//! `Authorization` header, payment tokens and credit notes (verified with the miner's key, and
-//! unverified as a client reads them). Nothing panics; whatever parses re-encodes to what parses the
-//! same; a token that verifies is exactly the one the miner would have signed.
+//! `Authorization` header (L402, and the HTTP Payment scheme's credential), payment tokens and credit
+//! notes (verified with the miner's key, and unverified as a client reads them). Nothing panics; whatever
+//! parses re-encodes to what parses the same; a token that verifies is exactly the one the miner would
+//! have signed.
 #![no_main]
 
 use boltensor_fuzz::L402_KEY;
@@ -31,6 +32,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = payment_hash_of(&p);
         }
         // The miner's paid path: the token from the header, verified.
+        let _ = PaymentClaims::verify(&token, &L402_KEY);
+    }
+
+    // The Payment scheme's credential: its token (the challenge id) goes the same way as L402's.
+    if let Ok((token, preimage)) = boltensor_protocol::payment_auth::parse_credential(s) {
+        let _ = payment_hash_of(&preimage);
         let _ = PaymentClaims::verify(&token, &L402_KEY);
     }
 

@@ -87,6 +87,11 @@ fn main() {
         "authorization-preimage",
         format!("L402 {token}:{}", hex::encode([9u8; 32])),
     );
+    c.put(
+        "l402",
+        "payment-credential",
+        boltensor_protocol::payment_auth::credential(&token, &[9u8; 32]),
+    );
     c.put("l402", "token", &token);
     c.put("l402", "credit-note", &note);
 

@@ -75,6 +75,16 @@ impl PaymentChallenge {
     }
 }
 
+/// `Authorization: Payment <credential>` answering challenge `id` with `preimage` (what a client sends;
+/// the challenge's other parameters are not needed by a Boltensor miner and left out).
+pub fn credential(id: &str, preimage: &[u8; 32]) -> String {
+    let v = json!({
+        "challenge": {"id": id, "method": "lightning", "intent": "charge"},
+        "payload": {"preimage": hex::encode(preimage)},
+    });
+    format!("{SCHEME} {}", URL_SAFE_NO_PAD.encode(v.to_string()))
+}
+
 /// The token (the challenge's `id`) and the preimage of `Authorization: Payment <credential>`.
 pub fn parse_credential(value: &str) -> Result<(String, [u8; 32]), L402Error> {
     let bad = || L402Error::MalformedAuthorization;
@@ -168,6 +178,10 @@ mod tests {
         });
         let header = format!("Payment {}", URL_SAFE_NO_PAD.encode(cred.to_string()));
         assert_eq!(parse_credential(&header), Ok(("tok".into(), [9; 32])));
+        assert_eq!(
+            parse_credential(&credential("tok", &[9; 32])),
+            Ok(("tok".into(), [9; 32]))
+        );
         assert!(parse_credential("Payment !!").is_err());
         assert!(parse_credential("L402 x:y").is_err());
         let other = json!({"challenge": {"id": "tok", "method": "card"}, "payload": {"preimage": hex::encode([9u8; 32])}});

@@ -88,6 +88,9 @@ pub struct PaidReport {
     pub unpaid_embedding: Series,
     /// The same request paid (402 → pay → retry → settled).
     pub paid_embedding: Series,
+    /// The same request paid first, as L402 agents do (402 → pay, the miner serves on the payment's
+    /// arrival and claims → retry with token + preimage → the stored result).
+    pub pay_first_embedding: Series,
     /// Chat completion (16 tokens, greedy), unpaid.
     pub unpaid_chat: Series,
     /// The same, paid.
@@ -108,6 +111,11 @@ impl PaidReport {
     /// (paid − unpaid) / bare, at the median: what the protocol adds beyond the payment itself.
     pub fn overhead_ratio(&self) -> f64 {
         (self.paid_embedding.p50_ms - self.unpaid_embedding.p50_ms) / self.bare_payment.p50_ms
+    }
+
+    /// The same for the pay-first flow.
+    pub fn pay_first_overhead_ratio(&self) -> f64 {
+        (self.pay_first_embedding.p50_ms - self.unpaid_embedding.p50_ms) / self.bare_payment.p50_ms
     }
 
     /// A table with the goals of issue 4.
@@ -136,6 +144,11 @@ impl PaidReport {
             "embedding, paid (402, pay, retry)",
             &self.paid_embedding,
         );
+        row(
+            &mut out,
+            "embedding, paid first (L402 agents' flow)",
+            &self.pay_first_embedding,
+        );
         row(&mut out, "chat 16 tokens, unpaid", &self.unpaid_chat);
         row(&mut out, "chat 16 tokens, paid", &self.paid_chat);
         row(&mut out, "result ready -> settled at miner", &self.settle);
@@ -155,6 +168,11 @@ impl PaidReport {
             out,
             "  paid-over-unpaid overhead / bare payment (p50): {overhead:.2}x  (goal <= 1.3x: {})",
             goal(overhead <= 1.3)
+        );
+        let _ = writeln!(
+            out,
+            "  the same, paying first (p50):                   {:.2}x",
+            self.pay_first_overhead_ratio()
         );
         let _ = writeln!(
             out,
@@ -293,6 +311,14 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
         one_paid(&client, "/v1/embeddings", embed("all-minilm-l6-v2", i)).await?;
         paid.push(t.elapsed());
     }
+    tracing::info!("paid embeddings, paid first");
+    let mut pay_first = Vec::new();
+    for i in 0..cfg.requests {
+        let body = embed("all-minilm-l6-v2", 1_000_000 + i);
+        let t = Instant::now();
+        one_pay_first(&http, &client_node, &url, "/v1/embeddings", body).await?;
+        pay_first.push(t.elapsed());
+    }
     tracing::info!("chats");
     let mut unpaid_chat = Vec::new();
     let mut paid_chat = Vec::new();
@@ -357,6 +383,7 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
         bare_payment: Series::of(bare),
         unpaid_embedding: Series::of(unpaid),
         paid_embedding: Series::of(paid),
+        pay_first_embedding: Series::of(pay_first),
         unpaid_chat: Series::of(unpaid_chat),
         paid_chat: Series::of(paid_chat),
         settled_per_sec: ok as f64 / elapsed.as_secs_f64(),
@@ -372,6 +399,51 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
     coordinator.stop().await;
     miner_node.stop().await;
     Ok(report)
+}
+
+/// One request paid first, as L402 agents do it: the 402, the invoice paid (it settles once the miner
+/// served the kept request and stored the result), then the request again with token + preimage.
+async fn one_pay_first(
+    http: &reqwest::Client,
+    node: &LnNode,
+    url: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(), TestEnvError> {
+    let r = http
+        .post(format!("{url}{path}"))
+        .body(body.clone())
+        .send()
+        .await
+        .map_err(err)?;
+    if r.status() != reqwest::StatusCode::PAYMENT_REQUIRED {
+        return Err(err(format!("expected 402, got {}", r.status())));
+    }
+    let challenge: serde_json::Value = r.json().await.map_err(err)?;
+    let (Some(token), Some(invoice)) = (challenge["token"].as_str(), challenge["invoice"].as_str())
+    else {
+        return Err(err("402 without token or invoice"));
+    };
+    let invoice = boltensor_ln::parse_invoice(invoice).map_err(err)?;
+    let sent = node.pay(&invoice, Duration::from_secs(60)).await?;
+    let preimage = sent.preimage.ok_or_else(|| err("no preimage"))?;
+    let r = http
+        .post(format!("{url}{path}"))
+        .header(
+            "authorization",
+            format!("L402 {token}:{}", hex::encode(preimage.0)),
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(err)?;
+    let status = r.status();
+    r.bytes().await.map_err(err)?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(err(format!("the stored result: {status}")))
+    }
 }
 
 /// One paid request, complete: the response read and the payment settled.

@@ -416,8 +416,12 @@ pub async fn miner(cmd: MinerCommand) -> anyhow::Result<()> {
 /// `boltensor client …`
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Run a local OpenAI-compatible endpoint that pays miners per request from your node.
+    /// Run a local OpenAI-compatible endpoint that pays miners per request from your node (also an
+    /// MCP server at /mcp, streamable HTTP, behind the same key).
     Proxy(Box<ProxyArgs>),
+    /// Run an MCP server on stdin/stdout (for an MCP host: an agent IDE, a chat app) whose tools
+    /// (chat, embed, quote, spend) pay miners per call from your node. Logs go to stderr.
+    Mcp(Box<McpArgs>),
     /// Embed a text through a running proxy and print the vector's first values and the price.
     Embed(OneShotArgs),
     /// Ask a chat model through a running proxy and print the answer and the price.
@@ -429,9 +433,25 @@ pub enum ClientCommand {
 pub struct ProxyArgs {
     #[command(flatten)]
     pub node: NodeArgs,
-    /// Address for the OpenAI-compatible endpoint.
+    /// Address for the OpenAI-compatible endpoint (and the MCP endpoint, `/mcp`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub paying: PayingArgs,
+}
+
+/// `boltensor client mcp`
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub paying: PayingArgs,
+}
+
+/// Which miners a paying client asks and what it may spend (`client proxy`, `client mcp`).
+#[derive(Debug, Args)]
+pub struct PayingArgs {
     /// Miner base URL (repeat for several). With `--coordinator`, the fallback when no coordinator
     /// answers.
     #[arg(long = "miner", required_unless_present = "coordinators")]
@@ -452,6 +472,18 @@ pub struct ProxyArgs {
     /// Stop paying once this much is spent, msat.
     #[arg(long, default_value_t = 10_000_000)]
     pub budget_msat: u64,
+}
+
+impl PayingArgs {
+    fn client(&self, node: Arc<LnNode>) -> boltensor_client::PayingClient {
+        let mut cfg = boltensor_client::ClientConfig::new(self.miners.clone());
+        cfg.max_price_msat = self.max_price_msat;
+        cfg.budget_msat = self.budget_msat;
+        cfg.directory.coordinators = self.coordinators.clone();
+        cfg.directory.score_floor = self.score_floor;
+        cfg.directory.backoff = std::time::Duration::from_secs(self.miner_backoff_secs);
+        boltensor_client::PayingClient::new(cfg, node)
+    }
 }
 
 /// `boltensor client embed|chat`
@@ -484,13 +516,7 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Proxy(args) => {
             let node = args.node.start("boltensor-client").await?;
-            let mut cfg = boltensor_client::ClientConfig::new(args.miners.clone());
-            cfg.max_price_msat = args.max_price_msat;
-            cfg.budget_msat = args.budget_msat;
-            cfg.directory.coordinators = args.coordinators.clone();
-            cfg.directory.score_floor = args.score_floor;
-            cfg.directory.backoff = std::time::Duration::from_secs(args.miner_backoff_secs);
-            let client = boltensor_client::PayingClient::new(cfg, Arc::clone(&node));
+            let client = args.paying.client(Arc::clone(&node));
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {} (in use?)", args.listen))?;
@@ -500,20 +526,36 @@ pub async fn client(cmd: ClientCommand) -> anyhow::Result<()> {
                     .with_context(|| {
                         format!("writing the proxy key in {}", args.node.data_dir.display())
                     })?;
-            println!("OpenAI-compatible proxy on http://{listen}/v1");
+            println!("OpenAI-compatible proxy on http://{listen}/v1 (MCP: http://{listen}/mcp)");
             println!(
                 "API key (give it to your OpenAI SDK as api_key, or send `Authorization: Bearer <key>`): in {} (mode 0600)",
                 key_file.display()
             );
-            if !args.coordinators.is_empty() {
+            if !args.paying.coordinators.is_empty() {
                 println!(
                     "routing by the federation's score from {} coordinator(s); see /v1/directory",
-                    args.coordinators.len()
+                    args.paying.coordinators.len()
                 );
             }
             boltensor_client::proxy::serve(listener, client, auth, shutdown_signal()).await?;
             node.stop().await;
             Ok(())
+        }
+        ClientCommand::Mcp(args) => {
+            // stdout is the protocol: the node starts silently, and what it says goes to stderr.
+            let node = args.node.start_node("boltensor-client").await?;
+            eprintln!(
+                "MCP server on stdio; lightning node {} listening on {}",
+                node.node_id(),
+                node.listen_addr()
+            );
+            let client = args.paying.client(Arc::clone(&node));
+            let served = tokio::select! {
+                r = boltensor_client::mcp::serve_stdio(client) => r.map_err(anyhow::Error::from),
+                _ = shutdown_signal() => Ok(()),
+            };
+            node.stop().await;
+            served
         }
         ClientCommand::Embed(args) => {
             let body = serde_json::json!({

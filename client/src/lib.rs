@@ -12,6 +12,7 @@
 //! which the miner does only with the result in hand; otherwise it is failed back and the funds return.
 
 pub mod directory;
+pub mod mcp;
 pub mod proxy;
 
 pub use directory::{DirectoryConfig, DirectoryError, MinerDirectory};

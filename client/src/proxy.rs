@@ -232,9 +232,40 @@ pub fn router(client: PayingClient, auth: ProxyAuth) -> Router {
         .route("/v1/directory", get(directory))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/chat/completions", post(chat))
+        .route("/mcp", post(mcp))
         .with_state(client)
         .layer(middleware::from_fn_with_state(auth, authorize));
     boltensor_http::harden(router, &limits())
+}
+
+/// `POST /mcp`: the MCP server's streamable-HTTP transport ([`crate::mcp`]), behind the proxy's key like
+/// every route. Each message is answered with JSON (a notification with 202 and no body); there is no
+/// server-initiated stream (`GET /mcp` is 405).
+async fn mcp(State(client): State<PayingClient>, body: axum::body::Bytes) -> Response {
+    let msg: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": format!("parse error: {e}")}})),
+            )
+                .into_response()
+        }
+    };
+    let reply = match &msg {
+        serde_json::Value::Array(batch) => {
+            let mut out = Vec::new();
+            for m in batch {
+                out.extend(crate::mcp::handle(&client, m).await);
+            }
+            (!out.is_empty()).then_some(serde_json::Value::Array(out))
+        }
+        m => crate::mcp::handle(&client, m).await,
+    };
+    match reply {
+        Some(reply) => Json(reply).into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    }
 }
 
 fn error(status: StatusCode, kind: &str, message: String) -> Response {

@@ -124,3 +124,109 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
         })
         .await
 }
+
+/// The official MCP Python SDK (PyPI `mcp`), unmodified, against the proxy's MCP endpoint (streamable
+/// HTTP, the proxy's key as its bearer token): it lists the tools, calls `quote`, `embed`, `chat` and
+/// `spend`, and the spend moves by the two paid calls; a call without input is a tool error, not a payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mcp_python_sdk_calls_the_paid_tools() -> Result<(), TestEnvError> {
+    let have_sdk = Command::new("python3")
+        .args(["-c", "import mcp, httpx2"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have_sdk,
+        "the MCP Python SDK is missing: `python3 -m pip install mcp` (./dev test does this)"
+    );
+    PaidNet::start(vec![], |_| {})
+        .await?
+        .run(async |pn| {
+            let client = pn.client(|_| {});
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let (auth, key_file) = boltensor_client::proxy::ProxyAuth::load_or_create(
+                &pn.net.dir().join("proxy-mcp"),
+                addr,
+            )
+            .expect("proxy key");
+            let key = std::fs::read_to_string(&key_file).expect("key file");
+            let proxy = tokio::spawn(
+                axum::serve(
+                    listener,
+                    boltensor_client::proxy::router(client.clone(), auth),
+                )
+                .into_future(),
+            );
+            // Without the key: refused before any tool runs.
+            let refused = reqwest::Client::new()
+                .post(format!("http://{addr}/mcp"))
+                .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(refused.status(), 401);
+
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_check.py");
+            let url = format!("http://{addr}/mcp");
+            let key2 = key.trim().to_owned();
+            let output = tokio::task::spawn_blocking(move || {
+                Command::new("python3")
+                    .arg(script)
+                    .arg(url)
+                    .arg(key2)
+                    .output()
+            })
+            .await
+            .expect("join")
+            .expect("python3 runs");
+            assert!(
+                output.status.success(),
+                "mcp_check.py failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let got: Value = serde_json::from_slice(&output.stdout).expect("JSON from the script");
+            println!("MCP SDK saw: {got}");
+            assert_eq!(
+                got["tools"],
+                serde_json::json!(["chat", "embed", "quote", "spend"])
+            );
+            assert_eq!(got["quote"]["error"], false, "{got}");
+            assert!(got["quote"]["body"]["quote"]["models"].is_array(), "{got}");
+            assert_eq!(got["embed"]["error"], false, "{got}");
+            let vectors = &got["embed"]["body"]["embeddings"];
+            assert_eq!(vectors[0].as_array().map(Vec::len), Some(384), "{got}");
+            assert!(got["embed"]["body"]["payment"]["price_msat"].as_u64() > Some(0));
+            assert_eq!(
+                got["embed"]["body"]["payment"]["preimage"]
+                    .as_str()
+                    .map(str::len),
+                Some(64)
+            );
+            assert_eq!(got["chat"]["error"], false, "{got}");
+            assert!(
+                got["chat"]["body"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("Paris")),
+                "{got}"
+            );
+            assert_eq!(got["spend_before"]["body"]["paid_requests"], 0);
+            assert_eq!(got["spend_after"]["body"]["paid_requests"], 2, "{got}");
+            let spent = got["spend_after"]["body"]["spent_msat"]
+                .as_u64()
+                .expect("spent");
+            let prices = got["embed"]["body"]["payment"]["price_msat"]
+                .as_u64()
+                .expect("price")
+                + got["chat"]["body"]["payment"]["price_msat"]
+                    .as_u64()
+                    .expect("price");
+            assert_eq!(spent, prices, "the spend moved by the two paid calls");
+            assert_eq!(got["no_input"]["error"], true, "{got}");
+            assert_eq!(client.spend().paid_requests, 2);
+            proxy.abort();
+            Ok(())
+        })
+        .await
+}

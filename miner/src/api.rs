@@ -729,6 +729,11 @@ impl Miner {
         let Some(kept) = lock(&self.kept).get(&hash) else {
             return;
         };
+        if rec.expires_at <= unix_now() {
+            // Paid after its token expired: nothing is served for it.
+            self.fail_back(&hash, "token expired", Status::Expired);
+            return;
+        }
         let path = kept.path;
         let (job, spec, _) = match self.prepare(path, &kept.body) {
             Ok(p) => p,

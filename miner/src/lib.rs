@@ -454,8 +454,10 @@ impl Miner {
             let hash = r.payment_hash;
             let held = self.node.claimable(PaymentHash(hash)).is_some();
             match r.status {
-                Status::AwaitingPayment if held && lock(&self.kept).get(&hash).is_some() => {
-                    // Paid first (an event missed, or a restart): the kept request runs.
+                Status::AwaitingPayment
+                    if held && r.expires_at > now && lock(&self.kept).get(&hash).is_some() =>
+                {
+                    // Paid first and the event missed: the kept request runs.
                     self.pay_first(hash)
                 }
                 Status::AwaitingPayment if held => {

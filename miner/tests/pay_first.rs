@@ -157,10 +157,14 @@ async fn a_client_that_pays_first_gets_the_stored_result_and_a_failure_costs_not
         answer_of(CHAT_PATH, &concurrent.body)
     );
     let metrics = reqwest::get(format!("{url}/metrics")).await?.text().await?;
-    assert!(
-        metrics.contains("boltensor_miner_pay_first_total 3"),
-        "{metrics}"
-    );
+    // Three paid first; a concurrent request whose payment happened to arrive before its token would
+    // be served the same way (and answered with that run's result), so at least three.
+    let pay_first_runs: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("boltensor_miner_pay_first_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or("no pay-first counter")?;
+    assert!(pay_first_runs >= 3, "{metrics}");
     // Every kept request went once served or failed.
     assert!(
         metrics.contains("boltensor_miner_pay_first_kept_bytes 0"),

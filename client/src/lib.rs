@@ -615,16 +615,27 @@ impl PayingClient {
             .body(body.clone())
             .send()
             .await;
+        // No answer to keep: the answer was lost after paying (wait a little for the payment: a miner
+        // that died holding it fails it back when it restarts, maybe much later, and the outcome task goes
+        // on tracking it), or the miner answered 409 because the payment reached it first and it ran the
+        // request it kept with the challenge (pay-first L402), claiming once the result is stored (wait for
+        // it). Either way, settled means the result is stored at that miner: fetch it again there with
+        // token + preimage rather than pay another miner for the same request.
+        let resp = match resp {
+            Ok(r) if r.status() == StatusCode::CONFLICT => Err((
+                inner.cfg.request_timeout,
+                "409: the miner served this request when its payment arrived".to_owned(),
+            )),
+            Ok(r) => Ok(r),
+            Err(e) => Err((
+                inner.cfg.request_timeout.min(Duration::from_secs(10)),
+                e.to_string(),
+            )),
+        };
         let resp = match resp {
             Ok(r) => r,
-            Err(e) => {
-                // Paid, and the answer is lost. The outcome task still tracks the payment: settled
-                // means the miner stored the result, so fetch it again there (token + preimage) rather
-                // than pay another miner for the same request.
-                // Waited for a little while only: a miner that died holding the payment fails it back
-                // when it restarts, maybe much later; the task goes on tracking it (spend, refunds).
+            Err((wait, reason)) => {
                 let mut outcome = outcome;
-                let wait = inner.cfg.request_timeout.min(Duration::from_secs(10));
                 let outcome = match tokio::time::timeout(wait, &mut outcome).await {
                     Ok(done) => done.unwrap_or(PaymentOutcome::Pending),
                     Err(_) => PaymentOutcome::Pending,
@@ -642,37 +653,11 @@ impl PayingClient {
                         &hash,
                         price,
                         outcome,
-                        e.to_string(),
+                        reason,
                     )
                     .await;
             }
         };
-        if resp.status() == StatusCode::CONFLICT {
-            // The payment reached the miner before this request did, and the miner ran the request it
-            // kept with the challenge (pay-first L402): it claims once the result is stored. Wait for
-            // the payment, then fetch that result with the preimage.
-            let mut outcome = outcome;
-            let outcome = match tokio::time::timeout(inner.cfg.request_timeout, &mut outcome).await
-            {
-                Ok(done) => done.unwrap_or(PaymentOutcome::Pending),
-                Err(_) => PaymentOutcome::Pending,
-            };
-            if matches!(outcome, PaymentOutcome::Settled { .. }) {
-                credit_guard.note = None;
-            }
-            return self
-                .recover(
-                    miner,
-                    path,
-                    body,
-                    &challenge.token,
-                    &hash,
-                    price,
-                    outcome,
-                    "409: the miner served this request when its payment arrived".into(),
-                )
-                .await;
-        }
         if resp.status().is_success() {
             // Redeemed (or not needed): the miner's new note, if any, replaces it.
             credit_guard.note = None;

@@ -13,10 +13,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError> {
-    let have_sdk = Command::new("python3")
-        .args(["-c", "import openai"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let have_sdk = boltensor_testenv::python_imports("openai");
     assert!(
         have_sdk,
         "the OpenAI Python SDK is missing: `python3 -m pip install openai` (./dev test does this)"
@@ -130,10 +127,7 @@ async fn openai_python_sdk_works_through_the_proxy() -> Result<(), TestEnvError>
 /// `spend`, and the spend moves by the two paid calls; a call without input is a tool error, not a payment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mcp_python_sdk_calls_the_paid_tools() -> Result<(), TestEnvError> {
-    let have_sdk = Command::new("python3")
-        .args(["-c", "import mcp, httpx2"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let have_sdk = boltensor_testenv::python_imports("mcp, httpx2");
     assert!(
         have_sdk,
         "the MCP Python SDK is missing: `python3 -m pip install mcp` (./dev test does this)"

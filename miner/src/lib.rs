@@ -455,7 +455,7 @@ impl Miner {
             let held = self.node.claimable(PaymentHash(hash)).is_some();
             match r.status {
                 Status::AwaitingPayment
-                    if held && r.expires_at > now && lock(&self.kept).get(&hash).is_some() =>
+                    if held && r.expires_at > now && lock(&self.kept).contains(&hash) =>
                 {
                     // Paid first and the event missed: the kept request runs.
                     self.pay_first(hash)
@@ -539,6 +539,11 @@ impl KeptRequests {
             self.bytes -= old.body.len();
         }
         true
+    }
+
+    /// Whether a request is kept for `hash`.
+    pub fn contains(&self, hash: &[u8; 32]) -> bool {
+        self.by_hash.contains_key(hash)
     }
 
     /// The request kept for `hash`.

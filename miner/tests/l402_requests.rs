@@ -17,10 +17,7 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn l402_requests_pays_first_and_gets_embeddings_and_chat() -> Result {
-    let have = Command::new("python3")
-        .args(["-c", "import l402_requests"])
-        .status()
-        .is_ok_and(|s| s.success());
+    let have = boltensor_testenv::python_imports("l402_requests");
     assert!(
         have,
         "PyPI l402-requests is missing: `python3 -m pip install l402-requests==0.9.0` (./dev test does this)"

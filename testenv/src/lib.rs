@@ -83,3 +83,12 @@ pub fn random_hex() -> String {
     }
     out
 }
+
+/// Whether `python3` can import `modules` (e.g. `"mcp, httpx2"`): the third-party clients the tests drive
+/// (./dev installs them).
+pub fn python_imports(modules: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success())
+}

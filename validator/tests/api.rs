@@ -24,6 +24,37 @@ fn sample(text: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// A miner serving `specs` from `node` on a free port: its URL, the stop signal and the serving task.
+async fn serve_miner(
+    net: &TestNet,
+    specs: Vec<boltensor_miner::ModelSpec>,
+    node: &Arc<boltensor_ln::LnNode>,
+    backends: &std::collections::HashMap<String, boltensor_miner::Backend>,
+) -> Result<
+    (
+        String,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
+    TestEnvError,
+> {
+    let miner = Miner::new(
+        MinerConfig::new(specs, net.dir().join("miner")),
+        Arc::clone(node),
+        backends,
+    )
+    .expect("miner");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(err)?;
+    let miner_url = format!("http://{}", listener.local_addr().map_err(err)?);
+    let (stop, mut stopped) = watch::channel(false);
+    let miner_task = tokio::spawn(miner.run(listener, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    Ok((miner_url, stop, miner_task))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_and_scores_count_paid_and_failed_challenges() -> Result<(), TestEnvError> {
     let _ = tracing_subscriber::fmt()
@@ -40,20 +71,7 @@ async fn metrics_and_scores_count_paid_and_failed_challenges() -> Result<(), Tes
     net.open_channel(&validator_node, &miner_node, 1_000_000, 0)
         .await?;
 
-    let miner = Miner::new(
-        MinerConfig::new(specs, net.dir().join("miner")),
-        Arc::clone(&miner_node),
-        &backends,
-    )
-    .expect("miner");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(err)?;
-    let miner_url = format!("http://{}", listener.local_addr().map_err(err)?);
-    let (stop, mut stopped) = watch::channel(false);
-    let miner_task = tokio::spawn(miner.run(listener, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let (miner_url, stop, miner_task) = serve_miner(&net, specs, &miner_node, &backends).await?;
     // Nothing listens here: every challenge to it fails before any payment.
     let absent = format!("http://127.0.0.1:{}", free_port().map_err(err)?);
 
@@ -214,20 +232,7 @@ async fn challenge_spend_follows_income() -> Result<(), TestEnvError> {
     net.open_channel(&coordinator, &validator_node, 200_000, 0)
         .await?;
 
-    let miner = Miner::new(
-        MinerConfig::new(specs, net.dir().join("miner")),
-        Arc::clone(&miner_node),
-        &backends,
-    )
-    .expect("miner");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(err)?;
-    let miner_url = format!("http://{}", listener.local_addr().map_err(err)?);
-    let (stop, mut stopped) = watch::channel(false);
-    let miner_task = tokio::spawn(miner.run(listener, async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let (miner_url, stop, miner_task) = serve_miner(&net, specs, &miner_node, &backends).await?;
 
     let policy = SpendPolicy {
         bootstrap_msat: 3_000,

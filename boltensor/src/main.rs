@@ -478,6 +478,24 @@ async fn devnet(cmd: DevnetCommand) -> anyhow::Result<()> {
                          print(c.chat.completions.create(model='smollm2-135m-instruct', messages=[{{'role': 'user', 'content': 'Hi'}}], max_tokens=16).choices[0].message.content)\""
                     );
                     println!("  boltensor client chat 'What is the capital of France?' --proxy {proxy} --key-file {key_file}");
+                    println!(
+                        "  MCP hosts: streamable HTTP at {}/mcp, header 'Authorization: Bearer $BOLTENSOR_PROXY_KEY' (tools chat, embed, quote, spend)",
+                        proxy.trim_end_matches("/v1")
+                    );
+                }
+                let wallet = report.nodes.iter().find_map(|n| n.agent_wallet_url.clone());
+                let miner = report
+                    .nodes
+                    .iter()
+                    .find(|n| n.role == boltensor_protocol::Role::Miner)
+                    .and_then(|n| n.api_url.clone());
+                if let (Some(wallet), Some(miner)) = (wallet, miner) {
+                    println!("Or pay a miner directly as an L402 agent (PyPI l402-requests, paying from client-1's node):");
+                    println!(
+                        "  python3 -c \"import os; from l402_requests import L402Client, LndWallet; \
+                         c = L402Client(wallet=LndWallet(host='{wallet}', macaroon_hex=os.environ['BOLTENSOR_PROXY_KEY'])); \
+                         print(c.post('{miner}/embeddings', json={{'model': 'all-minilm-l6-v2', 'input': 'Hi'}}).json()['data'][0]['embedding'][:4])\""
+                    );
                 }
                 println!(
                     "devnet ready. `boltensor devnet status` shows this again; Ctrl-C stops it."

@@ -162,25 +162,11 @@ async fn mcp_python_sdk_calls_the_paid_tools() -> Result<(), TestEnvError> {
                 .expect("post");
             assert_eq!(refused.status(), 401);
 
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_check.py");
-            let url = format!("http://{addr}/mcp");
-            let key2 = key.trim().to_owned();
-            let output = tokio::task::spawn_blocking(move || {
-                Command::new("python3")
-                    .arg(script)
-                    .arg(url)
-                    .arg(key2)
-                    .output()
-            })
-            .await
-            .expect("join")
-            .expect("python3 runs");
-            assert!(
-                output.status.success(),
-                "mcp_check.py failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let got: Value = serde_json::from_slice(&output.stdout).expect("JSON from the script");
+            let got = boltensor_testenv::python_json(
+                boltensor_testenv::scripts::MCP_CHECK,
+                vec![format!("http://{addr}/mcp"), key.trim().to_owned()],
+            )
+            .await?;
             println!("MCP SDK saw: {got}");
             assert_eq!(
                 got["tools"],

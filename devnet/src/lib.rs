@@ -350,6 +350,11 @@ pub struct NodeStatus {
     /// A client's proxy: the file holding its API key (`Authorization: Bearer <key>`).
     #[serde(default)]
     pub api_key_file: Option<PathBuf>,
+    /// A client's agent wallet: LND's REST payment call (`POST /v2/router/send`) over the client's node,
+    /// so L402 agents that pay through LND (PyPI `l402-requests`' `LndWallet`) pay from it; its macaroon
+    /// is the proxy's key (docs/clients.md).
+    #[serde(default)]
+    pub agent_wallet_url: Option<String>,
     /// Funds.
     pub onchain_sats: u64,
     /// Lightning funds.
@@ -412,6 +417,15 @@ impl StatusReport {
                 n.api_url.as_deref().unwrap_or("-"),
                 n.node_id
             );
+        }
+        for n in &self.nodes {
+            if let Some(wallet) = &n.agent_wallet_url {
+                let _ = writeln!(
+                    out,
+                    "{} agent wallet (LND REST for L402 agents; macaroon = the proxy's key): {wallet}",
+                    n.name
+                );
+            }
         }
         if let Some(f) = &self.federation {
             let opt = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
@@ -715,6 +729,8 @@ struct Shared {
     miner_names: RwLock<HashMap<String, String>>,
     /// The miners, by node name (their request stores feed the ledger audit).
     miners: RwLock<Vec<(String, Arc<Miner>)>>,
+    /// Each client's agent wallet URL, by node name.
+    agent_wallets: RwLock<HashMap<String, String>>,
     /// Miner, proxy and traffic tasks, stopped (in order) before the nodes.
     services: tokio::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The federation's config and the hub (node name) paying for each member index modulo its length.
@@ -820,6 +836,7 @@ impl Shared {
                             proxy_dir(&self.data_dir, &e.name)
                                 .join(boltensor_client::proxy::KEY_FILE)
                         }),
+                        agent_wallet_url: read(&self.agent_wallets).get(&e.name).cloned(),
                         onchain_sats,
                         lightning_sats,
                         keysend_received_msat: n.received_keysend_msat(),
@@ -863,6 +880,7 @@ fn control_router(shared: Arc<Shared>) -> Router {
             "/audit",
             get(|State(s): State<Arc<Shared>>| async move { Json(audit::collect(&s).await) }),
         )
+        .route("/requests/{payment_hash}", get(request_record))
         .route(
             "/metrics",
             get(|State(s): State<Arc<Shared>>| async move {
@@ -883,6 +901,73 @@ fn control_router(shared: Arc<Shared>) -> Router {
             }),
         )
         .with_state(shared)
+}
+
+/// What the control API's `GET /requests/{payment_hash}` answers: a miner's record of one paid request
+/// (without its body or preimage), for an agent that wants to see when its payment was taken.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestSummary {
+    /// The miner's node name.
+    pub miner: String,
+    /// The model.
+    pub model: String,
+    /// The invoice amount, msat.
+    pub price_msat: u64,
+    /// `AwaitingPayment`, `Serving`, `Settling`, `Settled`, `FailedBack` or `Expired`.
+    pub status: String,
+    /// Whether a result is stored (kept for the token's re-fetch).
+    pub result_stored: bool,
+    /// Served because its payment came first (the kept request ran, then the miner claimed).
+    pub paid_first: bool,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+async fn request_record(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Some(hash) = hex::decode(&hash)
+        .ok()
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+    else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "a payment hash is 64 hex digits\n",
+        )
+            .into_response();
+    };
+    let miners = read(&s.miners).clone();
+    for (name, miner) in miners {
+        match miner.store().get(&hash) {
+            Ok(Some(r)) => {
+                return Json(RequestSummary {
+                    miner: name,
+                    model: r.model,
+                    price_msat: r.price_msat,
+                    status: format!("{:?}", r.status),
+                    result_stored: r.result.is_some(),
+                    paid_first: r.paid_first,
+                    error: r.error,
+                })
+                .into_response()
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{name}'s store: {e}\n"),
+                )
+                    .into_response()
+            }
+        }
+    }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        "no miner of this devnet has a request with this payment hash\n",
+    )
+        .into_response()
 }
 
 /// After a `kill -9` of the launcher its bitcoind lives on (an orphan holding the data dir and the RPC
@@ -1066,6 +1151,7 @@ pub async fn up(
         validator_starts: RwLock::new(HashMap::new()),
         miner_names: RwLock::new(HashMap::new()),
         miners: RwLock::new(Vec::new()),
+        agent_wallets: RwLock::new(HashMap::new()),
         services: tokio::sync::Mutex::new(Vec::new()),
         services_stop: watch::channel(false).0,
         federation: RwLock::new(None),
@@ -1554,6 +1640,7 @@ async fn start_services(
         )
         .map_err(TestEnvError::io("writing the proxy's key"))?;
         tracing::info!(client = %e.name, key_file = %key_file.display(), "proxy key");
+        let auth_key = auth.key().to_owned();
         let mut stop = shared.services_stop.subscribe();
         let proxy = client.clone();
         tasks.push(tokio::spawn(async move {
@@ -1562,6 +1649,28 @@ async fn start_services(
             })
             .await;
         }));
+        // The agent wallet: LND's REST payment call over this client's node, for L402 agents that pay
+        // through LND; the proxy's key is its macaroon.
+        let wallet = bind(0, &format!("agent wallet of {}", e.name)).await?;
+        let wallet_url = format!(
+            "http://{}",
+            wallet
+                .local_addr()
+                .map_err(TestEnvError::io("reading the agent wallet's address"))?
+        );
+        let mut stop = shared.services_stop.subscribe();
+        let wallet_app = boltensor_testenv::lnd_rest::router(
+            Arc::clone(&nodes[&e.name]),
+            Some(auth_key.clone()),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(wallet, wallet_app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        }));
+        write(&shared.agent_wallets).insert(e.name.clone(), wallet_url);
         if let Some(every) = cfg.traffic_interval {
             tasks.push(tokio::spawn(traffic(
                 e.name.clone(),

@@ -316,6 +316,89 @@ async fn devnet_runs_the_federation_and_resumes() -> Result<(), TestEnvError> {
             "the dashboard shows the validator's books: {row}"
         );
 
+        // L402 agents and MCP hosts (issue 16). An unmodified PyPI `l402-requests` pays miner-1 first,
+        // from client-1's node through its agent wallet (LND's REST call; the proxy's key is the
+        // macaroon), in both schemes; the miner's record of every payment shows it settled after the
+        // kept request ran and its result was stored. The MCP Python SDK lists and calls the proxy's
+        // paid tools.
+        let client = report
+            .nodes
+            .iter()
+            .find(|n| n.name == "client-1")
+            .expect("client-1")
+            .clone();
+        let key = std::fs::read_to_string(client.api_key_file.as_ref().expect("the proxy's key file"))
+            .map_err(err)?
+            .trim()
+            .to_owned();
+        let wallet = client.agent_wallet_url.clone().expect("client-1's agent wallet");
+        // The wallet spends the node's funds: without the macaroon it pays nothing.
+        let refused = reqwest::Client::new()
+            .post(format!("{wallet}/v2/router/send"))
+            .json(&serde_json::json!({"payment_request": "lnbcrt1", "timeout_seconds": 5}))
+            .send()
+            .await
+            .map_err(err)?;
+        assert_eq!(refused.status(), 401, "the agent wallet pays only with the macaroon");
+        let agent = boltensor_testenv::python_json(
+            boltensor_testenv::scripts::L402_REQUESTS_CHECK,
+            vec![
+                base.expect("miner-1's API").to_owned(),
+                wallet,
+                key.clone(),
+            ],
+        )
+        .await?;
+        for status in [
+            "embed_status",
+            "chat_status",
+            "second_embed_status",
+            "payment_embed_status",
+            "payment_chat_status",
+        ] {
+            assert_eq!(agent[status], 200, "{status}: {agent}");
+        }
+        assert_eq!(agent["payment_embedding"], agent["embedding"]);
+        assert_eq!(agent["payment_chat_text"], agent["chat_text"]);
+        assert_eq!(agent["payment_receipt"]["status"], "success", "{agent}");
+        let payments = agent["payments"].as_array().expect("payments");
+        assert_eq!(payments.len(), 5, "one payment per request: {agent}");
+        for p in payments {
+            assert_eq!(p["ok"], true, "{p}");
+            let preimage = hex::decode(p["preimage"].as_str().expect("preimage")).map_err(err)?;
+            let preimage: [u8; 32] = preimage.try_into().expect("32 bytes");
+            let hash = hex::encode(boltensor_protocol::l402::payment_hash_of(&preimage));
+            let rec: devnet::RequestSummary =
+                get_json(&format!("{}/requests/{hash}", report.control_url))
+                    .await?
+                    .expect("the miner's record of the agent's payment");
+            assert_eq!(rec.miner, "miner-1");
+            assert_eq!(rec.status, "Settled", "{rec:?}");
+            assert!(rec.paid_first && rec.result_stored, "{rec:?}");
+        }
+        eprintln!(
+            "l402-requests paid miner-1 first 5 times (L402 and Payment schemes): chat {}",
+            agent["chat_text"]
+        );
+        let proxy = client.api_url.as_deref().expect("client-1's proxy");
+        let mcp = boltensor_testenv::python_json(
+            boltensor_testenv::scripts::MCP_CHECK,
+            vec![format!("{}/mcp", proxy.trim_end_matches("/v1")), key],
+        )
+        .await?;
+        assert_eq!(
+            mcp["tools"],
+            serde_json::json!(["chat", "embed", "quote", "spend"])
+        );
+        assert_eq!(mcp["embed"]["error"], false, "{mcp}");
+        assert_eq!(mcp["chat"]["error"], false, "{mcp}");
+        assert!(mcp["chat"]["body"]["text"].is_string(), "{mcp}");
+        let paid = |v: &serde_json::Value| v["body"]["paid_requests"].as_u64().unwrap_or(0);
+        assert!(
+            paid(&mcp["spend_after"]) >= paid(&mcp["spend_before"]) + 2,
+            "the spend moved by the two paid calls (and the traffic): {mcp}"
+        );
+
         let now = devnet::status(&report.data_dir).await?;
         eprintln!("{}", now.render());
         let fed_now = now.federation.expect("federation");

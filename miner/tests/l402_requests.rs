@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use boltensor_miner::store::Status;
 use boltensor_miner::Price;
 use common::{challenge, pay_and_use, AttackNet, Result, CHAT, EMB};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn l402_requests_pays_first_and_gets_embeddings_and_chat() -> Result {
@@ -30,22 +29,11 @@ async fn l402_requests_pays_first_and_gets_embeddings_and_chat() -> Result {
     let n = AttackNet::start(&[EMB, CHAT], price, |_| {}).await?;
     let lnd = boltensor_testenv::lnd_rest::serve(Arc::clone(&n.attacker)).await?;
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/l402_requests_check.py");
-    let (url, lnd_url) = (n.url.clone(), lnd.url.clone());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
-            .arg(url)
-            .arg(lnd_url)
-            .output()
-    })
-    .await??;
-    assert!(
-        output.status.success(),
-        "l402_requests_check.py failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let got: Value = serde_json::from_slice(&output.stdout)?;
+    let got = boltensor_testenv::python_json(
+        boltensor_testenv::scripts::L402_REQUESTS_CHECK,
+        vec![n.url.clone(), lnd.url.clone()],
+    )
+    .await?;
     println!(
         "l402-requests: embed {}, chat {} {:?}, second embed {}; payments {}",
         got["embed_status"],

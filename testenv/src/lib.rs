@@ -92,3 +92,46 @@ pub fn python_imports(modules: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// The Python checks that drive unmodified third-party clients (testenv/scripts/): PyPI `l402-requests`
+/// paying a miner first (`MINER_URL LND_REST_URL [MACAROON]`), and the MCP Python SDK calling a proxy's
+/// tools (`MCP_URL KEY`). Each prints one JSON object.
+pub mod scripts {
+    /// `l402_requests_check.py`.
+    pub const L402_REQUESTS_CHECK: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/l402_requests_check.py"
+    );
+    /// `mcp_check.py`.
+    pub const MCP_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mcp_check.py");
+}
+
+/// Runs `python3 script args…` off the async runtime and parses the one JSON object it prints; its
+/// stderr is in the error when it fails.
+pub async fn python_json(
+    script: &'static str,
+    args: Vec<String>,
+) -> Result<serde_json::Value, TestEnvError> {
+    let name = script.rsplit('/').next().unwrap_or(script);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+    })
+    .await
+    .map_err(|e| TestEnvError::Devnet(format!("{name}: {e}")))?
+    .map_err(|e| TestEnvError::Devnet(format!("{name}: running python3: {e}")))?;
+    if !output.status.success() {
+        return Err(TestEnvError::Devnet(format!(
+            "{name} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| {
+        TestEnvError::Devnet(format!(
+            "{name} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        ))
+    })
+}

@@ -1,8 +1,9 @@
 """PyPI `l402-requests` (unmodified) against a Boltensor miner, the standard L402 way: pay the invoice
 first, then repeat the request with `Authorization: L402 <token>:<preimage>`. Its wallet is its own LND REST
-adapter, pointed at the test's stand-in over a regtest ldk-node node (boltensor_testenv::lnd_rest).
+adapter, pointed at the LND REST stand-in over a regtest ldk-node node (boltensor_testenv::lnd_rest): a
+test's, or a devnet client's "agent wallet", whose macaroon is that client proxy's key.
 
-Usage: l402_requests_check.py MINER_URL LND_REST_URL   (prints one JSON object)
+Usage: l402_requests_check.py MINER_URL LND_REST_URL [MACAROON]   (prints one JSON object)
 """
 
 import json
@@ -11,8 +12,9 @@ import sys
 from l402_requests import BudgetController, L402Client, LndWallet
 
 miner, lnd = sys.argv[1], sys.argv[2]
+macaroon = sys.argv[3] if len(sys.argv) > 3 else "00"
 client = L402Client(
-    wallet=LndWallet(host=lnd, macaroon_hex="00"),
+    wallet=LndWallet(host=lnd, macaroon_hex=macaroon),
     budget=BudgetController(max_sats_per_request=1_000, max_sats_per_hour=10_000, max_sats_per_day=10_000),
     timeout=120.0,
 )
@@ -46,7 +48,7 @@ def payment_scheme_only(response):
 
 
 payment_client = L402Client(
-    wallet=LndWallet(host=lnd, macaroon_hex="00"),
+    wallet=LndWallet(host=lnd, macaroon_hex=macaroon),
     budget=BudgetController(max_sats_per_request=1_000, max_sats_per_hour=10_000, max_sats_per_day=10_000),
     timeout=120.0,
     event_hooks={"response": [payment_scheme_only]},

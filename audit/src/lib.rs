@@ -196,8 +196,12 @@ pub enum Rule {
     ReceiptWithoutPayment,
     /// A keysend payout received (or sent) with no receipt: an epoch paid twice or off the books.
     PayoutWithoutReceipt,
-    /// Two receipts for one (epoch, payee).
+    /// Two receipts for one (epoch, payee), or one receipt with several payments; its msat is what was
+    /// paid beyond the first payment.
     EpochPaidTwice,
+    /// A receipt names a paying member the federation's books do not know (no member with that index
+    /// has a part of the pool).
+    UnknownPayer,
     /// A member's payouts exceed its parts of the pool, or its parts exceed the share of the fees it
     /// reported, or its report exceeds what its node earned: a sat paid out that the network did not earn.
     PoolBeyondFees,
@@ -552,20 +556,22 @@ pub fn check(ledger: &Ledger) -> AuditReport {
             );
         }
     }
-    // Epoch payouts.
+    // Epoch payouts. Second receipts for one (epoch, payer, payee) or one payment are violations once
+    // their amounts are known (below).
     let mut receipted: BTreeMap<[u8; 32], &Payout> = BTreeMap::new();
     let mut per_epoch: BTreeSet<(u64, Option<u16>, &str)> = BTreeSet::new();
+    let mut second_receipts: Vec<&Payout> = Vec::new();
+    let mut unknown_payers: Vec<&Payout> = Vec::new();
+    let books: BTreeSet<u16> = ledger.pool.iter().map(|b| b.member).collect();
     for p in &ledger.payouts {
         r.receipts += 1;
         if !per_epoch.insert((p.epoch, p.payer, p.payee.as_str()))
             || receipted.contains_key(&p.payment_hash)
         {
-            r.violate(
-                Rule::EpochPaidTwice,
-                0,
-                format!("{}:{}", p.epoch, p.payee),
-                "two receipts for one epoch and payee".into(),
-            );
+            second_receipts.push(p);
+        }
+        if p.payer.is_some_and(|m| !books.contains(&m)) {
+            unknown_payers.push(p);
         }
         receipted.insert(p.payment_hash, p);
     }
@@ -597,6 +603,30 @@ pub fn check(ledger: &Ledger) -> AuditReport {
             }
         }
     }
+    // What a payment hash moved: sent by a payer in the ledger, else received by a payee.
+    let moved = |h: &[u8; 32]| -> u64 {
+        keysend_out
+            .get(h)
+            .or_else(|| keysend_in.get(h))
+            .map_or(0, |ps| ps.iter().map(|p| p.amount_msat).sum())
+    };
+    for p in second_receipts {
+        r.violate(
+            Rule::EpochPaidTwice,
+            moved(&p.payment_hash),
+            format!("{}:{}", p.epoch, p.payee),
+            "two receipts for one epoch and payee".into(),
+        );
+    }
+    for p in unknown_payers {
+        let m = p.payer.unwrap_or_default();
+        r.violate(
+            Rule::UnknownPayer,
+            moved(&p.payment_hash),
+            format!("{}:{m}:{}", p.epoch, p.payee),
+            format!("a receipt paid by member {m}, which has no part of any pool"),
+        );
+    }
     for (h, p) in &receipted {
         let key = format!("{}:{}", p.epoch, p.payee);
         match (
@@ -620,12 +650,16 @@ pub fn check(ledger: &Ledger) -> AuditReport {
                 "the payer sent it; the payee's node has no such payment".into(),
             ),
             (None, _) => {} // The payer's node is not in the ledger, or the payment is still pending.
-            _ => r.violate(
-                Rule::EpochPaidTwice,
-                0,
-                key,
-                "one receipt, several payments".into(),
-            ),
+            (Some(outs), _) => {
+                // Every payment beyond the first was paid twice.
+                let extra: u64 = outs.iter().skip(1).map(|p| p.amount_msat).sum();
+                r.violate(
+                    Rule::EpochPaidTwice,
+                    extra,
+                    key,
+                    format!("one receipt, {} payments", outs.len()),
+                )
+            }
         }
     }
     for (h, ins) in &keysend_in {
@@ -895,17 +929,52 @@ mod tests {
             .violations
             .iter()
             .any(|v| v.rule == Rule::PayoutWithoutReceipt));
+        // A second receipt for epoch 1's payee, its payment made: the double payout has its amount.
         let mut l = healthy();
+        l.nodes[1].payments.push(keysend(10, true, 777));
+        l.nodes[2].payments.push(keysend(10, false, 777));
         l.payouts.push(Payout {
             epoch: 1,
             payee: "k".into(),
             payment_hash: [10; 32],
             payer: None,
         });
-        assert!(check(&l)
-            .violations
-            .iter()
-            .any(|v| v.rule == Rule::EpochPaidTwice));
+        let r = check(&l);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.rule == Rule::EpochPaidTwice && v.msat == 777),
+            "{:?}",
+            r.violations
+        );
+        // One receipt, its payment sent twice: the second one is the amount paid twice.
+        let mut l = healthy();
+        l.nodes[2].payments.push(keysend(9, false, 777));
+        let r = check(&l);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.rule == Rule::EpochPaidTwice && v.msat == 777),
+            "{:?}",
+            r.violations
+        );
+    }
+
+    #[test]
+    fn a_receipt_from_a_payer_the_books_do_not_know_is_refused() {
+        // Member 0 has books; a receipt says member 5 paid.
+        let mut l = healthy();
+        l.payouts[0].payer = Some(5);
+        let r = check(&l);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.rule == Rule::UnknownPayer && v.msat == 777),
+            "{:?}",
+            r.violations
+        );
+        l.payouts[0].payer = Some(0);
+        assert!(check(&l).holds(), "{:?}", check(&l).violations);
     }
 
     #[test]

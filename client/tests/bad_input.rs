@@ -62,7 +62,7 @@ fn keyed_http() -> reqwest::Client {
         .expect("client")
 }
 
-/// Sends one request to the proxy (a body over its limit may be cut off: that counts as its 413).
+/// Sends one request to the proxy; no answer (a dropped connection) is an error.
 async fn send(
     http: &reqwest::Client,
     method: reqwest::Method,

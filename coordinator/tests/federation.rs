@@ -203,10 +203,50 @@ async fn federation_agrees_on_epochs_survives_a_crash_and_votes() -> Result {
         "the pool is split: {total}"
     );
 
-    // A tampered result fails the independent check.
+    // A tampered result fails the independent check, even when a threshold of members signs it: a
+    // colluding k of n can sign anything, but not make a wrong payout follow from the published inputs.
     let mut tampered = signed.clone();
     tampered.result.payouts[0].msat += 1;
-    assert!(boltensor_coordinator::verify_epoch(&tampered, &net.federation).is_err());
+    let fed = &net.federation;
+    let items_digest: [u8; 32] = hex::decode(&tampered.items_digest)?
+        .try_into()
+        .map_err(|_| "items digest length")?;
+    let header = boltensor_coordinator::engine::session_header(
+        &fed.id(),
+        tampered.session,
+        &items_digest,
+        Some(tampered.result.digest()),
+    );
+    tampered.signatures = (0..fed.threshold())
+        .map(|i| {
+            let member = boltensor_coordinator::keychain::Keychain::new(
+                i,
+                fed.keys(),
+                net.keys[i],
+                fed.id(),
+                fed.threshold(),
+            );
+            (i, hex::encode(member.sign_bytes(&header).0))
+        })
+        .collect();
+    assert_eq!(
+        boltensor_coordinator::keychain::count_valid(
+            &fed.id(),
+            &fed.keys(),
+            &header,
+            &tampered.signatures
+        ),
+        fed.threshold(),
+        "the wrong result carries a threshold of valid member signatures"
+    );
+    let refused = boltensor_coordinator::verify_epoch(&tampered, fed);
+    assert!(
+        matches!(
+            refused,
+            Err(boltensor_coordinator::VerifyError::Recompute(_))
+        ),
+        "recomputation refuses a wrong result that k members signed: {refused:?}"
+    );
 
     // Equivocation: validator-2 signs two different vectors for one epoch. Both are signed, so the pair is
     // evidence anyone can check: the federation records it, and the validator's stake and weights go.

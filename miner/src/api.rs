@@ -1605,10 +1605,12 @@ impl Started {
     }
 }
 
-/// **Test-only fault injection.** `BOLTENSOR_TEST_PAUSE_BEFORE_CLAIM_MS=<ms>` (read once per process)
-/// makes [`Miner::settle`] block that long between storing a result (`Settling`) and claiming its
-/// payment, so `boltensor/tests/faults_ln.rs` can kill -9 a miner in that window deterministically
-/// (recovery must then claim the stored result). It blocks a runtime thread: never set it in production.
+/// **Test-only fault injection**, compiled only with the `test-hooks` feature (test builds; never the
+/// release binary). `BOLTENSOR_TEST_PAUSE_BEFORE_CLAIM_MS=<ms>` (read once per process) makes
+/// [`Miner::settle`] block that long between storing a result (`Settling`) and claiming its payment, so
+/// `boltensor/tests/faults_ln.rs` can kill -9 a miner in that window deterministically (recovery must then
+/// claim the stored result). It blocks a runtime thread.
+#[cfg(feature = "test-hooks")]
 fn test_pause_before_claim() -> Option<std::time::Duration> {
     static PAUSE: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
     *PAUSE.get_or_init(|| {
@@ -1617,6 +1619,12 @@ fn test_pause_before_claim() -> Option<std::time::Duration> {
             .and_then(|v| v.parse().ok())
             .map(std::time::Duration::from_millis)
     })
+}
+
+/// Without the `test-hooks` feature there is no pause, whatever the environment says.
+#[cfg(not(feature = "test-hooks"))]
+fn test_pause_before_claim() -> Option<std::time::Duration> {
+    None
 }
 
 /// Removes a request from the in-process serving set when its handler (or stream task) ends.

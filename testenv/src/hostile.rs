@@ -39,9 +39,9 @@ pub struct Answer {
     pub www_authenticate: Option<String>,
 }
 
-/// Sends one request with raw header values. A connection the server closes while a body over `limit`
-/// bytes is still being written counts as its 413 (the server answers 413 and closes; the client may see
-/// the closed pipe first).
+/// Sends one request with raw header values. A connection the server drops before answering is an
+/// error, never a status: a server must answer a body over `limit` with a 413 the client can read
+/// (`boltensor_http` reads and drops an over-limit body up to its drain cap before answering).
 pub async fn send(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -80,14 +80,8 @@ pub async fn send(
                 www_authenticate,
             })
         }
-        Err(e) if len > limit && e.is_request() => Ok(Answer {
-            status: 413,
-            content_type: "application/json".into(),
-            body: br#"{"error":{"message":"(connection closed while sending)"}}"#.to_vec(),
-            www_authenticate: None,
-        }),
         Err(e) => Err(format!(
-            "{url} with headers {headers:?}, {len} bytes: {e:?}"
+            "{url} with headers {headers:?}, {len} bytes (limit {limit}): no answer: {e:?}"
         )),
     }
 }

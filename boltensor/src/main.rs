@@ -81,6 +81,10 @@ enum BenchCommand {
         /// Also print the figures as JSON.
         #[arg(long)]
         json: bool,
+        /// Also write the figures as JSON to this file (`bench compare` reads its Lightning inputs from
+        /// docs/data/bench-paid.json, written this way).
+        #[arg(long)]
+        json_out: Option<std::path::PathBuf>,
     },
     /// The Lightning design vs the token design on one simulated workload: JSON, Markdown and
     /// SVG plots (docs/benchmarks.md).
@@ -145,25 +149,37 @@ struct LoadArgs {
 
 #[derive(Debug, Args)]
 struct CompareArgs {
-    /// RNG seed: the same seed gives the same report.
-    #[arg(long, default_value_t = boltensor_compare::Config::default().seed)]
-    seed: u64,
-    /// Epochs of 360 blocks × 12 s.
-    #[arg(long, default_value_t = boltensor_compare::Config::default().epochs)]
-    epochs: usize,
-    /// Miner slots.
-    #[arg(long, default_value_t = boltensor_compare::Config::default().miners)]
-    miners: usize,
-    /// Validators (the second copies weights, the last two collude).
-    #[arg(long, default_value_t = boltensor_compare::Config::default().validators)]
-    validators: usize,
-    /// The colluding group's share of validator stake.
-    #[arg(long, default_value_t = boltensor_compare::Config::default().collusion_stake)]
-    collusion_stake: f64,
+    /// A JSON object of parameters (any of them, by name: demand_rps, price_sats, sats_per_tao,
+    /// pool_share, token_buyback_share, capital_cost_per_year, forwarding_fee_msat, …); the defaults,
+    /// with their sources, are in docs/benchmarks.md. Flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One parameter, KEY=VALUE (repeat): e.g. `--set demand_rps=40 --set price_sats=5`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// The Lightning figures (latency, settlement, throughput) from this `bench paid --json-out` file
+    /// [default: the committed run, docs/data/bench-paid.json].
+    #[arg(long)]
+    lightning_inputs: Option<PathBuf>,
+    /// RNG seed: the same seed gives the same report [default: 6].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Epochs of 360 blocks × 12 s [default: 120].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Miner slots [default: 32].
+    #[arg(long)]
+    miners: Option<usize>,
+    /// Validators (the second copies weights, the last two collude) [default: 8].
+    #[arg(long)]
+    validators: Option<usize>,
+    /// The colluding group's share of validator stake [default: 0.25].
+    #[arg(long)]
+    collusion_stake: Option<f64>,
     /// Validators commit their weights one epoch and reveal them in the next, in both designs (the
-    /// weight copier's figures are also shown the other way, on the same world).
-    #[arg(long, default_value_t = boltensor_compare::Config::default().commit_reveal, action = clap::ArgAction::Set)]
-    commit_reveal: bool,
+    /// weight copier's figures are also shown the other way, on the same world) [default: true].
+    #[arg(long, action = clap::ArgAction::Set)]
+    commit_reveal: Option<bool>,
     /// Where to write report.json, summary.md and img/*.svg.
     #[arg(long, default_value = "target/bench-compare")]
     out: PathBuf,
@@ -171,6 +187,38 @@ struct CompareArgs {
     /// (`--docs docs/benchmarks.md`).
     #[arg(long)]
     docs: Option<PathBuf>,
+    /// With `--docs`: write nothing, exit 1 if the committed file or its plots differ from this run's.
+    #[arg(long, requires = "docs")]
+    check: bool,
+    /// Also run the demand sweep: 0.4 to 400 requests/s, each level on `--sweep-seeds` worlds, means with
+    /// 95 % confidence intervals (tables and plots; the sweep section of `--docs`).
+    #[arg(long)]
+    sweep: bool,
+    /// Seeds (worlds) per demand level in the sweep.
+    #[arg(long, default_value_t = boltensor_compare::sweep::SweepConfig::default().seeds)]
+    sweep_seeds: u64,
+}
+
+impl CompareArgs {
+    fn config(&self) -> anyhow::Result<boltensor_compare::Config> {
+        let mut c = boltensor_compare::Config::load(self.config.as_deref(), &self.sets)
+            .map_err(anyhow::Error::msg)?;
+        if let Some(file) = &self.lightning_inputs {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            c.measured = boltensor_compare::Measured::from_bench_paid(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| file.display().to_string())?;
+            c.miner_capacity_rps = c.measured.settled_rps_one_miner;
+        }
+        c.seed = self.seed.unwrap_or(c.seed);
+        c.epochs = self.epochs.unwrap_or(c.epochs);
+        c.miners = self.miners.unwrap_or(c.miners);
+        c.validators = self.validators.unwrap_or(c.validators);
+        c.collusion_stake = self.collusion_stake.unwrap_or(c.collusion_stake);
+        c.commit_reveal = self.commit_reveal.unwrap_or(c.commit_reveal);
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,26 +369,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(cmd) => roles::node(cmd).await,
         Command::Bond(cmd) => bond::run(cmd).await,
         Command::Bench(BenchCommand::Compare(args)) => {
-            let config = boltensor_compare::Config {
-                seed: args.seed,
-                epochs: args.epochs,
-                miners: args.miners,
-                validators: args.validators,
-                collusion_stake: args.collusion_stake,
-                commit_reveal: args.commit_reveal,
-                ..boltensor_compare::Config::default()
-            };
+            let config = args.config()?;
             let report = boltensor_compare::run(&config);
-            boltensor_compare::report::write(&report, &args.out)
+            let sweep = args.sweep.then(|| {
+                let shape = boltensor_compare::sweep::SweepConfig {
+                    seeds: args.sweep_seeds,
+                    ..Default::default()
+                };
+                eprintln!(
+                    "sweep: {} demand levels × {} seeds…",
+                    shape.demand_rps.len(),
+                    shape.seeds
+                );
+                boltensor_compare::sweep::sweep(&config, &shape)
+            });
+            if args.check {
+                let docs = args.docs.as_deref().context("--check needs --docs")?;
+                let differ = boltensor_compare::report::check_docs(&report, sweep.as_ref(), docs)
+                    .with_context(|| format!("reading {}", docs.display()))?;
+                if differ.is_empty() {
+                    eprintln!("{} and its plots are this run's", docs.display());
+                    return Ok(());
+                }
+                for d in &differ {
+                    eprintln!("{d}");
+                }
+                anyhow::bail!(
+                    "the committed figures are not what this run gives: regenerate with `boltensor bench compare --sweep --docs {}`",
+                    docs.display()
+                );
+            }
+            boltensor_compare::report::write(&report, sweep.as_ref(), &args.out)
                 .with_context(|| format!("writing {}", args.out.display()))?;
             if let Some(docs) = &args.docs {
-                boltensor_compare::report::write_docs(&report, docs)
+                boltensor_compare::report::write_docs(&report, sweep.as_ref(), docs)
                     .with_context(|| format!("writing {}", docs.display()))?;
             }
             print!("{}", boltensor_compare::report::markdown(&report, "img"));
+            if let Some(sw) = &sweep {
+                print!("\n{}", boltensor_compare::report::sweep_markdown(sw, "img"));
+            }
             eprintln!(
-                "wrote {}/report.json, summary.md, img/*.svg",
-                args.out.display()
+                "wrote {}/report.json, summary.md, img/*.svg{}",
+                args.out.display(),
+                if sweep.is_some() { ", sweep.json" } else { "" }
             );
             Ok(())
         }
@@ -397,6 +469,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             channels_per_hop,
             json,
+            json_out,
         }) => {
             if cfg!(debug_assertions) {
                 eprintln!("note: a debug build; run `cargo run --release -p boltensor -- bench paid` for real figures");
@@ -412,6 +485,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", report.render());
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            if let Some(file) = json_out {
+                std::fs::write(&file, serde_json::to_string_pretty(&report)? + "\n")
+                    .with_context(|| format!("writing {}", file.display()))?;
+                eprintln!("wrote {}", file.display());
             }
             Ok(())
         }

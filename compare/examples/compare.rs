@@ -1,5 +1,5 @@
 //! `cargo run --release -p boltensor-compare --example compare -- [OUT_DIR] [SEED] [DOCS_MD]`: the
-//! comparison without building the whole `boltensor` binary.
+//! comparison, with the demand sweep, without building the whole `boltensor` binary.
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -9,9 +9,11 @@ fn main() -> std::io::Result<()> {
         config.seed = seed;
     }
     let report = boltensor_compare::run(&config);
-    boltensor_compare::report::write(&report, std::path::Path::new(&out))?;
+    let sweep =
+        boltensor_compare::sweep::sweep(&config, &boltensor_compare::sweep::SweepConfig::default());
+    boltensor_compare::report::write(&report, Some(&sweep), std::path::Path::new(&out))?;
     if let Some(docs) = args.next() {
-        boltensor_compare::report::write_docs(&report, std::path::Path::new(&docs))?;
+        boltensor_compare::report::write_docs(&report, Some(&sweep), std::path::Path::new(&docs))?;
     }
     print!("{}", boltensor_compare::report::markdown(&report, "img"));
     Ok(())

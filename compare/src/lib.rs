@@ -17,6 +17,7 @@ pub mod lightning;
 pub mod metagraph;
 pub mod report;
 pub mod svg;
+pub mod sweep;
 pub mod token;
 pub mod world;
 
@@ -27,22 +28,65 @@ use serde::{Deserialize, Serialize};
 use ledger::DesignMetrics;
 use world::{ValidatorRole, World, EPOCH_SECS};
 
-/// Figures measured on this machine by `boltensor bench paid` (docs/paid-requests.md, "Measured").
-pub mod measured {
+/// The Lightning inputs measured on this machine by `boltensor bench paid` (docs/paid-requests.md,
+/// "Measured"), read from the JSON that command writes (`--json-out`), never typed into code. The default
+/// is the committed run, docs/data/bench-paid.json; `bench compare --lightning-inputs FILE` reads another.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
     /// Bare 2-hop Lightning payment, client → coordinator → miner, p50 ms.
-    pub const PAYMENT_P50_MS: f64 = 250.0;
+    pub payment_p50_ms: f64,
     /// Its p99.
-    pub const PAYMENT_P99_MS: f64 = 448.0;
-    /// Paid minus unpaid embedding request, p50 ms (246 − 11).
-    pub const PAID_OVERHEAD_EMBEDDING_P50_MS: f64 = 235.0;
-    /// Paid minus unpaid 16-token chat, p50 ms (344 − 288): the model runs while the HTLC travels.
-    pub const PAID_OVERHEAD_CHAT_P50_MS: f64 = 56.0;
+    pub payment_p99_ms: f64,
+    /// Paid minus unpaid embedding request, p50 ms.
+    pub paid_overhead_embedding_p50_ms: f64,
+    /// Paid minus unpaid 16-token chat, p50 ms (the model runs while the HTLC travels).
+    pub paid_overhead_chat_p50_ms: f64,
     /// Result ready → payment settled at the miner, p50 ms.
-    pub const SETTLE_P50_MS: f64 = 73.0;
+    pub settle_p50_ms: f64,
     /// Its p99.
-    pub const SETTLE_P99_MS: f64 = 173.0;
-    /// Settled paid requests per second on one miner at 32 concurrent clients.
-    pub const SETTLED_RPS_ONE_MINER: f64 = 35.6;
+    pub settle_p99_ms: f64,
+    /// Settled paid requests per second on one miner (at `bench paid`'s concurrency).
+    pub settled_rps_one_miner: f64,
+}
+
+/// The committed `bench paid` run.
+pub const COMMITTED_BENCH_PAID: &str = include_str!("../../docs/data/bench-paid.json");
+
+impl Measured {
+    /// Reads `bench paid`'s JSON.
+    pub fn from_bench_paid(json: &str) -> Result<Self, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("bench paid JSON: {e}"))?;
+        let f = |series: &str, field: &str| -> Result<f64, String> {
+            v[series][field]
+                .as_f64()
+                .ok_or_else(|| format!("bench paid JSON: no {series}.{field}"))
+        };
+        Ok(Measured {
+            payment_p50_ms: f("bare_payment", "p50_ms")?,
+            payment_p99_ms: f("bare_payment", "p99_ms")?,
+            paid_overhead_embedding_p50_ms: f("paid_embedding", "p50_ms")?
+                - f("unpaid_embedding", "p50_ms")?,
+            paid_overhead_chat_p50_ms: f("paid_chat", "p50_ms")? - f("unpaid_chat", "p50_ms")?,
+            settle_p50_ms: f("settle", "p50_ms")?,
+            settle_p99_ms: f("settle", "p99_ms")?,
+            settled_rps_one_miner: v["settled_per_sec"]
+                .as_f64()
+                .ok_or("bench paid JSON: no settled_per_sec")?,
+        })
+    }
+
+    /// The committed run (docs/data/bench-paid.json).
+    pub fn committed() -> Self {
+        Self::from_bench_paid(COMMITTED_BENCH_PAID)
+            .expect("docs/data/bench-paid.json is bench paid's JSON (checked by a test)")
+    }
+}
+
+impl Default for Measured {
+    fn default() -> Self {
+        Self::committed()
+    }
 }
 
 /// The run's parameters. Defaults are documented in docs/benchmarks.md with their sources.
@@ -71,8 +115,10 @@ pub struct Config {
     pub entry_interval: usize,
     /// Challenge rounds per validator per epoch (one paid request per miner each).
     pub rounds_per_epoch: u32,
-    /// Requests per second one miner settles (measured: 35.6 at 32 clients).
+    /// Requests per second one miner settles (default: `measured.settled_rps_one_miner`).
     pub miner_capacity_rps: f64,
+    /// The Lightning figures measured by `bench paid` (latency, settlement, throughput).
+    pub measured: Measured,
     /// Price per request, sats (both designs: what a client pays for an answer).
     pub price_sats: f64,
     /// Coordinator's forwarding fee per paid request, msat (LDK's default base fee, 1 sat).
@@ -101,8 +147,13 @@ pub struct Config {
     pub alpha_price: f64,
     /// Validators' alpha stake at the start, valued in TAO.
     pub validator_stake_tao: f64,
-    /// Share of the token design's client revenue used to buy back (and burn) alpha.
+    /// Share of the token design's client revenue used to buy back (and burn) alpha (of what is left
+    /// after `token_revenue_share`).
     pub token_buyback_share: f64,
+    /// Share of each client payment the token design pays straight to the miner that served it (0: as
+    /// subtensor does, clients pay the subnet and miners earn only emission). The report also runs the
+    /// token design with 1 ("token + per-request revenue") to separate the payment cadence from the asset.
+    pub token_revenue_share: f64,
     /// Stake shares for the collusion sweep (empty: none).
     pub collusion_sweep: Vec<f64>,
     /// Validators commit their weights one epoch and reveal them in the next (subtensor's commit-reveal,
@@ -112,6 +163,50 @@ pub struct Config {
     /// Also run the same world with commit-reveal the other way, for the weight copier's figures.
     #[serde(default)]
     pub copier_comparison: bool,
+}
+
+impl Config {
+    /// The default parameters, then the JSON object in `file` (any subset of the fields, by name), then
+    /// each `KEY=VALUE` of `sets` (the value as JSON, or else as a string). An unknown name is an error
+    /// that lists the known ones.
+    pub fn load(file: Option<&std::path::Path>, sets: &[String]) -> Result<Config, String> {
+        let mut v = serde_json::to_value(Config::default()).map_err(|e| e.to_string())?;
+        let known: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let unknown = |k: &str| {
+            format!(
+                "unknown parameter `{k}`; the parameters are: {}",
+                known.join(", ")
+            )
+        };
+        let obj = v.as_object_mut().ok_or("the config is not an object")?;
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("reading {}: {e}", file.display()))?;
+            let patch: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a JSON object of parameters: {e}", file.display()))?;
+            for (k, val) in patch {
+                if !obj.contains_key(&k) {
+                    return Err(format!("{}: {}", file.display(), unknown(&k)));
+                }
+                obj.insert(k, val);
+            }
+        }
+        for set in sets {
+            let (k, val) = set
+                .split_once('=')
+                .ok_or_else(|| format!("`--set {set}`: expected KEY=VALUE"))?;
+            if !obj.contains_key(k) {
+                return Err(format!("`--set {set}`: {}", unknown(k)));
+            }
+            let val = serde_json::from_str(val)
+                .unwrap_or_else(|_| serde_json::Value::String(val.to_owned()));
+            obj.insert(k.to_owned(), val);
+        }
+        serde_json::from_value(v).map_err(|e| format!("the parameters: {e}"))
+    }
 }
 
 impl Default for Config {
@@ -128,7 +223,8 @@ impl Default for Config {
             demand_rps: 4.0,
             entry_interval: 6,
             rounds_per_epoch: 4,
-            miner_capacity_rps: measured::SETTLED_RPS_ONE_MINER,
+            miner_capacity_rps: Measured::committed().settled_rps_one_miner,
+            measured: Measured::committed(),
             price_sats: 10.0,
             forwarding_fee_msat: 1000,
             pool_share: 0.5,
@@ -144,6 +240,7 @@ impl Default for Config {
             alpha_price: 0.01,
             validator_stake_tao: 5_000.0,
             token_buyback_share: 1.0,
+            token_revenue_share: 0.0,
             collusion_sweep: vec![0.1, 0.2, 0.3, 0.4, 0.45, 0.55, 0.6, 0.7],
             commit_reveal: true,
             copier_comparison: true,
@@ -206,6 +303,9 @@ pub struct Report {
     pub token_accounts: token::TokenAccounts,
     /// Lightning accounts.
     pub lightning_accounts: lightning::LightningAccounts,
+    /// The token design with every client payment going to the miner that served it, on the same world
+    /// (emission unchanged): what per-request payment adds without giving up the token.
+    pub token_with_revenue: DesignMetrics,
     /// Time to spendable value, token.
     pub token_spendable: Spendable,
     /// Time to spendable value, Lightning.
@@ -319,6 +419,26 @@ pub fn run(config: &Config) -> Report {
         lightning.miner_income_sats - idle.ln.miner_income_total(),
         lightning.client_spend_sats,
     );
+    // The token design with per-request revenue, on the same world.
+    let revenue_config = Config {
+        token_revenue_share: 1.0,
+        ..config.clone()
+    };
+    let mut token_with_revenue = token::run(&revenue_config, world)
+        .0
+        .metrics(world, config.zero_demand_epochs);
+    let idle_revenue = token::run(
+        &Config {
+            demand_rps: 0.0,
+            ..revenue_config.clone()
+        },
+        &idle.world,
+    )
+    .0;
+    token_with_revenue.client_to_miners_share = ledger::ratio(
+        token_with_revenue.miner_income_sats - idle_revenue.miner_income_total(),
+        token_with_revenue.client_spend_sats,
+    );
     let lightning_fee_share_of_client_spend = ledger::ratio(
         lightning.delivered_requests as f64 * config.forwarding_fee_msat as f64 / 1000.0,
         lightning.client_spend_sats,
@@ -328,7 +448,7 @@ pub fn run(config: &Config) -> Report {
     // spread evenly over the epoch) and is sold in the next block; Lightning per-request income
     // settles in the measured settle time, pool income at the epoch's end plus one payment.
     let mut rng = StdRng::seed_from_u64(config.seed ^ 0x5eed);
-    let sigma = (measured::SETTLE_P99_MS / measured::SETTLE_P50_MS).ln() / 2.326;
+    let sigma = (config.measured.settle_p99_ms / config.measured.settle_p50_ms).ln() / 2.326;
     let n = 20_000;
     let mut tok = Vec::with_capacity(n);
     let mut ln = Vec::with_capacity(n);
@@ -336,9 +456,11 @@ pub fn run(config: &Config) -> Report {
         let wait = rng.gen_range(0.0..EPOCH_SECS);
         tok.push(wait + world::BLOCK_SECS);
         if rng.gen_range(0.0..1.0) < lightning.miner_income_from_requests_share {
-            ln.push(measured::SETTLE_P50_MS / 1000.0 * (sigma * world::normal(&mut rng)).exp());
+            ln.push(
+                config.measured.settle_p50_ms / 1000.0 * (sigma * world::normal(&mut rng)).exp(),
+            );
         } else {
-            ln.push(wait + measured::PAYMENT_P50_MS / 1000.0);
+            ln.push(wait + config.measured.payment_p50_ms / 1000.0);
         }
     }
 
@@ -449,14 +571,15 @@ pub fn run(config: &Config) -> Report {
         },
         token,
         lightning,
+        token_with_revenue,
         token_accounts: both.token_acc,
         lightning_accounts: both.ln_acc,
         token_spendable: spendable(&mut tok),
         lightning_spendable: spendable(&mut ln),
         lightning_fee_share_of_client_spend,
         lightning_latency_overhead_ms: (
-            measured::PAID_OVERHEAD_EMBEDDING_P50_MS,
-            measured::PAID_OVERHEAD_CHAT_P50_MS,
+            config.measured.paid_overhead_embedding_p50_ms,
+            config.measured.paid_overhead_chat_p50_ms,
         ),
         collusion,
         copier,

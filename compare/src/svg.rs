@@ -28,6 +28,19 @@ pub struct Chart<'a> {
     pub scatter: bool,
     /// Y starts at 0.
     pub y_from_zero: bool,
+    /// Shaded intervals drawn under the lines.
+    pub bands: Vec<Band<'a>>,
+    /// X values are log10 of the quantity; tick labels show the quantity.
+    pub log_x: bool,
+}
+
+/// A shaded interval: (x, low, high) points.
+#[derive(Debug, Clone)]
+pub struct Band<'a> {
+    /// CSS colour (drawn translucent).
+    pub color: &'a str,
+    /// (x, low, high).
+    pub points: Vec<(f64, f64, f64)>,
 }
 
 const W: f64 = 640.0;
@@ -61,7 +74,16 @@ fn esc(s: &str) -> String {
 impl Chart<'_> {
     /// The SVG document.
     pub fn render(&self) -> String {
-        let pts = self.lines.iter().flat_map(|l| l.points.iter());
+        let band_pts: Vec<(f64, f64)> = self
+            .bands
+            .iter()
+            .flat_map(|b| b.points.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]))
+            .collect();
+        let pts = self
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter())
+            .chain(band_pts.iter());
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
         for &(x, y) in pts {
             if x.is_finite() && y.is_finite() {
@@ -121,7 +143,11 @@ impl Chart<'_> {
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
                 px(x),
                 H - B + 16.0,
-                nice(x)
+                if self.log_x {
+                    nice(10f64.powf(x))
+                } else {
+                    nice(x)
+                }
             );
         }
         let _ = write!(
@@ -145,6 +171,20 @@ impl Chart<'_> {
             (T + H - B) / 2.0,
             esc(self.y_label)
         );
+        for band in &self.bands {
+            let upper = band.points.iter().map(|&(x, _, hi)| (x, hi));
+            let lower = band.points.iter().rev().map(|&(x, lo, _)| (x, lo));
+            let d: Vec<String> = upper
+                .chain(lower)
+                .map(|(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+                .collect();
+            let _ = write!(
+                s,
+                r#"<polygon fill="{}" fill-opacity="0.18" stroke="none" points="{}"/>"#,
+                band.color,
+                d.join(" ")
+            );
+        }
         for (i, line) in self.lines.iter().enumerate() {
             if self.scatter {
                 for &(x, y) in &line.points {

@@ -135,10 +135,17 @@ pub fn run(config: &Config, world: &World) -> (Ledger, TokenAccounts, TokenSerie
         // Clients, served through the validators' API by the ranking; revenue in sats.
         let (routed, dropped) = route(draws.requests, &mg.routing_weights(), capacity);
         let mut client_sats = 0.0;
+        let mut shared_sats = 0.0;
         for (s, n) in routed.iter().enumerate() {
             let agent = &world.agents[mg.slots[s]];
             let delivered = (*n as f64 * agent.availability).round();
             client_sats += delivered * config.price_sats;
+            // The variant with per-request revenue: the serving miner gets its share at once.
+            let share = delivered * config.price_sats * config.token_revenue_share;
+            if share > 0.0 {
+                shared_sats += share;
+                ledger.miner_income(mg.slots[s], e, share, Sale::default(), true);
+            }
             ledger.client_request(
                 mg.slots[s],
                 e,
@@ -150,7 +157,8 @@ pub fn run(config: &Config, world: &World) -> (Ledger, TokenAccounts, TokenSerie
         }
         ledger.dropped += dropped;
         ledger.client_spend_sats += client_sats;
-        let buyback_per_block = client_sats * config.token_buyback_share / sats / TEMPO as f64;
+        let buyback_per_block =
+            (client_sats - shared_sats) * config.token_buyback_share / sats / TEMPO as f64;
         let (mut pend_server, mut pend_validator) = (0.0, 0.0);
         for block in first..=last {
             if block > 1 {

@@ -138,3 +138,47 @@ fn money_flows_as_each_design_says() {
     assert!(r.token.entry_returned_mean_sats == 0.0 && r.lightning.entry_returned_mean_sats > 0.0);
     assert!(r.token.income_cv_median < r.lightning.income_cv_median);
 }
+
+/// The CI check: docs/benchmarks.md's generated sections (the default run and the demand sweep) and
+/// its docs/img plots are what the default parameters give from the committed inputs
+/// (docs/data/bench-paid.json included). Regenerate them with
+/// `boltensor bench compare --sweep --docs docs/benchmarks.md`.
+#[test]
+fn the_committed_comparison_is_what_the_default_run_gives() {
+    let docs = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/benchmarks.md"
+    ));
+    let config = Config::default();
+    let sweep = boltensor_compare::sweep::sweep(&config, &Default::default());
+    let differ = boltensor_compare::report::check_docs(&run(&config), Some(&sweep), docs)
+        .expect("docs/benchmarks.md is readable");
+    assert!(
+        differ.is_empty(),
+        "the committed figures are not the default run's; regenerate with \
+         `boltensor bench compare --sweep --docs docs/benchmarks.md`:\n{}",
+        differ.join("\n")
+    );
+}
+
+/// Every input is a parameter: a config file's or `--set`'s names are checked, values applied.
+#[test]
+fn parameters_load_by_name_and_unknown_ones_are_refused() {
+    let c = Config::load(None, &["demand_rps=40".into(), "price_sats=5".into()]).expect("loads");
+    assert_eq!((c.demand_rps, c.price_sats), (40.0, 5.0));
+    assert_eq!(c.seed, Config::default().seed);
+    let e = Config::load(None, &["demand=40".into()]).expect_err("unknown");
+    assert!(
+        e.contains("unknown parameter `demand`") && e.contains("demand_rps"),
+        "{e}"
+    );
+    let e = Config::load(None, &["demand_rps=lots".into()]).expect_err("not a number");
+    assert!(e.contains("the parameters"), "{e}");
+    // The Lightning inputs come from bench paid's JSON, not from code.
+    let m = boltensor_compare::Measured::committed();
+    assert!(m.settled_rps_one_miner > 0.0 && m.payment_p50_ms > 0.0);
+    assert_eq!(
+        Config::default().miner_capacity_rps,
+        m.settled_rps_one_miner
+    );
+}

@@ -21,6 +21,10 @@ pub struct FaultRow {
     pub recover_secs: f64,
     /// msat lost according to the ledger audit (must be 0).
     pub lost_msat: u64,
+    /// Whether any Lightning money moved in the test (a paid request, a payout or a receipt): without
+    /// it, "0 msat lost" says nothing and the table shows n/a.
+    #[serde(default = "yes")]
+    pub money_moved: bool,
     /// The audit's summary line and anything else worth a reader's time.
     pub detail: String,
     /// The test that produced the row (`file::test_name`).
@@ -41,10 +45,19 @@ impl FaultRow {
             recovered: recovered && audit.holds(),
             recover_secs,
             lost_msat: audit.lost_msat(),
+            money_moved: audit.client_spend_msat > 0
+                || audit.pool_sent_msat > 0
+                || audit.pool_received_msat > 0
+                || audit.receipts > 0
+                || audit.lost_msat() > 0,
             detail: audit.summary(),
             test: test.to_string(),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Prints the row and appends it to `$BOLTENSOR_FAULT_REPORT` (if set).

@@ -4,7 +4,9 @@
 //! - [`load`]: `boltensor bench load`: a bounded load test (paid requests against one miner, weight
 //!   submissions against a federation of four): throughput, p99, memory, nothing lost.
 //! - [`paid`]: `boltensor bench paid`: what paying per request over Lightning costs, on the regtest network.
+//! - [`yuma`]: `boltensor bench yuma`: one Yuma epoch (original and Yuma3) at the sizes docs/yuma.md reports.
 
 pub mod embed;
 pub mod load;
 pub mod paid;
+pub mod yuma;

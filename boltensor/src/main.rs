@@ -86,6 +86,13 @@ enum BenchCommand {
         #[arg(long)]
         json_out: Option<std::path::PathBuf>,
     },
+    /// One Yuma epoch on state with full bonds, original and Yuma3 + liquid alpha, at 256 × 64 and
+    /// 4096 × 256 (docs/yuma.md): ms per epoch and Yuma3 / original. Build with --release.
+    Yuma {
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The Lightning design vs the token design on one simulated workload: JSON, Markdown and
     /// SVG plots (docs/benchmarks.md).
     Compare(CompareArgs),
@@ -197,6 +204,10 @@ struct CompareArgs {
     /// Seeds (worlds) per demand level in the sweep.
     #[arg(long, default_value_t = boltensor_compare::sweep::SweepConfig::default().seeds)]
     sweep_seeds: u64,
+    /// With `--sweep`: also regenerate the per-claim figures of this file (`--claims
+    /// docs/counterargument.md`; with `--check`, compare instead).
+    #[arg(long, requires = "sweep")]
+    claims: Option<PathBuf>,
 }
 
 impl CompareArgs {
@@ -385,8 +396,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             if args.check {
                 let docs = args.docs.as_deref().context("--check needs --docs")?;
-                let differ = boltensor_compare::report::check_docs(&report, sweep.as_ref(), docs)
-                    .with_context(|| format!("reading {}", docs.display()))?;
+                let mut differ =
+                    boltensor_compare::report::check_docs(&report, sweep.as_ref(), docs)
+                        .with_context(|| format!("reading {}", docs.display()))?;
+                if let (Some(file), Some(sw)) = (&args.claims, &sweep) {
+                    differ.extend(
+                        boltensor_compare::report::check_claims(sw, config.demand_rps, file)
+                            .with_context(|| format!("reading {}", file.display()))?,
+                    );
+                }
                 if differ.is_empty() {
                     eprintln!("{} and its plots are this run's", docs.display());
                     return Ok(());
@@ -395,7 +413,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("{d}");
                 }
                 anyhow::bail!(
-                    "the committed figures are not what this run gives: regenerate with `boltensor bench compare --sweep --docs {}`",
+                    "the committed figures are not what this run gives: regenerate with `boltensor bench compare --sweep --docs {} --claims docs/counterargument.md`",
                     docs.display()
                 );
             }
@@ -404,6 +422,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(docs) = &args.docs {
                 boltensor_compare::report::write_docs(&report, sweep.as_ref(), docs)
                     .with_context(|| format!("writing {}", docs.display()))?;
+            }
+            if let (Some(file), Some(sw)) = (&args.claims, &sweep) {
+                boltensor_compare::report::write_claims(sw, config.demand_rps, file)
+                    .with_context(|| format!("writing {}", file.display()))?;
             }
             print!("{}", boltensor_compare::report::markdown(&report, "img"));
             if let Some(sw) = &sweep {
@@ -414,6 +436,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 args.out.display(),
                 if sweep.is_some() { ", sweep.json" } else { "" }
             );
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Yuma { json }) => {
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; run `cargo run --release -p boltensor -- bench yuma` for real figures");
+            }
+            let figures = boltensor_bench::yuma::run(&boltensor_bench::yuma::SIZES)
+                .map_err(anyhow::Error::msg)?;
+            print!("{}", figures.render());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            }
             Ok(())
         }
         Command::Bench(BenchCommand::Embed {

@@ -135,8 +135,11 @@ pub struct Config {
     pub bond_chain_fees_sats: f64,
     /// Yearly cost of capital for bonded sats.
     pub capital_cost_per_year: f64,
-    /// Sats per TAO (assumed constant over the run).
+    /// Sats per TAO at the start (then it moves with `tao_btc_volatility`).
     pub sats_per_tao: f64,
+    /// Annual volatility of TAO's price in BTC (driftless geometric Brownian motion, per epoch); 0 fixes
+    /// the rate. Assumed, not fitted: no price series is reachable from this machine.
+    pub tao_btc_volatility: f64,
     /// Alpha emitted per block (subtensor's block emission for a young subnet's alpha issuance).
     pub alpha_per_block: f64,
     /// TAO injected into the subnet pool per block (the subnet's share of TAO emission).
@@ -234,6 +237,7 @@ impl Default for Config {
             bond_chain_fees_sats: 600.0,
             capital_cost_per_year: 0.05,
             sats_per_tao: 400_000.0,
+            tao_btc_volatility: 0.9,
             alpha_per_block: 1.0,
             tao_in_per_block: 0.004,
             pool_tao: 20_000.0,

@@ -117,6 +117,34 @@ pub struct SweepPoint {
     pub lightning_income_cv: Interval,
     /// Client requests dropped for lack of capacity / requested (Lightning; the token design routes the same).
     pub dropped_share: Interval,
+    /// Time from work to spendable value, p50, seconds, token.
+    pub token_spendable_p50_s: Interval,
+    /// The same, Lightning.
+    pub lightning_spendable_p50_s: Interval,
+    /// Extra miner income per client sat, token.
+    pub token_client_to_miners: Interval,
+    /// The same, Lightning.
+    pub lightning_client_to_miners: Interval,
+    /// Miner income before any client pays, sats, token.
+    pub token_zero_demand_income: Interval,
+    /// The same, Lightning.
+    pub lightning_zero_demand_income: Interval,
+    /// The bad miner's income after its switch / an honest miner's, token.
+    pub token_bad_miner_vs_honest: Interval,
+    /// The same, Lightning.
+    pub lightning_bad_miner_vs_honest: Interval,
+    /// The weight copier's gross income per stake / an honest validator's, token.
+    pub token_copier_vs_honest: Interval,
+    /// The same, Lightning.
+    pub lightning_copier_vs_honest: Interval,
+    /// Correlation of miner income with true quality (Spearman), token.
+    pub token_quality_spearman: Interval,
+    /// The same, Lightning.
+    pub lightning_quality_spearman: Interval,
+    /// Client sats refunded / client sats held (Lightning; the token design refunds nothing).
+    pub lightning_refunded_share: Interval,
+    /// Emission minted, at spot, sats (token; the Lightning design mints none).
+    pub token_emission_sats: Interval,
 }
 
 /// The sweep's result.
@@ -161,6 +189,28 @@ pub fn sweep(base: &Config, shape: &SweepConfig) -> SweepReport {
                 lightning_validator_net: of(&|r| r.lightning.honest_net_per_pct_stake_sats),
                 token_income_cv: of(&|r| r.token.income_cv_median),
                 lightning_income_cv: of(&|r| r.lightning.income_cv_median),
+                token_spendable_p50_s: of(&|r| r.token_spendable.p50_s),
+                lightning_spendable_p50_s: of(&|r| r.lightning_spendable.p50_s),
+                token_client_to_miners: of(&|r| r.token.client_to_miners_share),
+                lightning_client_to_miners: of(&|r| r.lightning.client_to_miners_share),
+                token_zero_demand_income: of(&|r| r.token.miner_income_zero_demand_sats),
+                lightning_zero_demand_income: of(&|r| r.lightning.miner_income_zero_demand_sats),
+                token_bad_miner_vs_honest: of(&|r| r.token.bad_miner_income_vs_honest_after_switch),
+                lightning_bad_miner_vs_honest: of(&|r| {
+                    r.lightning.bad_miner_income_vs_honest_after_switch
+                }),
+                token_copier_vs_honest: of(&|r| r.token.copier_per_stake_vs_honest),
+                lightning_copier_vs_honest: of(&|r| r.lightning.copier_per_stake_vs_honest),
+                token_quality_spearman: of(&|r| r.token.quality_income_spearman),
+                lightning_quality_spearman: of(&|r| r.lightning.quality_income_spearman),
+                lightning_refunded_share: of(&|r| {
+                    let l = &r.lightning;
+                    crate::ledger::ratio(
+                        l.client_refunds_sats,
+                        l.client_spend_sats + l.client_refunds_sats,
+                    )
+                }),
+                token_emission_sats: of(&|r| r.token.emission_value_sats),
                 dropped_share: of(&|r| {
                     let l = &r.lightning;
                     crate::ledger::ratio(

@@ -119,7 +119,6 @@ pub fn run(config: &Config, world: &World) -> (Ledger, TokenAccounts, TokenSerie
     };
     acc.pool_tao_start = pool.tao;
     acc.price_start = pool.price();
-    let sats = config.sats_per_tao;
     let total_stake_alpha = config.validator_stake_tao / config.alpha_price;
     let mut stake: Vec<f64> = world
         .stake_share
@@ -130,6 +129,8 @@ pub fn run(config: &Config, world: &World) -> (Ledger, TokenAccounts, TokenSerie
     let decay = 0.5f64.powf(1.0 / BURN_HALF_LIFE);
     let capacity = (config.miner_capacity_rps * EPOCH_SECS) as u64;
     for (e, draws) in world.epochs.iter().enumerate() {
+        // TAO's price in sats this epoch (constant within it).
+        let sats = world.sats_per_tao[e];
         let first = e as u64 * TEMPO + 1;
         let last = (e as u64 + 1) * TEMPO;
         // Clients, served through the validators' API by the ranking; revenue in sats.

@@ -101,6 +101,9 @@ pub struct World {
     pub epochs: Vec<EpochDraws>,
     /// Per epoch, the client request rate (req/s, mean over the epoch).
     pub demand_rps: Vec<f64>,
+    /// Per epoch, TAO's price in sats: a driftless geometric Brownian motion from `sats_per_tao` with
+    /// annual volatility `tao_btc_volatility` (its own random stream, so the other draws do not move).
+    pub sats_per_tao: Vec<f64>,
 }
 
 /// A standard normal draw (Box–Muller), so the output does not depend on `rand_distr`.
@@ -271,12 +274,25 @@ impl World {
                 entrant,
             });
         }
+        let mut price_rng = StdRng::seed_from_u64(config.seed ^ 0x7a0_b7c);
+        let dt = EPOCH_SECS / (365.25 * 86400.0);
+        let step = config.tao_btc_volatility * dt.sqrt();
+        let mut price = config.sats_per_tao;
+        let sats_per_tao = (0..config.epochs)
+            .map(|_| {
+                let now = price;
+                // A martingale: E[next] = now.
+                price *= (step * normal(&mut price_rng) - step * step / 2.0).exp();
+                now
+            })
+            .collect();
         World {
             agents,
             roles,
             stake_share,
             epochs,
             demand_rps,
+            sats_per_tao,
         }
     }
 }

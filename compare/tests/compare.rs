@@ -139,8 +139,8 @@ fn money_flows_as_each_design_says() {
     assert!(r.token.income_cv_median < r.lightning.income_cv_median);
 }
 
-/// The CI check: docs/benchmarks.md's generated sections (the default run and the demand sweep) and
-/// its docs/img plots are what the default parameters give from the committed inputs
+/// The CI check: docs/benchmarks.md's generated sections (the default run and the demand sweep), its
+/// docs/img plots and docs/counterargument.md's per-claim figures are what the default parameters give from the committed inputs
 /// (docs/data/bench-paid.json included). Regenerate them with
 /// `boltensor bench compare --sweep --docs docs/benchmarks.md`.
 #[test]
@@ -151,12 +151,20 @@ fn the_committed_comparison_is_what_the_default_run_gives() {
     ));
     let config = Config::default();
     let sweep = boltensor_compare::sweep::sweep(&config, &Default::default());
-    let differ = boltensor_compare::report::check_docs(&run(&config), Some(&sweep), docs)
+    let mut differ = boltensor_compare::report::check_docs(&run(&config), Some(&sweep), docs)
         .expect("docs/benchmarks.md is readable");
+    let claims = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/counterargument.md"
+    ));
+    differ.extend(
+        boltensor_compare::report::check_claims(&sweep, config.demand_rps, claims)
+            .expect("docs/counterargument.md is readable"),
+    );
     assert!(
         differ.is_empty(),
         "the committed figures are not the default run's; regenerate with \
-         `boltensor bench compare --sweep --docs docs/benchmarks.md`:\n{}",
+         `boltensor bench compare --sweep --docs docs/benchmarks.md --claims docs/counterargument.md`:\n{}",
         differ.join("\n")
     );
 }

@@ -279,6 +279,69 @@ pub fn to_json_lines(output: &ScenarioOutput) -> Result<String, YumaError> {
     ))
 }
 
+/// A benchmark input: uids `0..validators` are validators with distinct stakes, each weighting every
+/// miner (`validators..validators + miners`) with pseudo-random u16 weights (a fixed xorshift, so every
+/// run measures the same epoch); no bonds yet, every uid permitted and active.
+pub fn dense_input(miners: usize, validators: usize) -> EpochInput {
+    let n = miners + validators;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let weights = (0..n)
+        .map(|i| {
+            if i < validators {
+                (validators..n)
+                    .map(|j| (j as u16, (next() % 65_536) as u16))
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    EpochInput {
+        current_block: 1000,
+        last_mechanism_step_block: 0,
+        stake: (0..n)
+            .map(|i| {
+                I64F64::from_num(if i < validators {
+                    1_000_000 + 1000 * i as u64
+                } else {
+                    0
+                })
+            })
+            .collect(),
+        last_update: vec![999; n],
+        block_at_registration: vec![0; n],
+        validator_permits: vec![true; n],
+        weights,
+        bonds: vec![Vec::new(); n],
+        rao_emission: 1_000_000_000,
+    }
+}
+
+/// [`dense_input`] one epoch later: the permits and full bonds of a first epoch carried forward, as
+/// subtensor stores them (the state the benchmarks measure).
+pub fn dense_input_with_bonds(
+    params: &EpochParams,
+    miners: usize,
+    validators: usize,
+) -> Result<EpochInput, YumaError> {
+    let mut inp = dense_input(miners, validators);
+    let warm = epoch(params, &inp)?;
+    inp.validator_permits = warm.validator_permits.clone();
+    for (row, new) in inp.bonds.iter_mut().zip(warm.bonds) {
+        if let Some(r) = new {
+            *row = r;
+        }
+    }
+    inp.current_block += 1;
+    Ok(inp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -218,7 +218,11 @@ fn all_usable(report: &StatusReport) -> bool {
         .all(|n| !n.channels.is_empty() && n.channels.iter().all(|c| c.usable))
 }
 
-/// Waits until the balances read the same twice at least a second apart, every channel usable.
+/// How long balances must stay the same to count as settled: longer than ldk-node's chain poll (every 2 s),
+/// so a block or mempool transaction being processed cannot fall between two equal readings.
+const STABLE: Duration = Duration::from_secs(3);
+
+/// Waits until the balances read the same for [`STABLE`], every channel usable.
 async fn quiescent(devnet: &Devnet) -> Result<Snapshot, TestEnvError> {
     let last: Arc<Mutex<Option<(Instant, Snapshot)>>> = Arc::default();
     wait_for("balances to settle", Duration::from_secs(60), || {
@@ -233,7 +237,7 @@ async fn quiescent(devnet: &Devnet) -> Result<Snapshot, TestEnvError> {
             let now = balances(&report);
             let mut last = last.lock().expect("not poisoned");
             match &*last {
-                Some((at, before)) if *before == now && at.elapsed() >= Duration::from_secs(1) => {
+                Some((at, before)) if *before == now && at.elapsed() >= STABLE => {
                     return Ok(Some(now))
                 }
                 Some((_, before)) if *before == now => return Ok(None),
@@ -244,6 +248,23 @@ async fn quiescent(devnet: &Devnet) -> Result<Snapshot, TestEnvError> {
         }
     })
     .await
+}
+
+/// Mines one block on the devnet's bitcoind (what the devnet's own timer would do).
+async fn mine_one(data_dir: &Path) -> Result<(), TestEnvError> {
+    let state =
+        boltensor_devnet::DevnetState::load(data_dir)?.ok_or_else(|| err("no devnet.json"))?;
+    let rpc = boltensor_testenv::RpcClient::new(
+        format!("http://127.0.0.1:{}", state.bitcoind_rpc_port),
+        state.rpc_user.clone(),
+        state.rpc_password.clone(),
+    );
+    rpc.call::<serde_json::Value>(
+        "generatetoaddress",
+        serde_json::json!([1, boltensor_testenv::bitcoind::burn_address().to_string()]),
+    )
+    .await
+    .map(drop)
 }
 
 /// One paid embedding through the client's proxy, so the balances carry a settled payment.
@@ -290,6 +311,11 @@ async fn devnet_up_after_kill_9_resumes_with_the_same_balances() -> Result<(), T
     let unpaid = balances(&first);
 
     pay_once(&first).await?;
+    // The miner's bond transaction (funded from its node at start) can sit unseen by its own wallet until a
+    // block confirms it: ldk-node's mempool poll skips a transaction that entered the mempool in the same
+    // second as the last one it emitted. It failed CI once (the resumed devnet mined it: the miner's
+    // on-chain balance fell by the bond after the resume). Confirm what is pending, then snapshot.
+    mine_one(&devnet.data_dir).await?;
     let before = quiescent(&devnet).await?;
     // The miner's share stays under the dust limit (its balance reads 0 sat), but the channels show it
     // to the msat.

@@ -943,23 +943,21 @@ mod tests {
             payment_hash: [10; 32],
             payer: None,
         });
-        let r = check(&l);
-        assert!(
-            r.violations
-                .iter()
-                .any(|v| v.rule == Rule::EpochPaidTwice && v.msat == 777),
-            "{:?}",
-            r.violations
-        );
+        assert_violation(&l, Rule::EpochPaidTwice, 777);
         // One receipt, its payment sent twice: the second one is the amount paid twice.
         let mut l = healthy();
         l.nodes[2].payments.push(keysend(9, false, 777));
-        let r = check(&l);
+        assert_violation(&l, Rule::EpochPaidTwice, 777);
+    }
+
+    /// `check` reports `rule` with exactly `msat` at risk.
+    fn assert_violation(l: &Ledger, rule: Rule, msat: u64) {
+        let r = check(l);
         assert!(
             r.violations
                 .iter()
-                .any(|v| v.rule == Rule::EpochPaidTwice && v.msat == 777),
-            "{:?}",
+                .any(|v| v.rule == rule && v.msat == msat),
+            "no {rule:?} of {msat} msat in {:?}",
             r.violations
         );
     }
@@ -969,14 +967,7 @@ mod tests {
         // Member 0 has books; a receipt says member 5 paid.
         let mut l = healthy();
         l.payouts[0].payer = Some(5);
-        let r = check(&l);
-        assert!(
-            r.violations
-                .iter()
-                .any(|v| v.rule == Rule::UnknownPayer && v.msat == 777),
-            "{:?}",
-            r.violations
-        );
+        assert_violation(&l, Rule::UnknownPayer, 777);
         l.payouts[0].payer = Some(0);
         assert!(check(&l).holds(), "{:?}", check(&l).violations);
         // Without the federation's books the auditor has nothing to check a payer against.

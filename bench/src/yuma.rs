@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use boltensor_protocol::yuma::scenario::dense_input_with_bonds;
+use boltensor_protocol::yuma::scenario::{benchmark_params, dense_input_with_bonds};
 use boltensor_protocol::yuma::{epoch, EpochParams};
 use serde::Serialize;
 
@@ -35,20 +35,6 @@ pub struct YumaFigures {
     pub rows: Vec<YumaRow>,
 }
 
-fn params() -> (EpochParams, EpochParams) {
-    let original = EpochParams {
-        max_allowed_validators: 256,
-        ..EpochParams::default()
-    };
-    let yuma3 = EpochParams {
-        yuma3: true,
-        liquid_alpha: true,
-        bonds_penalty: 0,
-        ..original.clone()
-    };
-    (original, yuma3)
-}
-
 fn measure(
     variant: &'static str,
     params: &EpochParams,
@@ -74,7 +60,7 @@ fn measure(
 
 /// Measures each `(miners, validators, runs)`.
 pub fn run(sizes: &[(usize, usize, u32)]) -> Result<YumaFigures, String> {
-    let (original, yuma3) = params();
+    let (original, yuma3) = benchmark_params();
     let mut rows = Vec::new();
     for &(m, v, runs) in sizes {
         rows.push(measure("original", &original, m, v, runs)?);

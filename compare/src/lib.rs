@@ -166,6 +166,9 @@ pub struct Config {
     /// Also run the same world with commit-reveal the other way, for the weight copier's figures.
     #[serde(default)]
     pub copier_comparison: bool,
+    /// Also run the token design with per-request revenue on the same world (the "payment cadence vs
+    /// asset" table).
+    pub revenue_variant: bool,
 }
 
 impl Config {
@@ -248,6 +251,7 @@ impl Default for Config {
             collusion_sweep: vec![0.1, 0.2, 0.3, 0.4, 0.45, 0.55, 0.6, 0.7],
             commit_reveal: true,
             copier_comparison: true,
+            revenue_variant: true,
         }
     }
 }
@@ -309,7 +313,7 @@ pub struct Report {
     pub lightning_accounts: lightning::LightningAccounts,
     /// The token design with every client payment going to the miner that served it, on the same world
     /// (emission unchanged): what per-request payment adds without giving up the token.
-    pub token_with_revenue: DesignMetrics,
+    pub token_with_revenue: Option<DesignMetrics>,
     /// Time to spendable value, token.
     pub token_spendable: Spendable,
     /// Time to spendable value, Lightning.
@@ -424,25 +428,28 @@ pub fn run(config: &Config) -> Report {
         lightning.client_spend_sats,
     );
     // The token design with per-request revenue, on the same world.
-    let revenue_config = Config {
-        token_revenue_share: 1.0,
-        ..config.clone()
-    };
-    let mut token_with_revenue = token::run(&revenue_config, world)
-        .0
-        .metrics(world, config.zero_demand_epochs);
-    let idle_revenue = token::run(
-        &Config {
-            demand_rps: 0.0,
-            ..revenue_config.clone()
-        },
-        &idle.world,
-    )
-    .0;
-    token_with_revenue.client_to_miners_share = ledger::ratio(
-        token_with_revenue.miner_income_sats - idle_revenue.miner_income_total(),
-        token_with_revenue.client_spend_sats,
-    );
+    let token_with_revenue = config.revenue_variant.then(|| {
+        let revenue_config = Config {
+            token_revenue_share: 1.0,
+            ..config.clone()
+        };
+        let mut m = token::run(&revenue_config, world)
+            .0
+            .metrics(world, config.zero_demand_epochs);
+        let idle_revenue = token::run(
+            &Config {
+                demand_rps: 0.0,
+                ..revenue_config
+            },
+            &idle.world,
+        )
+        .0;
+        m.client_to_miners_share = ledger::ratio(
+            m.miner_income_sats - idle_revenue.miner_income_total(),
+            m.client_spend_sats,
+        );
+        m
+    });
     let lightning_fee_share_of_client_spend = ledger::ratio(
         lightning.delivered_requests as f64 * config.forwarding_fee_msat as f64 / 1000.0,
         lightning.client_spend_sats,

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::ledger::DesignMetrics;
 use crate::svg::{Band, Chart, Line};
 use crate::sweep::{Interval, SweepReport};
 use crate::world::EPOCH_SECS;
@@ -416,64 +417,9 @@ pub fn markdown(r: &Report, img: &str) -> String {
         let _ = writeln!(s, "| {m} | {a} | {b} |");
     }
     s.push('\n');
-    // Payment cadence vs the asset: the token design again with every client payment going to the
-    // miner that served it (emission unchanged), on the same world.
-    let v = &r.token_with_revenue;
-    let _ = writeln!(
-        s,
-        "Payment cadence vs asset: the token design again on the same world, but with every client payment \
-         paid to the miner that served it (as in the Lightning design; emission unchanged). The first two \
-         columns differ only in paying per request; the last two only in having a token.\n"
-    );
-    s.push_str("| metric | token design | token + per-request revenue | Lightning design |\n|---|---|---|---|\n");
-    let rows3: Vec<(&str, String, String, String)> = vec![
-        (
-            "miner income over the run",
-            sats(t.miner_income_sats),
-            sats(v.miner_income_sats),
-            sats(l.miner_income_sats),
-        ),
-        (
-            "miner income before any client pays (first epochs)",
-            sats(t.miner_income_zero_demand_sats),
-            sats(v.miner_income_zero_demand_sats),
-            sats(l.miner_income_zero_demand_sats),
-        ),
-        (
-            "share of client spend that reaches miners",
-            pct(t.client_to_miners_share),
-            pct(v.client_to_miners_share),
-            pct(l.client_to_miners_share),
-        ),
-        (
-            "miner income from per-request payments",
-            pct(t.miner_income_from_requests_share),
-            pct(v.miner_income_from_requests_share),
-            pct(l.miner_income_from_requests_share),
-        ),
-        (
-            "all-in sats per useful unit",
-            format!("{:.2}", t.all_in_sats_per_useful_unit),
-            format!("{:.2}", v.all_in_sats_per_useful_unit),
-            format!("{:.2}", l.all_in_sats_per_useful_unit),
-        ),
-        (
-            "income follows quality (Spearman)",
-            format!("{:.2}", t.quality_income_spearman),
-            format!("{:.2}", v.quality_income_spearman),
-            format!("{:.2}", l.quality_income_spearman),
-        ),
-        (
-            "miner income CV (median, once clients pay)",
-            format!("{:.2}", t.income_cv_median),
-            format!("{:.2}", v.income_cv_median),
-            format!("{:.2}", l.income_cv_median),
-        ),
-    ];
-    for (m, a, b, c3) in rows3 {
-        let _ = writeln!(s, "| {m} | {a} | {b} | {c3} |");
+    if let Some(v) = &r.token_with_revenue {
+        s.push_str(&cadence_table(t, v, l));
     }
-    s.push('\n');
     let _ = writeln!(
         s,
         "Collusion sweep (same world, group colluding vs acting honestly; ratio of its take):\n"
@@ -597,21 +543,7 @@ pub fn check_docs(
     let text = std::fs::read_to_string(file)?;
     let want = render_docs(r, sweep, &text)
         .map_err(|e| std::io::Error::other(format!("{}: {e}", file.display())))?;
-    let mut differ = Vec::new();
-    if want != text {
-        let line = text
-            .lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .map_or(text.lines().count().min(want.lines().count()), |i| i);
-        differ.push(format!(
-            "{} differs from line {}: committed {:?}, this run {:?}",
-            file.display(),
-            line + 1,
-            text.lines().nth(line).unwrap_or(""),
-            want.lines().nth(line).unwrap_or("")
-        ));
-    }
+    let mut differ: Vec<String> = first_difference(file, &text, &want).into_iter().collect();
     let dir = file.parent().unwrap_or(Path::new("."));
     for (name, svg) in all_plots(r, sweep) {
         let path = dir.join("img").join(name);
@@ -620,6 +552,68 @@ pub fn check_docs(
         }
     }
     Ok(differ)
+}
+
+/// Payment cadence vs the asset: the token design again with every client payment going to the miner that
+/// served it (emission unchanged), on the same world, between the two designs.
+fn cadence_table(t: &DesignMetrics, v: &DesignMetrics, l: &DesignMetrics) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Payment cadence vs asset: the token design again on the same world, but with every client payment \
+         paid to the miner that served it (as in the Lightning design; emission unchanged). The first two \
+         columns differ only in paying per request; the last two only in having a token.\n"
+    );
+    s.push_str("| metric | token design | token + per-request revenue | Lightning design |\n|---|---|---|---|\n");
+    let rows3: Vec<(&str, String, String, String)> = vec![
+        (
+            "miner income over the run",
+            sats(t.miner_income_sats),
+            sats(v.miner_income_sats),
+            sats(l.miner_income_sats),
+        ),
+        (
+            "miner income before any client pays (first epochs)",
+            sats(t.miner_income_zero_demand_sats),
+            sats(v.miner_income_zero_demand_sats),
+            sats(l.miner_income_zero_demand_sats),
+        ),
+        (
+            "share of client spend that reaches miners",
+            pct(t.client_to_miners_share),
+            pct(v.client_to_miners_share),
+            pct(l.client_to_miners_share),
+        ),
+        (
+            "miner income from per-request payments",
+            pct(t.miner_income_from_requests_share),
+            pct(v.miner_income_from_requests_share),
+            pct(l.miner_income_from_requests_share),
+        ),
+        (
+            "all-in sats per useful unit",
+            format!("{:.2}", t.all_in_sats_per_useful_unit),
+            format!("{:.2}", v.all_in_sats_per_useful_unit),
+            format!("{:.2}", l.all_in_sats_per_useful_unit),
+        ),
+        (
+            "income follows quality (Spearman)",
+            format!("{:.2}", t.quality_income_spearman),
+            format!("{:.2}", v.quality_income_spearman),
+            format!("{:.2}", l.quality_income_spearman),
+        ),
+        (
+            "miner income CV (median, once clients pay)",
+            format!("{:.2}", t.income_cv_median),
+            format!("{:.2}", v.income_cv_median),
+            format!("{:.2}", l.income_cv_median),
+        ),
+    ];
+    for (m, a, b, c3) in rows3 {
+        let _ = writeln!(s, "| {m} | {a} | {b} | {c3} |");
+    }
+    s.push('\n');
+    s
 }
 
 /// `mean [lo, hi]` with `f` for each number.
@@ -806,22 +800,26 @@ pub fn check_claims(sw: &SweepReport, demand: f64, file: &Path) -> std::io::Resu
     let text = std::fs::read_to_string(file)?;
     let want = render_claims(sw, demand, &text)
         .map_err(|e| std::io::Error::other(format!("{}: {e}", file.display())))?;
-    Ok(if want == text {
-        Vec::new()
-    } else {
-        let line = text
-            .lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        vec![format!(
-            "{} differs from line {}: committed {:?}, this run {:?}",
-            file.display(),
-            line + 1,
-            text.lines().nth(line).unwrap_or(""),
-            want.lines().nth(line).unwrap_or("")
-        )]
-    })
+    Ok(first_difference(file, &text, &want).into_iter().collect())
+}
+
+/// Where the committed `text` of `file` first differs from what this run writes (`want`), if it does.
+fn first_difference(file: &Path, text: &str, want: &str) -> Option<String> {
+    if text == want {
+        return None;
+    }
+    let line = text
+        .lines()
+        .zip(want.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| text.lines().count().min(want.lines().count()));
+    Some(format!(
+        "{} differs from line {}: committed {:?}, this run {:?}",
+        file.display(),
+        line + 1,
+        text.lines().nth(line).unwrap_or(""),
+        want.lines().nth(line).unwrap_or("")
+    ))
 }
 
 /// The per-claim table: for each claim of the seed, the figures that answer it at `demand`, each the mean
@@ -834,87 +832,87 @@ pub fn claims_markdown(sw: &SweepReport, demand: f64) -> Result<String, String> 
         .ok_or_else(|| format!("the sweep has no point at {demand} requests/s"))?;
     let r2 = |x: f64| format!("{x:.2}");
     let r3 = |x: f64| format!("{x:.3}");
-    let secs = |x: f64| dur(x);
-    // (claim, figure, token, Lightning, who it favours)
-    let higher = |t: &Interval, l: &Interval, lightning_if_higher: bool| -> &'static str {
-        if t.hi < l.lo {
-            if lightning_if_higher {
-                "Lightning"
-            } else {
-                "token"
-            }
+    // The design a figure favours, when the two intervals do not overlap.
+    let favours = |t: &Interval, l: &Interval, higher_is_better: bool| -> &'static str {
+        let lightning_higher = if t.hi < l.lo {
+            true
         } else if l.hi < t.lo {
-            if lightning_if_higher {
-                "token"
-            } else {
-                "Lightning"
-            }
+            false
         } else {
-            "neither (intervals overlap)"
+            return "neither (intervals overlap)";
+        };
+        if lightning_higher == higher_is_better {
+            "Lightning"
+        } else {
+            "token"
         }
     };
+    // (claim, figure, token, Lightning, who it favours): a figure both designs have.
+    let both = |claim: &'static str,
+                figure: &'static str,
+                t: &Interval,
+                l: &Interval,
+                fmt: &dyn Fn(f64) -> String,
+                higher_is_better: bool| {
+        (
+            claim,
+            figure,
+            ci(t, fmt),
+            ci(l, fmt),
+            favours(t, l, higher_is_better),
+        )
+    };
+    const USEFUL: &str = "0 useful work";
+    const TOKEN: &str = "1 a token is needed to incentivise";
+    const LIQUIDITY: &str = "5 liquidity and economic design";
     let rows: Vec<(&str, &str, String, String, &str)> = vec![
-        (
-            "0 useful work",
+        both(
+            USEFUL,
             "income follows true quality (Spearman)",
-            ci(&p.token_quality_spearman, r2),
-            ci(&p.lightning_quality_spearman, r2),
-            higher(
-                &p.token_quality_spearman,
-                &p.lightning_quality_spearman,
-                true,
-            ),
+            &p.token_quality_spearman,
+            &p.lightning_quality_spearman,
+            &r2,
+            true,
         ),
-        (
-            "0 useful work",
+        both(
+            USEFUL,
             "client sats per useful unit",
-            ci(&p.token_client_per_useful, r2),
-            ci(&p.lightning_client_per_useful, r2),
-            higher(
-                &p.token_client_per_useful,
-                &p.lightning_client_per_useful,
-                false,
-            ),
+            &p.token_client_per_useful,
+            &p.lightning_client_per_useful,
+            &r2,
+            false,
         ),
-        (
-            "1 a token is needed to incentivise",
+        both(
+            TOKEN,
             "bad miner's income after its switch / an honest miner's",
-            ci(&p.token_bad_miner_vs_honest, r3),
-            ci(&p.lightning_bad_miner_vs_honest, r3),
-            higher(
-                &p.token_bad_miner_vs_honest,
-                &p.lightning_bad_miner_vs_honest,
-                false,
-            ),
+            &p.token_bad_miner_vs_honest,
+            &p.lightning_bad_miner_vs_honest,
+            &r3,
+            false,
         ),
-        (
-            "1 a token is needed to incentivise",
+        both(
+            TOKEN,
             "weight copier's gross income per stake / an honest validator's",
-            ci(&p.token_copier_vs_honest, r3),
-            ci(&p.lightning_copier_vs_honest, r3),
-            higher(
-                &p.token_copier_vs_honest,
-                &p.lightning_copier_vs_honest,
-                false,
-            ),
+            &p.token_copier_vs_honest,
+            &p.lightning_copier_vs_honest,
+            &r3,
+            false,
         ),
-        (
-            "1 a token is needed to incentivise",
+        both(
+            TOKEN,
             "honest validators' net per 1 % of stake",
-            ci(&p.token_validator_net, sats),
-            ci(&p.lightning_validator_net, sats),
-            higher(&p.token_validator_net, &p.lightning_validator_net, true),
+            &p.token_validator_net,
+            &p.lightning_validator_net,
+            &sats,
+            true,
         ),
-        (
-            "1 a token is needed to incentivise",
+        both(
+            TOKEN,
             "miner income before any client pays",
-            ci(&p.token_zero_demand_income, sats),
-            ci(&p.lightning_zero_demand_income, sats),
-            higher(
-                &p.token_zero_demand_income,
-                &p.lightning_zero_demand_income,
-                true,
-            ),
+            &p.token_zero_demand_income,
+            &p.lightning_zero_demand_income,
+            &sats,
+            true,
         ),
         (
             "2 no contracts",
@@ -923,55 +921,47 @@ pub fn claims_markdown(sw: &SweepReport, demand: f64) -> Result<String, String> 
             ci(&p.lightning_refunded_share, pct),
             "Lightning (failed answers are not paid)",
         ),
-        (
-            "5 liquidity and economic design",
+        both(
+            LIQUIDITY,
             "time from work to spendable value, p50",
-            ci(&p.token_spendable_p50_s, secs),
-            ci(&p.lightning_spendable_p50_s, secs),
-            higher(
-                &p.token_spendable_p50_s,
-                &p.lightning_spendable_p50_s,
-                false,
-            ),
+            &p.token_spendable_p50_s,
+            &p.lightning_spendable_p50_s,
+            &dur,
+            false,
         ),
-        (
-            "5 liquidity and economic design",
+        both(
+            LIQUIDITY,
             "extra miner income per client sat",
-            ci(&p.token_client_to_miners, pct),
-            ci(&p.lightning_client_to_miners, pct),
-            higher(
-                &p.token_client_to_miners,
-                &p.lightning_client_to_miners,
-                true,
-            ),
+            &p.token_client_to_miners,
+            &p.lightning_client_to_miners,
+            &pct,
+            true,
         ),
-        (
-            "5 liquidity and economic design",
+        both(
+            LIQUIDITY,
             "all-in sats per useful unit (client spend + emission)",
-            ci(&p.token_all_in_per_useful, r2),
-            ci(&p.lightning_all_in_per_useful, r2),
-            higher(
-                &p.token_all_in_per_useful,
-                &p.lightning_all_in_per_useful,
-                false,
-            ),
+            &p.token_all_in_per_useful,
+            &p.lightning_all_in_per_useful,
+            &r2,
+            false,
         ),
         (
-            "5 liquidity and economic design",
+            LIQUIDITY,
             "emission minted (holders' dilution), at spot",
             ci(&p.token_emission_sats, sats),
             "0".into(),
             "Lightning (nothing minted)",
         ),
-        (
-            "5 liquidity and economic design",
+        both(
+            LIQUIDITY,
             "miner income CV (steadiness; lower is steadier)",
-            ci(&p.token_income_cv, r2),
-            ci(&p.lightning_income_cv, r2),
-            higher(&p.token_income_cv, &p.lightning_income_cv, false),
+            &p.token_income_cv,
+            &p.lightning_income_cv,
+            &r2,
+            false,
         ),
         (
-            "5 liquidity and economic design",
+            LIQUIDITY,
             "miner income over the run, Lightning / token",
             "1".into(),
             ci(&p.miner_income_ratio, r2),

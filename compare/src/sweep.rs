@@ -2,8 +2,8 @@
 //! worlds), so every figure comes with its uncertainty instead of one lucky draw.
 //!
 //! For each demand and seed the world is drawn afresh (miners, validators, scores, demand noise) and both
-//! designs run on it, exactly as the default run does (without its collusion sweep and copier comparison,
-//! which the default run reports). Each metric is reported as the mean over the seeds with a 95 %
+//! designs run on it, exactly as the default run does (without its collusion sweep, copier comparison and
+//! revenue variant, which the default run reports). Each metric is reported as the mean over the seeds with a 95 %
 //! confidence interval of that mean (Student's t, n − 1 degrees of freedom), and the 2.5–97.5 % range of
 //! the seeds' values is kept in the JSON.
 
@@ -169,6 +169,7 @@ pub fn sweep(base: &Config, shape: &SweepConfig) -> SweepReport {
                         demand_rps: demand,
                         collusion_sweep: Vec::new(),
                         copier_comparison: false,
+                        revenue_variant: false,
                         ..base.clone()
                     })
                 })

@@ -45,16 +45,7 @@ fn measure(label: &str, params: &EpochParams, miners: usize, validators: usize, 
 #[test]
 #[ignore = "benchmark: run with --release -- --ignored --nocapture"]
 fn yuma_epoch_figures() {
-    let original = EpochParams {
-        max_allowed_validators: 256,
-        ..EpochParams::default()
-    };
-    let yuma3 = EpochParams {
-        yuma3: true,
-        liquid_alpha: true,
-        bonds_penalty: 0,
-        ..original.clone()
-    };
+    let (original, yuma3) = boltensor_protocol::yuma::scenario::benchmark_params();
     for (m, v, runs) in [(256, 64, 50), (4096, 256, 3)] {
         measure("original Yuma (EMA bonds)", &original, m, v, runs);
         measure("Yuma3 + liquid alpha", &yuma3, m, v, runs);

@@ -279,6 +279,22 @@ pub fn to_json_lines(output: &ScenarioOutput) -> Result<String, YumaError> {
     ))
 }
 
+/// The two epochs the benchmarks measure: original Yuma (EMA bonds) and Yuma3 with liquid alpha, both
+/// with permits for up to 256 validators.
+pub fn benchmark_params() -> (EpochParams, EpochParams) {
+    let original = EpochParams {
+        max_allowed_validators: 256,
+        ..EpochParams::default()
+    };
+    let yuma3 = EpochParams {
+        yuma3: true,
+        liquid_alpha: true,
+        bonds_penalty: 0,
+        ..original.clone()
+    };
+    (original, yuma3)
+}
+
 /// A benchmark input: uids `0..validators` are validators with distinct stakes, each weighting every
 /// miner (`validators..validators + miners`) with pseudo-random u16 weights (a fixed xorshift, so every
 /// run measures the same epoch); no bonds yet, every uid permitted and active.

@@ -12,6 +12,7 @@
 //! - [`ledger`]: who got what, and the metrics.
 //! - [`report`]: JSON, Markdown and SVG plots.
 
+pub mod costs;
 pub mod ledger;
 pub mod lightning;
 pub mod metagraph;
@@ -133,8 +134,13 @@ pub struct Config {
     pub bond_lock_blocks: u64,
     /// On-chain fees to create and withdraw a bond, sats (docs/contracts.md, measured at 2 sat/vB).
     pub bond_chain_fees_sats: f64,
-    /// Yearly cost of capital for bonded sats.
+    /// Yearly cost of capital for bonded sats (and, in the token design, for staked alpha).
     pub capital_cost_per_year: f64,
+    /// What a miner's server costs per epoch, sats, whether or not anyone asks it anything (assumed:
+    /// 600 sat = $0.50 an hour at $100,000 per BTC).
+    pub miner_server_cost_sats_per_epoch: f64,
+    /// A miner whose income over this many epochs stays below its costs would quit (20: a day).
+    pub quit_window_epochs: usize,
     /// Sats per TAO at the start (then it moves with `tao_btc_volatility`).
     pub sats_per_tao: f64,
     /// Annual volatility of TAO's price in BTC (driftless geometric Brownian motion, per epoch); 0 fixes
@@ -142,8 +148,23 @@ pub struct Config {
     pub tao_btc_volatility: f64,
     /// Alpha emitted per block (subtensor's block emission for a young subnet's alpha issuance).
     pub alpha_per_block: f64,
-    /// TAO injected into the subnet pool per block (the subnet's share of TAO emission).
-    pub tao_in_per_block: f64,
+    /// TAO emitted per block, network-wide (`DefaultBlockEmission` halved once: issuance is past 10.5 M
+    /// TAO, `get_block_emission_for_issuance`). The subnet's part follows its moving price.
+    pub tao_block_emission: f64,
+    /// Σ over the other subnets of moving price × (1 − miner emission burned), TAO: the rest of the
+    /// network in `get_shares` (assumed; above 1, root alpha is sold, `get_network_root_sell_flag`).
+    pub other_subnets_moving_price: f64,
+    /// Blocks since the subnet's `start_call` when the run begins (its moving price has had that long to
+    /// follow the spot price, `update_moving_price`); 0 for a brand-new subnet.
+    pub subnet_age_blocks: f64,
+    /// TAO staked on root (the root proportion's numerator with `tao_weight`; assumed).
+    pub root_tao: f64,
+    /// `TaoWeight` (`SubtensorInitialTaoWeight` / u64::MAX).
+    pub tao_weight: f64,
+    /// Share of miner incentive the subnet owner directs to its own hotkey, which subtensor burns
+    /// (`distribute_dividends_and_incentives`), and which lowers the subnet's emission share
+    /// (`MinerBurned` in `get_shares`).
+    pub owner_burn_share: f64,
     /// Pool TAO reserve at the start.
     pub pool_tao: f64,
     /// Alpha price at the start, TAO.
@@ -176,7 +197,12 @@ impl Config {
     /// each `KEY=VALUE` of `sets` (the value as JSON, or else as a string). An unknown name is an error
     /// that lists the known ones.
     pub fn load(file: Option<&std::path::Path>, sets: &[String]) -> Result<Config, String> {
-        let mut v = serde_json::to_value(Config::default()).map_err(|e| e.to_string())?;
+        Config::default().with(file, sets)
+    }
+
+    /// These parameters, then `file` and `sets` as [`Config::load`] applies them.
+    pub fn with(&self, file: Option<&std::path::Path>, sets: &[String]) -> Result<Config, String> {
+        let mut v = serde_json::to_value(self).map_err(|e| e.to_string())?;
         let known: Vec<String> = v
             .as_object()
             .map(|o| o.keys().cloned().collect())
@@ -239,10 +265,17 @@ impl Default for Config {
             bond_lock_blocks: 2016,
             bond_chain_fees_sats: 600.0,
             capital_cost_per_year: 0.05,
+            miner_server_cost_sats_per_epoch: 600.0,
+            quit_window_epochs: 20,
             sats_per_tao: 400_000.0,
             tao_btc_volatility: 0.9,
             alpha_per_block: 1.0,
-            tao_in_per_block: 0.004,
+            tao_block_emission: 0.5,
+            other_subnets_moving_price: 1.5,
+            subnet_age_blocks: 2_629_800.0,
+            root_tao: 3_000_000.0,
+            tao_weight: 971_718_665_099_567_868.0 / 18_446_744_073_709_551_615.0,
+            owner_burn_share: 0.0,
             pool_tao: 20_000.0,
             alpha_price: 0.01,
             validator_stake_tao: 5_000.0,
@@ -296,6 +329,42 @@ pub struct CollusionPoint {
     pub lightning_miner_share: f64,
 }
 
+/// The token design with one parameter changed, on the same world.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenVariant {
+    /// What changed.
+    pub name: String,
+    /// The parameter and its value (`--set` syntax).
+    pub set: String,
+    /// Its metrics.
+    pub metrics: DesignMetrics,
+    /// Its accounts.
+    pub accounts: token::TokenAccounts,
+}
+
+/// The token variants the report runs: a brand-new subnet, an owner burning half the miner emission, no
+/// root stake, and a fixed TAO injection instead of the moving-price share.
+pub fn token_variant_sets(config: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "a brand-new subnet (moving price from 0)",
+            "subnet_age_blocks=0".to_owned(),
+        ),
+        (
+            "the owner burns half the miner emission",
+            "owner_burn_share=0.5".to_owned(),
+        ),
+        ("no root stake (root proportion 0)", "root_tao=0".to_owned()),
+        (
+            "TAO emission share doubled (others' moving prices halved)",
+            format!(
+                "other_subnets_moving_price={}",
+                config.other_subnets_moving_price / 2.0
+            ),
+        ),
+    ]
+}
+
 /// Everything one run produces.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -314,6 +383,13 @@ pub struct Report {
     /// The token design with every client payment going to the miner that served it, on the same world
     /// (emission unchanged): what per-request payment adds without giving up the token.
     pub token_with_revenue: Option<DesignMetrics>,
+    /// The token design with one of subtensor's mechanisms changed at a time, on the same world (with
+    /// `revenue_variant`): what each contributes.
+    pub token_variants: Vec<TokenVariant>,
+    /// Token: capital, servers, would-be quitters.
+    pub token_costs: costs::DesignCosts,
+    /// Lightning: the same, and channel capital.
+    pub lightning_costs: costs::DesignCosts,
     /// Time to spendable value, token.
     pub token_spendable: Spendable,
     /// Time to spendable value, Lightning.
@@ -413,6 +489,25 @@ pub fn run(config: &Config) -> Report {
     let world = &both.world;
     let mut token = both.token.metrics(world, config.zero_demand_epochs);
     let mut lightning = both.ln.metrics(world, config.zero_demand_epochs);
+    // Capital: the token validators' mean stake value, the Lightning validators' bonds.
+    let epochs_run = both.token.validator_stake_value.len().max(1) as f64;
+    let token_stake: Vec<f64> = (0..world.roles.len())
+        .map(|v| {
+            both.token
+                .validator_stake_value
+                .iter()
+                .map(|e| e[v])
+                .sum::<f64>()
+                / epochs_run
+        })
+        .collect();
+    let bonds: Vec<f64> = world
+        .stake_share
+        .iter()
+        .map(|s| s * config.validator_bond_sats)
+        .collect();
+    let token_costs = costs::of(config, world, &both.token, &token_stake, false);
+    let lightning_costs = costs::of(config, world, &both.ln, &bonds, true);
     // What clients add to miners' income: the same run without any client.
     let idle = run_both(&Config {
         demand_rps: 0.0,
@@ -450,6 +545,25 @@ pub fn run(config: &Config) -> Report {
         );
         m
     });
+    let token_variants = if config.revenue_variant {
+        token_variant_sets(config)
+            .into_iter()
+            .map(|(name, set)| {
+                let c = config
+                    .with(None, std::slice::from_ref(&set))
+                    .expect("a known parameter");
+                let (ledger, accounts, _) = token::run(&c, world);
+                TokenVariant {
+                    name: name.to_owned(),
+                    set,
+                    metrics: ledger.metrics(world, config.zero_demand_epochs),
+                    accounts,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let lightning_fee_share_of_client_spend = ledger::ratio(
         lightning.delivered_requests as f64 * config.forwarding_fee_msat as f64 / 1000.0,
         lightning.client_spend_sats,
@@ -489,8 +603,6 @@ pub fn run(config: &Config) -> Report {
         .map(|&x| {
             let mut c = config.clone();
             c.collusion_stake = x;
-            c.epochs = config.epochs.min(60);
-            c.zero_demand_epochs = config.zero_demand_epochs.min(c.epochs / 3);
             c.collusion_sweep = Vec::new();
             c.collude = true;
             let bad = run_both(&c);
@@ -583,6 +695,9 @@ pub fn run(config: &Config) -> Report {
         token,
         lightning,
         token_with_revenue,
+        token_variants,
+        token_costs,
+        lightning_costs,
         token_accounts: both.token_acc,
         lightning_accounts: both.ln_acc,
         token_spendable: spendable(&mut tok),

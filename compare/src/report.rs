@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::ledger::DesignMetrics;
 use crate::svg::{Band, Chart, Line};
 use crate::sweep::{Interval, SweepReport};
+use crate::token::TokenAccounts;
 use crate::world::EPOCH_SECS;
 use crate::Report;
 
@@ -417,12 +418,16 @@ pub fn markdown(r: &Report, img: &str) -> String {
         let _ = writeln!(s, "| {m} | {a} | {b} |");
     }
     s.push('\n');
+    s.push_str(&costs_table(r));
     if let Some(v) = &r.token_with_revenue {
         s.push_str(&cadence_table(t, v, l));
     }
+    if !r.token_variants.is_empty() {
+        s.push_str(&token_variants_table(r));
+    }
     let _ = writeln!(
         s,
-        "Collusion sweep (same world, group colluding vs acting honestly; ratio of its take):\n"
+        "Collusion sweep (the main run's world and length, group colluding vs acting honestly; ratio of its take):\n"
     );
     s.push_str("| group stake | token gain | Lightning gain | token: its miner's share | Lightning: its miner's share |\n|---|---|---|---|---|\n");
     for p in &r.collusion {
@@ -616,6 +621,136 @@ fn cadence_table(t: &DesignMetrics, v: &DesignMetrics, l: &DesignMetrics) -> Str
     s
 }
 
+/// Capital, servers and channels.
+fn costs_table(r: &Report) -> String {
+    let (t, l) = (&r.token_costs, &r.lightning_costs);
+    let c = &r.config;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Costs beyond the ledgers: capital at {} a year, a miner's server at {} per epoch (assumed), a window of \
+         {} epochs.\n",
+        pct(c.capital_cost_per_year),
+        sats(c.miner_server_cost_sats_per_epoch),
+        c.quit_window_epochs
+    );
+    s.push_str("| cost | token design | Lightning design |\n|---|---|---|\n");
+    let quit = |d: &crate::costs::DesignCosts| {
+        format!(
+            "{} of {}{}",
+            d.miners_below_cost,
+            d.miners_counted,
+            d.quit_epoch_median
+                .map(|e| format!(" (median: by epoch {e})"))
+                .unwrap_or_default()
+        )
+    };
+    let rows: Vec<(String, String, String)> = vec![
+        (
+            "validators' capital cost over the run (stake's mean value / bonds)".into(),
+            sats(t.validator_capital_cost_sats),
+            sats(l.validator_capital_cost_sats),
+        ),
+        (
+            "honest validators' net of paid challenges and capital, per 1 % of stake".into(),
+            sats(t.honest_net_after_capital_per_pct_sats),
+            sats(l.honest_net_after_capital_per_pct_sats),
+        ),
+        (
+            format!(
+                "miners (present the whole run) whose income fell below server + answer costs over {} epochs: \
+                 they would quit (not simulated: they stay)",
+                c.quit_window_epochs
+            ),
+            quit(t),
+            quit(l),
+        ),
+        (
+            format!(
+                "… over a window that starts once clients pay (epoch {} on)",
+                c.zero_demand_epochs
+            ),
+            format!("{} of {}", t.miners_below_cost_once_paying, t.miners_counted),
+            format!("{} of {}", l.miners_below_cost_once_paying, l.miners_counted),
+        ),
+        (
+            format!(
+                "inbound channel capital a miner needs to take {} epochs of income, p50 / max",
+                c.quit_window_epochs
+            ),
+            "none".into(),
+            format!(
+                "{} / {}",
+                sats(l.channel_capital_per_miner_p50_sats),
+                sats(l.channel_capital_per_miner_max_sats)
+            ),
+        ),
+        (
+            "coordinators' inbound capital to all miners; its capital cost / miner income".into(),
+            "none".into(),
+            format!(
+                "{}; {}",
+                sats(l.channel_capital_total_sats),
+                pct2(l.channel_capital_cost_share_of_miner_income)
+            ),
+        ),
+    ];
+    for (m, a, b) in rows {
+        let _ = writeln!(s, "| {m} | {a} | {b} |");
+    }
+    s.push('\n');
+    s
+}
+
+/// The token design's mechanisms one at a time, on the same world.
+fn token_variants_table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "The token side, one mechanism at a time: the token design again on the same world with one parameter \
+         changed (`--set`). The TAO emission share follows the subnet's moving price × (1 − miner emission \
+         burned) against the other subnets' (`get_shares`); the root proportion takes its part of the \
+         validators' half and caps the TAO injected as liquidity, the rest buying alpha (`get_subnet_terms`).\n"
+    );
+    s.push_str(
+        "| token design | `--set` | miner income over the run | … before any client pays | validators' income | \
+         miner income CV | all-in sats per useful unit | TAO emission share (start → end) | root proportion | \
+         alpha price, TAO (end) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let row = |s: &mut String, name: &str, set: &str, m: &DesignMetrics, a: &TokenAccounts| {
+        let _ = writeln!(
+            s,
+            "| {name} | {set} | {} | {} | {} | {:.2} | {:.2} | {} → {} | {} | {:.5} |",
+            sats(m.miner_income_sats),
+            sats(m.miner_income_zero_demand_sats),
+            sats(m.validator_income_sats),
+            m.income_cv_median,
+            m.all_in_sats_per_useful_unit,
+            pct2(a.emission_share_start),
+            pct2(a.emission_share_end),
+            pct(a.root_proportion_end),
+            a.price_end
+        );
+    };
+    row(&mut s, "as run", "—", &r.token, &r.token_accounts);
+    for v in &r.token_variants {
+        row(
+            &mut s,
+            &v.name,
+            &format!("`{}`", v.set),
+            &v.metrics,
+            &v.accounts,
+        );
+    }
+    s.push('\n');
+    s
+}
+
+/// A share with two decimals, in %.
+fn pct2(x: f64) -> String {
+    format!("{:.2} %", x * 100.0)
+}
+
 /// `mean [lo, hi]` with `f` for each number.
 fn ci(i: &Interval, f: impl Fn(f64) -> String) -> String {
     format!("{} [{}, {}]", f(i.mean), f(i.lo), f(i.hi))
@@ -658,18 +793,20 @@ pub fn sweep_markdown(sw: &SweepReport, img: &str) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "| demand req/s | honest validator net per 1 % of stake, token (sats) | Lightning (sats) | miner income CV, token | Lightning | requests dropped (no capacity) |"
+        "| demand req/s | honest validator net of challenges and capital per 1 % of stake, token (sats) | Lightning (sats) | miner income CV, token | Lightning | miners below cost once clients pay, token | Lightning | requests dropped (no capacity) |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for p in &sw.points {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             p.demand_rps,
             ci(&p.token_validator_net, sats),
             ci(&p.lightning_validator_net, sats),
             ci(&p.token_income_cv, r2),
             ci(&p.lightning_income_cv, r2),
+            ci(&p.token_miners_below_cost, pct),
+            ci(&p.lightning_miners_below_cost, pct),
             ci(&p.dropped_share, pct),
         );
     }
@@ -686,11 +823,15 @@ pub fn sweep_markdown(sw: &SweepReport, img: &str) -> String {
     let _ = writeln!(
         s,
         "Read from the tables: Lightning miners earn more over the run than token miners {}; honest Lightning \
-         validators' net is positive {} (below that their paid challenges cost more than their dividends); \
+         validators' net is positive {} (below that their paid challenges and the bonds' capital cost more \
+         than their dividends); no Lightning miner's income falls below its costs once clients pay {}, while token miners' income \
+         (emission, which does not grow with the work) falls below their costs {}; \
          the token design's all-in cost per useful unit is below Lightning's {}; token miners' income is \
          steadier (lower CV) {}.\n",
         first(&|p| p.miner_income_ratio.lo > 1.0),
         first(&|p| p.lightning_validator_net.lo > 0.0),
+        first(&|p| p.lightning_miners_below_cost.hi <= 0.0),
+        first(&|p| p.token_miners_below_cost.lo > 0.0),
         first(&|p| p.token_all_in_per_useful.hi < p.lightning_all_in_per_useful.lo),
         match sw
             .points
@@ -900,7 +1041,7 @@ pub fn claims_markdown(sw: &SweepReport, demand: f64) -> Result<String, String> 
         ),
         both(
             TOKEN,
-            "honest validators' net per 1 % of stake",
+            "honest validators' net of paid challenges and capital, per 1 % of stake",
             &p.token_validator_net,
             &p.lightning_validator_net,
             &sats,

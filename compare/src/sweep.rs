@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{run, Config};
+use crate::{ledger, run, Config};
 
 /// The sweep's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,10 +107,15 @@ pub struct SweepPoint {
     pub token_all_in_per_useful: Interval,
     /// The same, Lightning (no emission: = client spend).
     pub lightning_all_in_per_useful: Interval,
-    /// Honest validators' income net of paid challenges per 1 % of stake, token, sats.
+    /// Honest validators' income net of paid challenges and capital cost per 1 % of stake, token, sats.
     pub token_validator_net: Interval,
     /// The same, Lightning.
     pub lightning_validator_net: Interval,
+    /// Share of miners present the whole run whose income fell below their costs over a window once
+    /// clients pay, token.
+    pub token_miners_below_cost: Interval,
+    /// The same, Lightning.
+    pub lightning_miners_below_cost: Interval,
     /// Median coefficient of variation of honest miners' per-epoch income, token.
     pub token_income_cv: Interval,
     /// The same, Lightning.
@@ -186,8 +191,22 @@ pub fn sweep(base: &Config, shape: &SweepConfig) -> SweepReport {
                 lightning_client_per_useful: of(&|r| r.lightning.client_sats_per_useful_unit),
                 token_all_in_per_useful: of(&|r| r.token.all_in_sats_per_useful_unit),
                 lightning_all_in_per_useful: of(&|r| r.lightning.all_in_sats_per_useful_unit),
-                token_validator_net: of(&|r| r.token.honest_net_per_pct_stake_sats),
-                lightning_validator_net: of(&|r| r.lightning.honest_net_per_pct_stake_sats),
+                token_validator_net: of(&|r| r.token_costs.honest_net_after_capital_per_pct_sats),
+                lightning_validator_net: of(&|r| {
+                    r.lightning_costs.honest_net_after_capital_per_pct_sats
+                }),
+                token_miners_below_cost: of(&|r| {
+                    ledger::ratio(
+                        r.token_costs.miners_below_cost_once_paying as f64,
+                        r.token_costs.miners_counted as f64,
+                    )
+                }),
+                lightning_miners_below_cost: of(&|r| {
+                    ledger::ratio(
+                        r.lightning_costs.miners_below_cost_once_paying as f64,
+                        r.lightning_costs.miners_counted as f64,
+                    )
+                }),
                 token_income_cv: of(&|r| r.token.income_cv_median),
                 lightning_income_cv: of(&|r| r.lightning.income_cv_median),
                 token_spendable_p50_s: of(&|r| r.token_spendable.p50_s),

@@ -51,7 +51,12 @@ fn lightning_every_client_sat_ends_at_a_miner_a_fee_the_pool_or_a_refund() {
 fn token_emission_and_pool_are_accounted() {
     let r = report();
     let a = &r.token_accounts;
-    let paid = a.alpha_to_owner + a.alpha_to_miners + a.alpha_to_validators + a.alpha_unallocated;
+    let paid = a.alpha_to_owner
+        + a.alpha_to_miners
+        + a.alpha_to_validators
+        + a.alpha_to_root
+        + a.alpha_burned_by_owner
+        + a.alpha_unallocated;
     assert!((a.alpha_minted - paid).abs() < 1e-6 * a.alpha_minted);
     assert!(
         a.alpha_unallocated.abs() < 1e-3 * a.alpha_minted,
@@ -61,8 +66,13 @@ fn token_emission_and_pool_are_accounted() {
     // 60 epochs of 360 blocks of 1 alpha: 18 % to the owner.
     assert!((a.alpha_minted - 60.0 * 360.0).abs() < 1e-6);
     assert!((a.alpha_to_owner / a.alpha_minted - 11_796.0 / 65_535.0).abs() < 1e-9);
-    let tao = a.pool_tao_start + a.tao_injected + a.tao_burned_for_registration + a.tao_buybacks
-        - a.tao_sold_out;
+    let tao = a.pool_tao_start
+        + a.tao_injected
+        + a.tao_excess_buys
+        + a.tao_burned_for_registration
+        + a.tao_buybacks
+        - a.tao_sold_out
+        - a.tao_to_root;
     assert!((tao - a.pool_tao_end).abs() < 1e-6 * a.pool_tao_end);
 }
 
@@ -189,4 +199,71 @@ fn parameters_load_by_name_and_unknown_ones_are_refused() {
         Config::default().miner_capacity_rps,
         m.settled_rps_one_miner
     );
+}
+
+#[test]
+fn subtensor_mechanisms_move_the_token_side_the_way_subtensor_says() {
+    let base = small();
+    let r = run(&Config {
+        collusion_sweep: Vec::new(),
+        ..base.clone()
+    });
+    let a = &r.token_accounts;
+    // Root proportion: its part of the validators' half goes to root stakers.
+    assert!(a.root_proportion_start > 0.0 && a.root_proportion_start < 0.2);
+    let validators_half = (a.alpha_minted - a.alpha_to_owner) / 2.0;
+    let root_share = a.alpha_to_root / validators_half;
+    assert!(
+        (root_share - a.root_proportion_start).abs() < 0.01,
+        "{root_share} vs {}",
+        a.root_proportion_start
+    );
+    // The injection cap: with root proportion ~6 % of 1 alpha, most TAO emission buys alpha.
+    assert!(a.tao_excess_buys > a.tao_injected, "{a:?}");
+    // Variants, one mechanism at a time.
+    let by = |set: &str| {
+        r.token_variants
+            .iter()
+            .find(|v| v.set == set)
+            .unwrap_or_else(|| panic!("variant {set}"))
+    };
+    let burn = by("owner_burn_share=0.5");
+    let ratio = burn.metrics.miner_income_sats / r.token.miner_income_sats;
+    assert!((0.45..0.55).contains(&ratio), "owner burn: {ratio}");
+    assert!(
+        (burn.accounts.emission_share_end / a.emission_share_end - 0.5).abs() < 0.01,
+        "MinerBurned halves the weight: {} vs {}",
+        burn.accounts.emission_share_end,
+        a.emission_share_end
+    );
+    let no_root = by("root_tao=0");
+    assert_eq!(no_root.accounts.alpha_to_root, 0.0);
+    assert!(no_root.metrics.validator_income_sats > r.token.validator_income_sats);
+    let new = by("subnet_age_blocks=0");
+    assert_eq!(new.accounts.emission_share_start, 0.0);
+    assert!(new.accounts.emission_share_end < a.emission_share_end / 10.0);
+}
+
+#[test]
+fn capital_servers_and_channels_are_costed() {
+    let c = Config {
+        collusion_sweep: Vec::new(),
+        // A window as long as the zero-demand phase.
+        quit_window_epochs: 10,
+        ..small()
+    };
+    let r = run(&c);
+    let years = boltensor_compare::costs::run_years(&c);
+    let bonds = c.validator_bond_sats * c.capital_cost_per_year * years;
+    let l = &r.lightning_costs;
+    assert!((l.validator_capital_cost_sats - bonds).abs() < 1e-6 * bonds);
+    assert!(l.honest_net_after_capital_per_pct_sats < r.lightning.honest_net_per_pct_stake_sats);
+    // No client for the first epochs: every Lightning miner earns less than its server costs.
+    assert_eq!(l.miners_below_cost, l.miners_counted);
+    assert!(l.miners_counted > 0);
+    assert_eq!(r.token_costs.miners_below_cost, 0);
+    // Inbound capital: at least the largest window of income any miner took.
+    assert!(l.channel_capital_per_miner_max_sats >= l.channel_capital_per_miner_p50_sats);
+    assert!(l.channel_capital_per_miner_p50_sats > 0.0);
+    assert_eq!(r.token_costs.channel_capital_total_sats, 0.0);
 }

@@ -86,6 +86,41 @@ enum BenchCommand {
         #[arg(long)]
         json_out: Option<std::path::PathBuf>,
     },
+    /// The Lightning side alone on a regtest network: payment latency over 1 to routers+1 hops, and
+    /// how many hold-invoice payments (paid requests in flight) one channel holds at once, how the ones
+    /// beyond fail, and that settling them all loses nothing. Build with --release.
+    Lightning {
+        /// Routing nodes in the chain (hop counts 1 to routers+1 are measured).
+        #[arg(long, default_value_t = 3)]
+        routers: usize,
+        /// Sequential payments per hop count.
+        #[arg(long, default_value_t = 30)]
+        payments: usize,
+        /// Amount of each latency payment, msat.
+        #[arg(long, default_value_t = 10_000)]
+        payment_msat: u64,
+        /// Amounts of the held payments, msat, one slot run each (a non-dust one, and a dust one like
+        /// a paid chat's few sats).
+        #[arg(long, value_delimiter = ',', default_value = "2000000,3000")]
+        hold_msat: Vec<u64>,
+        /// A slot run stops after this many payments failed.
+        #[arg(long, default_value_t = 5)]
+        extra: usize,
+        /// The paid chat latency (`paid_chat.p50_ms`) is read from this `bench paid --json-out` file to
+        /// turn the slot count into paid chats/s per channel.
+        #[arg(long, default_value = "docs/data/bench-paid.json")]
+        paid_json: PathBuf,
+        /// Longer chat durations, seconds, for the same ceiling (assumed, not measured).
+        #[arg(long, value_delimiter = ',', default_value = "10,60")]
+        chat_secs: Vec<f64>,
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the figures as JSON to this file (docs/data/bench-lightning.json is written this
+        /// way).
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
     /// One Yuma epoch on state with full bonds, original and Yuma3 + liquid alpha, at 256 × 64 and
     /// 4096 × 256 (docs/yuma.md): ms per epoch and Yuma3 / original. Build with --release.
     Yuma {
@@ -514,6 +549,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 concurrency,
                 duration: std::time::Duration::from_secs(seconds),
                 channels_per_hop,
+            })
+            .await?;
+            println!("{}", report.render());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            if let Some(file) = json_out {
+                std::fs::write(&file, serde_json::to_string_pretty(&report)? + "\n")
+                    .with_context(|| format!("writing {}", file.display()))?;
+                eprintln!("wrote {}", file.display());
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Lightning {
+            routers,
+            payments,
+            payment_msat,
+            hold_msat,
+            extra,
+            paid_json,
+            chat_secs,
+            json,
+            json_out,
+        }) => {
+            use boltensor_bench::lightning;
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; run `cargo run --release -p boltensor -- bench lightning` for real figures");
+            }
+            let mut chat_durations = Vec::new();
+            match std::fs::read_to_string(&paid_json)
+                .ok()
+                .and_then(|t| lightning::paid_chat_ms(&t))
+            {
+                Some(ms) => chat_durations.push((
+                    ms,
+                    format!(
+                        "paid 16-token chat, p50, measured by bench paid ({})",
+                        paid_json.display()
+                    ),
+                )),
+                None => eprintln!(
+                    "note: no paid_chat.p50_ms in {}; only the assumed chat durations are used",
+                    paid_json.display()
+                ),
+            }
+            for s in chat_secs {
+                chat_durations.push((s * 1000.0, format!("a {s} s chat (assumed)")));
+            }
+            let report = lightning::run(lightning::LightningBenchConfig {
+                routers,
+                payments,
+                payment_msat,
+                hold_msat,
+                extra,
+                chat_durations,
+                ..lightning::LightningBenchConfig::default()
             })
             .await?;
             println!("{}", report.render());

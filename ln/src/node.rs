@@ -707,15 +707,45 @@ impl LnNode {
         capacity_sats: u64,
         push_msat: u64,
     ) -> Result<(u128, Txid), LnError> {
+        self.open_channel_inner(peer, addr, capacity_sats, push_msat, false)
+            .await
+    }
+
+    /// Like [`LnNode::open_channel`], but the channel is announced to the network (gossiped once it has
+    /// 6 confirmations), so that payers further away can route through it: routes of more than two hops
+    /// need their middle channels in the payer's network graph (`boltensor bench lightning`).
+    pub async fn open_announced_channel(
+        &self,
+        peer: PublicKey,
+        addr: SocketAddr,
+        capacity_sats: u64,
+        push_msat: u64,
+    ) -> Result<(u128, Txid), LnError> {
+        self.open_channel_inner(peer, addr, capacity_sats, push_msat, true)
+            .await
+    }
+
+    async fn open_channel_inner(
+        &self,
+        peer: PublicKey,
+        addr: SocketAddr,
+        capacity_sats: u64,
+        push_msat: u64,
+        announced: bool,
+    ) -> Result<(u128, Txid), LnError> {
         let mut events = self.subscribe();
         let addr = SocketAddress::from_str(&addr.to_string()).map_err(|_| LnError::Node {
             op: "open channel",
             source: ldk_node::NodeError::InvalidSocketAddress,
         })?;
-        let UserChannelId(id) = self
-            .inner
-            .open_channel(peer, addr, capacity_sats, Some(push_msat), None)
-            .map_err(LnError::node("open channel"))?;
+        let opened = if announced {
+            self.inner
+                .open_announced_channel(peer, addr, capacity_sats, Some(push_msat), None)
+        } else {
+            self.inner
+                .open_channel(peer, addr, capacity_sats, Some(push_msat), None)
+        };
+        let UserChannelId(id) = opened.map_err(LnError::node("open channel"))?;
         let timeout = Duration::from_secs(60);
         let deadline = Instant::now() + timeout;
         loop {

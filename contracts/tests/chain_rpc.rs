@@ -81,10 +81,17 @@ async fn key_wallet_funds_a_bond_that_verifies_over_rpc() -> Result<()> {
     let funding = wallet
         .fund(&rpc, bond.script_pubkey(), amount, fee_rate)
         .await?;
+    common::measured::record(
+        "bond_funding",
+        "key_wallet_funds_a_bond_that_verifies_over_rpc",
+        &funding.tx,
+    );
     println!(
-        "MEASURED KeyWallet funding: {} input(s), {} output(s), vsize {} vB, fee {} sat",
+        "MEASURED KeyWallet funding: {} input(s), {} output(s), witness {} B, weight {} WU, vsize {} vB, fee {} sat",
         funding.tx.input.len(),
         funding.tx.output.len(),
+        common::measured::witness_bytes(&funding.tx),
+        funding.tx.weight().to_wu(),
         funding.tx.vsize(),
         funding.fee.to_sat()
     );
@@ -181,10 +188,30 @@ async fn ldk_node_wallet_funds_a_bond() -> Result<()> {
         .iter()
         .position(|o| o["scriptPubKey"]["hex"].as_str() == Some(spk.as_str()))
         .context("no output pays the bond")? as u32;
+    let decoded: bitcoin::Transaction =
+        bitcoin::consensus::encode::deserialize_hex(tx["hex"].as_str().context("hex")?)?;
+    assert_eq!(
+        tx["vsize"].as_u64(),
+        Some(decoded.vsize() as u64),
+        "bitcoind's vsize"
+    );
+    assert_eq!(
+        tx["weight"].as_u64(),
+        Some(decoded.weight().to_wu()),
+        "bitcoind's weight"
+    );
+    common::measured::record(
+        "bond_funding_ldk_node",
+        "ldk_node_wallet_funds_a_bond",
+        &decoded,
+    );
     println!(
-        "MEASURED ldk-node funding: vsize {} vB, {} output(s)",
-        tx["vsize"],
-        tx["vout"].as_array().map_or(0, Vec::len)
+        "MEASURED ldk-node funding: {} input(s), {} output(s), witness {} B, weight {} WU, vsize {} vB",
+        decoded.input.len(),
+        decoded.output.len(),
+        common::measured::witness_bytes(&decoded),
+        decoded.weight().to_wu(),
+        decoded.vsize(),
     );
     net.bitcoind.mine(1).await?;
 

@@ -1,8 +1,9 @@
 //! Every spending path of the bond and the treasury, judged by a real regtest bitcoind
 //! (`testmempoolaccept` / `sendrawtransaction`), and bond proofs verified against its UTXO set.
 //!
-//! Each test prints `MEASURED …` lines (witness size, weight, vsize, fee) that docs/contracts.md quotes;
-//! run with `--nocapture` to see them.
+//! Each test prints `MEASURED …` lines (witness size, weight, vsize, fee; run with `--nocapture` to see
+//! them) and, with `BOLTENSOR_MEASURED_OUT` set, records the sizes for docs/data/contracts.json, which
+//! docs/contracts.md quotes (scripts/contracts-measured.sh regenerates it).
 
 mod common;
 
@@ -18,7 +19,16 @@ use common::{federation, forced_witness, key, keys, p2tr_script, Chain, Verdict}
 
 const FEE_RATE: FeeRate = FeeRate::from_sat_per_kwu(500); // 2 sat/vB
 
-fn measure(what: &str, tx: &Transaction, inputs: Amount, verdict: &Verdict) {
+/// Prints the `MEASURED` line and records `tx` as `name` (a key of docs/data/contracts.json) of test `test`.
+fn measure(
+    what: &str,
+    name: &str,
+    test: &str,
+    tx: &Transaction,
+    inputs: Amount,
+    verdict: &Verdict,
+) {
+    common::measured::record(name, test, tx);
     let out: Amount = tx.output.iter().map(|o| o.value).sum();
     let witness: usize = tx.input.iter().map(|i| i.witness.size()).sum();
     println!(
@@ -162,7 +172,14 @@ async fn bond_is_created_confirmed_and_verified_from_its_proof() -> Result<()> {
     let tx = finalize_psbt(psbt)?;
     let v = chain.test_accept(&tx).await?;
     assert_accepted(&v, &tx, amount);
-    measure("cooperative exit (3-of-4 leaf, to owner)", &tx, amount, &v);
+    measure(
+        "cooperative exit (3-of-4 leaf, to owner)",
+        "bond_cooperative_exit_3of4",
+        "bond_is_created_confirmed_and_verified_from_its_proof",
+        &tx,
+        amount,
+        &v,
+    );
     chain.send(&tx).await?;
     let err = verify_bond_proof(&proof, &policy, &chain.view(&[utxo.outpoint]).await?)
         .expect_err("must be refused");
@@ -261,7 +278,14 @@ async fn withdrawal_is_refused_before_the_timelock_and_confirms_after() -> Resul
     .await;
     let v = chain.test_accept(&tx).await?;
     assert_accepted(&v, &tx, amount);
-    measure("withdraw (owner leaf, after T)", &tx, amount, &v);
+    measure(
+        "withdraw (owner leaf, after T)",
+        "bond_withdrawal_owner",
+        "withdrawal_is_refused_before_the_timelock_and_confirms_after",
+        &tx,
+        amount,
+        &v,
+    );
     let txid = chain.send_and_confirm(&tx).await?;
     assert_eq!(
         chain
@@ -359,7 +383,14 @@ async fn slash_needs_k_federation_signatures_and_pays_the_treasury() -> Result<(
     );
     let v = chain.test_accept(&tx).await?;
     assert_accepted(&v, &tx, amount);
-    measure("slash (3-of-4 leaf, to treasury)", &tx, amount, &v);
+    measure(
+        "slash (3-of-4 leaf, to treasury)",
+        "bond_slash_3of4",
+        "slash_needs_k_federation_signatures_and_pays_the_treasury",
+        &tx,
+        amount,
+        &v,
+    );
     let txid = chain.send_and_confirm(&tx).await?;
     let (out, conf) = chain
         .tx_out(OutPoint { txid, vout: 0 })
@@ -450,6 +481,8 @@ async fn treasury_pays_out_only_with_k_of_n_signatures() -> Result<()> {
     assert_accepted(&v, &tx, a.txout.value);
     measure(
         "treasury payout (4-of-5, 1 input, payee + change)",
+        "treasury_payout_4of5_1in",
+        "treasury_pays_out_only_with_k_of_n_signatures",
         &tx,
         a.txout.value,
         &v,
@@ -483,6 +516,8 @@ async fn treasury_pays_out_only_with_k_of_n_signatures() -> Result<()> {
     assert_accepted(&v, &tx, inputs);
     measure(
         "treasury payout (4-of-5, 2 inputs, no change)",
+        "treasury_payout_4of5_2in",
+        "treasury_pays_out_only_with_k_of_n_signatures",
         &tx,
         inputs,
         &v,
@@ -569,6 +604,8 @@ async fn random_federations_on_regtest() -> Result<()> {
         assert_accepted(&v, &tx, amount);
         measure(
             &format!("case {case}: slash {k}-of-{n}, T = {t}"),
+            &format!("bond_slash_random_case{case}_{k}of{n}"),
+            "random_federations_on_regtest",
             &tx,
             amount,
             &v,

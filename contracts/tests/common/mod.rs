@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod measured;
+
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;

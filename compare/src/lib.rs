@@ -12,6 +12,7 @@
 //! - [`ledger`]: who got what, and the metrics.
 //! - [`report`]: JSON, Markdown and SVG plots.
 
+pub mod chain;
 pub mod costs;
 pub mod ledger;
 pub mod lightning;
@@ -132,8 +133,10 @@ pub struct Config {
     pub miner_bond_sats: f64,
     /// Bond timelock, blocks.
     pub bond_lock_blocks: u64,
-    /// On-chain fees to create and withdraw a bond, sats (docs/contracts.md, measured at 2 sat/vB).
-    pub bond_chain_fees_sats: f64,
+    /// The fee rate on-chain transactions pay, sat/vB (the report also shows 2 to 100).
+    pub fee_rate_sat_vb: f64,
+    /// Transaction sizes measured by the contracts tests (docs/data/contracts.json).
+    pub chain: chain::ChainSizes,
     /// Yearly cost of capital for bonded sats (and, in the token design, for staked alpha).
     pub capital_cost_per_year: f64,
     /// What a miner's server costs per epoch, sats, whether or not anyone asks it anything (assumed:
@@ -263,7 +266,8 @@ impl Default for Config {
             validator_bond_sats: 1e9,
             miner_bond_sats: 1_000_000.0,
             bond_lock_blocks: 2016,
-            bond_chain_fees_sats: 600.0,
+            fee_rate_sat_vb: 2.0,
+            chain: chain::ChainSizes::committed(),
             capital_cost_per_year: 0.05,
             miner_server_cost_sats_per_epoch: 600.0,
             quit_window_epochs: 20,
@@ -386,6 +390,8 @@ pub struct Report {
     /// The token design with one of subtensor's mechanisms changed at a time, on the same world (with
     /// `revenue_variant`): what each contributes.
     pub token_variants: Vec<TokenVariant>,
+    /// On-chain costs at fee rates from 2 to 100 sat/vB.
+    pub chain_fees: Vec<chain::FeeRow>,
     /// Token: capital, servers, would-be quitters.
     pub token_costs: costs::DesignCosts,
     /// Lightning: the same, and channel capital.
@@ -507,6 +513,28 @@ pub fn run(config: &Config) -> Report {
         .map(|s| s * config.validator_bond_sats)
         .collect();
     let token_costs = costs::of(config, world, &both.token, &token_stake, false);
+    let miner_income_mean = ledger::ratio(
+        both.ln.miner_income_total(),
+        both.ln
+            .agents
+            .iter()
+            .filter(|a| a.registered.iter().any(|&r| r))
+            .count() as f64,
+    );
+    let chain_fees = chain::FEE_RATES
+        .iter()
+        .map(|&rate| {
+            let bond = config.chain.bond_fees_sats(rate);
+            let channel = rate * config.chain.channel_funding_vb as f64;
+            chain::FeeRow {
+                rate,
+                bond_sats: bond,
+                channel_sats: channel,
+                slash_sats: rate * config.chain.bond_slash_vb as f64,
+                entry_share_of_miner_income: ledger::ratio(bond + channel, miner_income_mean),
+            }
+        })
+        .collect();
     let lightning_costs = costs::of(config, world, &both.ln, &bonds, true);
     // What clients add to miners' income: the same run without any client.
     let idle = run_both(&Config {
@@ -696,6 +724,7 @@ pub fn run(config: &Config) -> Report {
         lightning,
         token_with_revenue,
         token_variants,
+        chain_fees,
         token_costs,
         lightning_costs,
         token_accounts: both.token_acc,

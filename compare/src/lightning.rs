@@ -79,7 +79,7 @@ pub fn run(config: &Config, world: &World) -> (Ledger, LightningAccounts, Lightn
             // A bond, not a burn: locked for the timelock, returned in full unless slashed; the
             // cost is the chain fees of creating and withdrawing it and the capital's time value.
             let lock_years = config.bond_lock_blocks as f64 * 600.0 / (365.25 * 86400.0);
-            let cost = config.bond_chain_fees_sats
+            let cost = config.chain.bond_fees_sats(config.fee_rate_sat_vb)
                 + config.miner_bond_sats * config.capital_cost_per_year * lock_years;
             ledger.entry_capital(agent, config.miner_bond_sats, config.miner_bond_sats - cost);
             let slot = mg.slot_to_prune(first + 1).unwrap_or(0);

@@ -419,6 +419,7 @@ pub fn markdown(r: &Report, img: &str) -> String {
     }
     s.push('\n');
     s.push_str(&costs_table(r));
+    s.push_str(&chain_table(r));
     if let Some(v) = &r.token_with_revenue {
         s.push_str(&cadence_table(t, v, l));
     }
@@ -697,6 +698,42 @@ fn costs_table(r: &Report) -> String {
     ];
     for (m, a, b) in rows {
         let _ = writeln!(s, "| {m} | {a} | {b} |");
+    }
+    s.push('\n');
+    s
+}
+
+/// On-chain costs at fee rates.
+fn chain_table(r: &Report) -> String {
+    let c = &r.config.chain;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "On-chain costs of the Lightning design at fee rates from 2 to 100 sat/vB, from the sizes the contracts \
+         tests measure on regtest (docs/data/contracts.json: bond funding {} vB, owner's withdrawal {} vB, 3-of-4 \
+         slash {} vB, an ldk-node funding {} vB). The run itself pays {} sat/vB. The token design's entry is its \
+         burn ({} here), with no BTC on chain.\n",
+        c.bond_funding_vb,
+        c.bond_withdrawal_vb,
+        c.bond_slash_vb,
+        c.channel_funding_vb,
+        r.config.fee_rate_sat_vb,
+        sats(r.token.entry_capital_mean_sats)
+    );
+    s.push_str(
+        "| fee rate, sat/vB | a bond, created and withdrawn | a miner's inbound channel, opened | a slash | \
+         bond + channel / a Lightning miner's mean income over the run |\n|---|---|---|---|---|\n",
+    );
+    for f in &r.chain_fees {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            f.rate,
+            sats(f.bond_sats),
+            sats(f.channel_sats),
+            sats(f.slash_sats),
+            pct(f.entry_share_of_miner_income)
+        );
     }
     s.push('\n');
     s

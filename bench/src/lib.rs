@@ -3,12 +3,15 @@
 //! # Layout
 //! - [`load`]: `boltensor bench load`: a bounded load test (paid requests against one miner, weight
 //!   submissions against a federation of four): throughput, p99, memory, nothing lost.
+//! - [`federation`]: `boltensor bench federation`: coordinators on loopback agreeing on epochs, and one
+//!   epoch result's cost at 256 miners × 64 validators.
 //! - [`lightning`]: `boltensor bench lightning`: payment latency by hop count, and how many paid requests
 //!   one channel can hold in flight (HTLC slots), on the regtest network.
 //! - [`paid`]: `boltensor bench paid`: what paying per request over Lightning costs, on the regtest network.
 //! - [`yuma`]: `boltensor bench yuma`: one Yuma epoch (original and Yuma3) at the sizes docs/yuma.md reports.
 
 pub mod embed;
+pub mod federation;
 pub mod lightning;
 pub mod load;
 pub mod paid;

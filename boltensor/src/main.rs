@@ -128,6 +128,20 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Coordinators on loopback agreeing on epochs (first signed epoch, then one every …), and one
+    /// epoch result and its recomputation at 256 miners × 64 validators (docs/federation.md). Build with
+    /// --release.
+    Federation {
+        /// Federation sizes to run.
+        #[arg(long, value_delimiter = ',', default_value = "4,7")]
+        members: Vec<usize>,
+        /// Epochs to wait for at each size.
+        #[arg(long, default_value_t = 4)]
+        epochs: u64,
+        /// Also print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The Lightning design vs the token design on one simulated workload: JSON, Markdown and
     /// SVG plots (docs/benchmarks.md).
     Compare(CompareArgs),
@@ -480,6 +494,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let figures = boltensor_bench::yuma::run(&boltensor_bench::yuma::SIZES)
                 .map_err(anyhow::Error::msg)?;
             print!("{}", figures.render());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&figures)?);
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Federation {
+            members,
+            epochs,
+            json,
+        }) => {
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; run `cargo run --release -p boltensor -- bench federation` for real figures");
+            }
+            if members.iter().any(|&n| n < 4) || epochs < 2 {
+                anyhow::bail!(
+                    "--members takes sizes of 4 or more (3f + 1 with f ≥ 1), --epochs 2 or more"
+                );
+            }
+            let figures = boltensor_bench::federation::run(&members, epochs).await?;
+            print!("{}", boltensor_bench::federation::markdown(&figures));
             if json {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
             }

@@ -15,6 +15,24 @@
 //!    federation's state for one (epoch, payee), the payer's node sent exactly that payment, and no payee
 //!    received a payout without a receipt.
 //!
+//! 4. **Fees paid = fees earned.** The routing fees the nodes in the ledger paid on their succeeded
+//!    payments equal the fees the forwarding nodes' own forward ledgers ([`Forwards`], from
+//!    `LnNode::forwarded`) say they earned; a difference is a violation carrying it. Fees paid are summed
+//!    over *every* outgoing payment of every node in the ledger that succeeded — the payers' requests, and
+//!    also a coordinator's keysend payouts, whose fees a hub earns when a payout goes through another hub —
+//!    and fees earned over every [`NodeLedger::forwarded`] given. The rule applies only when the two can
+//!    be compared, exactly when (a) at least one node carries its forward record, (b) every coordinator
+//!    (the routing nodes) in the ledger does, and (c) no outgoing payment of any node in the ledger is
+//!    pending: a forward is recorded when its hub claims it upstream, before the payer's record turns
+//!    `Succeeded` and so before its fee is known there. Otherwise the report says the fees were not
+//!    compared ([`AuditReport::forwards_compared`]). What the checker cannot see is for the collector: the
+//!    ledger must hold every node that forwarded its nodes' payments (a payment routed through a node not
+//!    in the ledger pays a fee nobody in it earned), the forward records must cover the same span as the
+//!    payments (both are cumulative since a node's creation; a collector that keeps only a window of the
+//!    payments passes the growth of the forward totals over that window), and a hub killed between
+//!    recording a forward and marking its event handled counts that forward twice (ln/src/forwards.rs):
+//!    an over-count the rule reports, since the member would report those fees to the federation.
+//!
 //! The epoch pool is paid from the payer coordinator's own node, not carved out of client spend
 //! (docs/economics.md), so it is accounted for separately: pool sent = pool received = Σ receipts.
 //!
@@ -27,7 +45,7 @@ pub mod fault;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-pub use boltensor_ln::{PaymentRecord, PaymentState};
+pub use boltensor_ln::{Forwards, PaymentRecord, PaymentState};
 use boltensor_protocol::Role;
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +98,10 @@ pub struct NodeLedger {
     pub node_id: String,
     /// From `LnNode::payments`.
     pub payments: Vec<PaymentRecord>,
+    /// Its forward ledger's totals (`LnNode::forwarded`), over the same span as `payments`; `None`: not
+    /// known to the collector (then rule 4 is not checked if the node is a coordinator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded: Option<Forwards>,
 }
 
 /// Where a miner's paid request ended, from the miner's request store.
@@ -205,6 +227,9 @@ pub enum Rule {
     /// A member's payouts exceed its parts of the pool, or its parts exceed the share of the fees it
     /// reported, or its report exceeds what its node earned: a sat paid out that the network did not earn.
     PoolBeyondFees,
+    /// The routing fees the nodes in the ledger paid on succeeded payments differ from the fees the
+    /// forwarding nodes' own ledgers say they earned (rule 4); its msat is the difference.
+    FeesPaidNotEarned,
 }
 
 impl fmt::Display for Violation {
@@ -272,6 +297,16 @@ pub struct AuditReport {
     /// Fee-funded pools: payouts receipted, msat.
     #[serde(default)]
     pub pool_paid_msat: u64,
+    /// Routing fees every node in the ledger paid on its succeeded outgoing payments (invoice payments
+    /// and keysends), msat: rule 4's side of the payers.
+    #[serde(default)]
+    pub fees_paid_msat: u64,
+    /// Fees the forward records in the ledger say their nodes earned, msat: rule 4's side of the hubs.
+    #[serde(default)]
+    pub fees_forwarded_msat: u64,
+    /// Whether rule 4 applied (see the module doc for when it does).
+    #[serde(default)]
+    pub forwards_compared: bool,
     /// The miners' requests by outcome.
     pub requests: Outcomes,
     /// What broke a rule.
@@ -300,10 +335,18 @@ impl AuditReport {
 
     /// One line for logs and test output.
     pub fn summary(&self) -> String {
+        let forwards = if self.forwards_compared {
+            format!(
+                "; routing fees paid {}, earned by the hubs {}",
+                self.fees_paid_msat, self.fees_forwarded_msat
+            )
+        } else {
+            String::new()
+        };
         format!(
             "spend {} = income {} + fees {} (refunded {}, in flight {}); requests {} delivered, {} failed back, \
              {} expired, {} open; pool sent {} received {} ({} receipts, {} unreceipted, {} reverted on chain); {} violations, \
-             lost {} msat",
+             lost {} msat{forwards}",
             self.client_spend_msat,
             self.miner_income_msat,
             self.routing_fees_msat,
@@ -386,6 +429,52 @@ fn check_pool(books: &[MemberBooks], r: &mut AuditReport) {
     }
 }
 
+/// Rule 4: the fees the nodes paid on succeeded payments = the fees the forwarding nodes earned, when
+/// the ledger lets them be compared (module doc).
+fn check_forwards(ledger: &Ledger, r: &mut AuditReport) {
+    let outgoing = || {
+        ledger
+            .nodes
+            .iter()
+            .flat_map(|n| n.payments.iter().map(move |p| (n, p)))
+            .filter(|(_, p)| !p.inbound)
+    };
+    r.fees_paid_msat = outgoing()
+        .filter(|(_, p)| p.state == PaymentState::Succeeded)
+        .map(|(_, p)| p.fee_msat)
+        .sum();
+    let records: Vec<(&NodeLedger, &Forwards)> = ledger
+        .nodes
+        .iter()
+        .filter_map(|n| n.forwarded.as_ref().map(|f| (n, f)))
+        .collect();
+    r.fees_forwarded_msat = records.iter().map(|(_, f)| f.fee_msat).sum();
+    r.forwards_compared = !records.is_empty()
+        && ledger
+            .nodes
+            .iter()
+            .all(|n| n.role != Role::Coordinator || n.forwarded.is_some())
+        && !outgoing().any(|(_, p)| p.state == PaymentState::Pending);
+    if r.forwards_compared && r.fees_paid_msat != r.fees_forwarded_msat {
+        let earned: Vec<String> = records
+            .iter()
+            .filter(|(_, f)| f.fee_msat > 0 || f.count > 0)
+            .map(|(n, f)| format!("{} {} msat over {} forwards", n.name, f.fee_msat, f.count))
+            .collect();
+        r.violate(
+            Rule::FeesPaidNotEarned,
+            r.fees_paid_msat.abs_diff(r.fees_forwarded_msat),
+            "forwards".into(),
+            format!(
+                "the nodes paid {} msat of routing fees on succeeded payments; the forwarding nodes' ledgers say they earned {} msat ({})",
+                r.fees_paid_msat,
+                r.fees_forwarded_msat,
+                if earned.is_empty() { "no forwards".to_string() } else { earned.join(", ") }
+            ),
+        );
+    }
+}
+
 fn is_payer(role: Role) -> bool {
     matches!(role, Role::Client | Role::Validator)
 }
@@ -394,6 +483,7 @@ fn is_payer(role: Role) -> bool {
 pub fn check(ledger: &Ledger) -> AuditReport {
     let mut r = AuditReport::default();
     check_pool(&ledger.pool, &mut r);
+    check_forwards(ledger, &mut r);
 
     // Miner side: inbound invoice payments by hash, and request outcomes by hash.
     let miners: BTreeSet<&str> = ledger
@@ -737,7 +827,96 @@ mod tests {
             role,
             node_id: format!("{name}-id"),
             payments,
+            forwarded: None,
         }
+    }
+
+    fn forwards(fee_msat: u64) -> Option<Forwards> {
+        Some(Forwards {
+            count: 2,
+            fee_msat,
+            forwarded_msat: 3_000,
+        })
+    }
+
+    /// `healthy()` with its hub's forward record: it earned the 8 msat the client paid.
+    fn with_forwards() -> Ledger {
+        let mut l = healthy();
+        l.nodes[2].forwarded = forwards(8);
+        l
+    }
+
+    #[test]
+    fn fees_paid_are_the_fees_the_hubs_earned() {
+        let r = check_settled(&with_forwards());
+        assert!(r.settled(), "{}: {:?}", r.summary(), r.violations);
+        assert!(r.forwards_compared);
+        assert_eq!((r.fees_paid_msat, r.fees_forwarded_msat), (8, 8));
+        // A hub that earned less, or more, than the payers paid.
+        let mut l = with_forwards();
+        l.nodes[2].forwarded = forwards(6);
+        assert_violation(&l, Rule::FeesPaidNotEarned, 2);
+        assert_eq!(check(&l).lost_msat(), 2);
+        l.nodes[2].forwarded = forwards(11);
+        assert_violation(&l, Rule::FeesPaidNotEarned, 3);
+        // Two hubs share the fees; a payout routed through the second pays it a fee too.
+        let mut l = with_forwards();
+        l.nodes[2].forwarded = forwards(5);
+        l.nodes[2].payments[0].fee_msat = 2;
+        l.nodes.push(NodeLedger {
+            forwarded: forwards(5),
+            ..node("h2", Role::Coordinator, vec![])
+        });
+        let r = check(&l);
+        assert!(r.holds() && r.forwards_compared, "{:?}", r.violations);
+        assert_eq!((r.fees_paid_msat, r.fees_forwarded_msat), (10, 10));
+        // Without the payout's fee, the second hub earned 2 msat nobody paid.
+        l.nodes[2].payments[0].fee_msat = 0;
+        assert_violation(&l, Rule::FeesPaidNotEarned, 2);
+    }
+
+    #[test]
+    fn fees_are_compared_only_when_the_ledger_can_tell() {
+        let not_compared = |l: &Ledger| {
+            let r = check(l);
+            assert!(r.holds(), "{:?}", r.violations);
+            assert!(!r.forwards_compared);
+        };
+        // No forward records at all (the ledger of old JSON, or a collector that has none).
+        let mut l = healthy();
+        assert_eq!(check(&l).fees_paid_msat, 8);
+        not_compared(&l);
+        // A coordinator without its record: its earnings are unknown.
+        l = with_forwards();
+        l.nodes[2].forwarded = forwards(0);
+        l.nodes.push(node("h2", Role::Coordinator, vec![]));
+        not_compared(&l);
+        // A payment in flight: a hub records its forward before the payer knows its fee.
+        l = with_forwards();
+        l.nodes[2].forwarded = forwards(12);
+        l.nodes[0]
+            .payments
+            .push(pay(5, false, PaymentState::Pending, 400, 0));
+        not_compared(&l);
+        l.nodes[0].payments[3].state = PaymentState::Succeeded;
+        l.nodes[0].payments[3].fee_msat = 4;
+        l.nodes[1]
+            .payments
+            .push(pay(5, true, PaymentState::Succeeded, 400, 0));
+        l.requests.push(req(5, 400, RequestOutcome::Delivered));
+        let r = check_settled(&l);
+        assert!(r.settled() && r.forwards_compared, "{:?}", r.violations);
+    }
+
+    #[test]
+    fn a_ledger_without_forward_records_still_parses() {
+        let json = serde_json::to_string(&healthy()).expect("serialises");
+        assert!(!json.contains("forwarded"), "{json}");
+        let l: Ledger = serde_json::from_str(&json).expect("parses");
+        assert!(l.nodes.iter().all(|n| n.forwarded.is_none()));
+        let json = serde_json::to_string(&with_forwards()).expect("serialises");
+        let l: Ledger = serde_json::from_str(&json).expect("parses");
+        assert_eq!(l.nodes[2].forwarded, forwards(8));
     }
 
     fn req(hash: u8, msat: u64, outcome: RequestOutcome) -> MinerRequest {

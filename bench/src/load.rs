@@ -673,6 +673,9 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
     )
     .await?;
     let forwards_before = forwards.load(Ordering::Acquire);
+    // The hub's forward ledger at the same moment: the audit compares its growth over the load phase
+    // with the fees the load phase's payments paid.
+    let hub_ledger_before = hub.forwarded();
     let fees_before = fees.load(Ordering::Relaxed);
     let client_before: HashSet<[u8; 32]> = client_node.payments().iter().map(|p| p.id).collect();
     let miner_before: HashSet<[u8; 32]> = miner_node.payments().iter().map(|p| p.id).collect();
@@ -831,6 +834,14 @@ pub async fn paid_load(cfg: PaidLoadConfig) -> Result<PaidLoadReport, LoadError>
         miner_records: new_records(&miner_node, &miner_before),
         hub_forwards: forwards.load(Ordering::Acquire) - forwards_before,
         hub_fees_msat: fees.load(Ordering::Relaxed) - fees_before,
+        hub_ledger: {
+            let now = hub.forwarded();
+            boltensor_ln::Forwards {
+                count: now.count - hub_ledger_before.count,
+                fee_msat: now.fee_msat - hub_ledger_before.fee_msat,
+                forwarded_msat: now.forwarded_msat - hub_ledger_before.forwarded_msat,
+            }
+        },
         spend_before: &spend_before,
         spend_after: &client.spend(),
         done: &done,
@@ -886,6 +897,8 @@ struct LedgerInputs<'a> {
     miner_records: Vec<PaymentRecord>,
     hub_forwards: usize,
     hub_fees_msat: u64,
+    /// The growth of the hub's forward ledger over the load phase.
+    hub_ledger: boltensor_ln::Forwards,
     spend_before: &'a boltensor_client::Spend,
     spend_after: &'a boltensor_client::Spend,
     done: &'a [Done],
@@ -1036,6 +1049,7 @@ fn audit(i: &LedgerInputs<'_>) -> boltensor_audit::AuditReport {
         role,
         node_id: id.into(),
         payments: payments.to_vec(),
+        forwarded: None,
     };
     let hashes: BTreeSet<[u8; 32]> = i
         .client_records
@@ -1058,7 +1072,10 @@ fn audit(i: &LedgerInputs<'_>) -> boltensor_audit::AuditReport {
     boltensor_audit::check(&boltensor_audit::Ledger {
         nodes: vec![
             node("client", Role::Client, &i.client_id, &i.client_records),
-            node("hub", Role::Coordinator, &i.hub_id, &i.hub_records),
+            NodeLedger {
+                forwarded: Some(i.hub_ledger),
+                ..node("hub", Role::Coordinator, &i.hub_id, &i.hub_records)
+            },
             node("miner", Role::Miner, &i.miner_id, &i.miner_records),
         ],
         requests,

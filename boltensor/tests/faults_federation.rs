@@ -196,6 +196,7 @@ async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str)
             role: *role,
             node_id: n.node_id().to_string(),
             payments: n.payments(),
+            forwarded: Some(n.forwarded()),
         })
         .collect();
     let l: Value = fed
@@ -213,6 +214,10 @@ async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str)
         role: Role::Coordinator,
         node_id: l["node_id"].as_str().unwrap_or_default().to_string(),
         payments,
+        // The admin ledger carries no forward record (yet): the audit does not compare fees here.
+        forwarded: serde_json::from_value(l["forwarded"].clone())
+            .ok()
+            .flatten(),
     });
     Ok(Ledger {
         nodes,

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use boltensor_audit::{AuditReport, Ledger, MemberBooks, NodeLedger, Payout};
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,14 @@ impl DevnetAudit {
                 r.pool_paid_msat, r.pool_msat, r.fees_accounted_msat, r.fees_earned_msat
             ));
         }
+        if r.forwards_compared {
+            out.push_str(&format!(
+                "routing fees      {} msat paid on succeeded payments, {} msat earned by the hubs' forwards\n",
+                r.fees_paid_msat, r.fees_forwarded_msat
+            ));
+        } else {
+            out.push_str("routing fees      not compared with the hubs' forwards (no quiet moment: payments in flight)\n");
+        }
         if r.holds() {
             out.push_str("every rule holds: 0 msat lost\n");
         } else {
@@ -78,17 +87,69 @@ impl DevnetAudit {
     }
 }
 
-/// Collects the ledger from the running devnet and checks it.
-pub(crate) async fn collect(shared: &Arc<Shared>) -> DevnetAudit {
-    let nodes: Vec<NodeLedger> = read(&shared.nodes)
+/// How long a snapshot must stay unchanged, with nothing pending, for its forward records to be
+/// compared with the fees paid: longer than a hub takes to record a forward after the payer's record
+/// succeeded (its forward event goes through ldk-node's event queue and two fsyncs).
+const QUIET: Duration = Duration::from_millis(300);
+/// How long the audit looks for such a moment before it answers without comparing fees.
+const QUIET_WITHIN: Duration = Duration::from_secs(4);
+
+/// Every node's payments and forward record, now.
+fn nodes_now(shared: &Shared) -> Vec<NodeLedger> {
+    read(&shared.nodes)
         .iter()
         .map(|(e, n)| NodeLedger {
             name: e.name.clone(),
             role: e.role,
             node_id: n.node_id().to_string(),
             payments: n.payments(),
+            forwarded: Some(n.forwarded()),
         })
-        .collect();
+        .collect()
+}
+
+/// Every node's payments, with the forward records only from a quiet moment: nothing pending and
+/// nothing changed (payments or forwards) over [`QUIET`]. The devnet's traffic never stops, and a hub
+/// records a forward a little after its payer's record succeeded, so a snapshot taken mid-payment would
+/// set fees paid against fees not yet recorded. Without such a moment within [`QUIET_WITHIN`], the
+/// records are left out and the audit does not compare fees (rule 4 of `boltensor_audit`).
+async fn quiet_nodes(shared: &Shared) -> Vec<NodeLedger> {
+    let pending = |nodes: &[NodeLedger]| {
+        nodes
+            .iter()
+            .flat_map(|n| &n.payments)
+            .any(|p| !p.inbound && p.state == boltensor_audit::PaymentState::Pending)
+    };
+    let same = |a: &[NodeLedger], b: &[NodeLedger]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(a, b)| a.payments == b.payments && a.forwarded == b.forwarded)
+    };
+    let deadline = Instant::now() + QUIET_WITHIN;
+    let mut nodes = nodes_now(shared);
+    while Instant::now() + QUIET <= deadline {
+        if pending(&nodes) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            nodes = nodes_now(shared);
+            continue;
+        }
+        tokio::time::sleep(QUIET).await;
+        let again = nodes_now(shared);
+        if same(&nodes, &again) {
+            return again;
+        }
+        nodes = again;
+    }
+    for n in &mut nodes {
+        n.forwarded = None;
+    }
+    nodes
+}
+
+/// Collects the ledger from the running devnet and checks it.
+pub(crate) async fn collect(shared: &Arc<Shared>) -> DevnetAudit {
+    let nodes = quiet_nodes(shared).await;
     let mut requests = Vec::new();
     for (name, miner) in read(&shared.miners).iter() {
         match miner.store().audit(name) {

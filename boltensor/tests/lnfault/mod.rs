@@ -491,6 +491,7 @@ pub async fn audit_until_settled(
                     role: *role,
                     node_id: node.node_id().to_string(),
                     payments: node.payments(),
+                    forwarded: Some(node.forwarded()),
                 })
                 .collect(),
             requests: requests.to_vec(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fault-injection test (tests named fault_* in */tests/faults*.rs) on the real regtest network and
-# prints the fault table of docs/reliability.md: fault, runs passed, recovered, time to recover, msat lost.
+# prints the fault table of docs/reliability.md: fault, runs passed, recovered, time to recover, msat lost (and for
+# a reorg, the payouts signed with a reorged-out bond's stake before every member dropped it, per run).
 #
 #   scripts/faults.sh              run each fault test once, print the table
 #   scripts/faults.sh --runs N     run each fault test N times (passes out of N in the table)
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
     --only) only="${2:?--only needs a name}"; shift 2 ;;
     --marker) marker="${2:?--marker needs a name}"; shift 2 ;;
-    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 case "$runs" in ''|*[!0-9]*|0) echo "--runs needs a positive number, got '$runs'" >&2; exit 2 ;; esac
@@ -81,6 +82,11 @@ for t in tests:
     # A test in which no Lightning money moved cannot lose any: its "0" would prove nothing.
     money = any(r.get("money_moved", True) for r in rs)
     shown = str(lost) if money or lost else "n/a (no Lightning payment in this test)"
+    # A reorg test: epochs signed (payouts owed) with the stake of a bond gone from the chain, per run.
+    stale = [r["stale_stake"] for r in rs if r.get("stale_stake") is not None]
+    if stale:
+        shown += "; paid with a reorged-out bond's stake before every member dropped it: " + ", ".join(
+            "%d payout%s (%d msat)" % (x["payouts"], "" if x["payouts"] == 1 else "s", x["msat"]) for x in stale)
     out.append("| %s | %d/%d | %s | %s | %s | `%s` |" % (
         fault, passed, runs, "yes" if recovered else "**NO**", time, shown, t))
 table = "\n".join(out)

@@ -25,6 +25,10 @@ pub struct FaultRow {
     /// it, "0 msat lost" says nothing and the table shows n/a.
     #[serde(default = "yes")]
     pub money_moved: bool,
+    /// Payouts the federation signed with the stake of a bond whose funding transaction had left the
+    /// chain (a reorg), before every member dropped that stake (`None`: the test has no such bond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_stake: Option<StaleStake>,
     /// The audit's summary line and anything else worth a reader's time.
     pub detail: String,
     /// The test that produced the row (`file::test_name`).
@@ -50,10 +54,21 @@ impl FaultRow {
                 || audit.pool_received_msat > 0
                 || audit.receipts > 0
                 || audit.lost_msat() > 0,
+            stale_stake: None,
             detail: audit.summary(),
             test: test.to_string(),
         }
     }
+}
+
+/// Signed epochs that paid a bond's validator while the bond's funding transaction was out of the chain
+/// and not every member had dropped its stake yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleStake {
+    /// Such epochs (each pays the validator once).
+    pub payouts: u64,
+    /// What they paid it, msat.
+    pub msat: u64,
 }
 
 fn yes() -> bool {

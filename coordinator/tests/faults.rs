@@ -6,7 +6,8 @@
 //!
 //! These tests move no Lightning money (no member has a node), so the audit checks the federation's
 //! receipts (none may appear without a payment) and each test checks the money rule of its own fault:
-//! no signed epoch pays a stake that is gone (slashed, or a bond reorganised out of the chain).
+//! no signed epoch pays a stake that is gone (slashed, or a bond reorganised out of the chain) once every
+//! member dropped it, and none ever pays a bond a reorg shallower than `bond_min_confirmations` removed.
 
 mod common;
 use common::init_tracing;
@@ -17,14 +18,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitcoin::{Amount, FeeRate, Network};
-use boltensor_audit::fault::{record, FaultRow};
+use boltensor_audit::fault::{record, FaultRow, StaleStake};
 use boltensor_audit::{check_settled, AuditReport, Ledger, Payout};
 use boltensor_contracts::{KeyWallet, Utxo};
 use boltensor_coordinator::engine::{items_digest, session_header, signed_session_signatures};
 use boltensor_coordinator::keychain::Keychain;
 use boltensor_coordinator::store::{AcceptedItem, SignedEpoch, SignedSession};
 use boltensor_testenv::wait_for;
-use common::{key, miner_registration, submit_weights, weights, Net, Result};
+use common::{
+    bond_claims, key, miner_registration, signed, submit_weights, weights, Net, Node, Result,
+};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -498,45 +501,35 @@ async fn fault_validator_submits_two_weight_vectors_for_one_epoch() -> Result {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fault_reorg_of_the_block_that_confirmed_a_bond() -> Result {
-    init_tracing();
-    let long = Duration::from_secs(60);
-    let net = Net::start().await?;
-    // All members check bonds against one bitcoind here (as on the devnet), so one invalidateblock is
-    // every member's view of the reorg.
-    let block = two_bonded_validators(&net, long).await?;
-    let submitter = submit_weights(&net, 0, &["validator-1", "validator-2"], W);
-    let e0 = epoch_now(&net, 0).await?;
-    first_paying(&net, e0, "validator-2", long).await?;
+/// The confirmations a bond needs to count in the reorg test (`bond_min_confirmations`; ADR 0007's stake
+/// window): a reorg shallower than this cannot take away a bond whose stake counts.
+const REORG_MIN_CONF: u32 = 2;
 
-    // The fault: the block holding both bonds' funding transactions is reorganised out.
-    let height_before = net.bitcoind().height().await?;
-    let t0 = Instant::now();
-    let _: Value = net
-        .bitcoind()
-        .rpc()
-        .call("invalidateblock", serde_json::json!([block]))
-        .await?;
-    for i in 0..4 {
-        wait_for(
-            &format!("member {i} to withdraw both stakes"),
-            long,
-            || async {
-                let a = stake(&net, i, "validator-1").await.unwrap_or(1);
-                let b = stake(&net, i, "validator-2").await.unwrap_or(1);
-                Ok((a == 0 && b == 0).then_some(()))
-            },
-        )
-        .await?;
-    }
-    let withdrawn_secs = t0.elapsed().as_secs_f64();
-    let e_withdrawn = epoch_now(&net, 0).await?;
+/// A bond registration of `label` (a validator) for the bond funded at `outpoint`.
+fn bond_registration(
+    net: &Net,
+    label: &str,
+    outpoint: bitcoin::OutPoint,
+    sats: u64,
+) -> Result<boltensor_coordinator::items::ConsensusItem> {
+    let owner = key(label);
+    let node = Node::of(label);
+    let proof = bond_claims(&owner, &owner, node.id(), outpoint, sats).sign(&owner)?;
+    let mut reg = boltensor_coordinator::items::Registration::new(
+        boltensor_protocol::Role::Validator,
+        owner.x_only_public_key().0,
+        node.id().to_string(),
+        net.federation.id(),
+    );
+    reg.bond = Some(proof.to_hex());
+    Ok(signed(reg, node, &owner))
+}
 
-    // validator-2 double-spends its bond's input while it is unconfirmed (replace-by-fee); validator-1's
-    // bond confirms again in the next block.
-    // (scantxoutset reads the confirmed UTXO set, where the coin is unspent again after the reorg.)
-    let wallet = KeyWallet::new(key("validator-2"), Network::Regtest);
+/// Spends `label`'s coin back to itself (replace-by-fee over its unconfirmed bond funding, if any) and
+/// returns the new outpoint. (scantxoutset reads the confirmed UTXO set, where the coin is unspent again
+/// after a reorg took the bond's funding out of the chain.)
+async fn double_spend(net: &Net, label: &str) -> Result<bitcoin::OutPoint> {
+    let wallet = KeyWallet::new(key(label), Network::Regtest);
     let desc = format!("raw({})", wallet.script_pubkey().to_hex_string());
     let scan: Value = net
         .bitcoind()
@@ -567,55 +560,195 @@ async fn fault_reorg_of_the_block_that_confirmed_a_bond() -> Result {
         FeeRate::from_sat_per_vb(50).ok_or("fee rate")?,
     )?;
     net.rpc.broadcast(&away.tx).await?;
+    Ok(away.outpoint)
+}
+
+async fn best_block(net: &Net) -> Result<String> {
+    Ok(net
+        .bitcoind()
+        .rpc()
+        .call("getbestblockhash", serde_json::json!([]))
+        .await?)
+}
+
+/// Two reorgs under two bonded validators, with bonds counting from [`REORG_MIN_CONF`] confirmations:
+///
+/// 1. **Shallower than the confirmations a bond needs.** validator-2's bond is one block deep; that block
+///    is replaced by one that double-spends the bond's input. The design promises that no epoch ever
+///    counted (so paid) that bond: 0 payouts, asserted. validator-1's bond, deeper, keeps counting.
+/// 2. **As deep as a counting bond.** The block that confirmed validator-1's bond (3 deep) is
+///    reorganised out; its funding transaction waits in the mempool. Every member drops the stake when
+///    its bitcoind no longer shows the confirmations; the epochs the federation signed in between paid
+///    the validator with a stake whose bond was out of the chain. That exposure is measured (the row's
+///    `stale_stake`), not promised away: it is what the confirmation depth is for. No epoch after every
+///    member dropped it pays it, and once the transaction confirms again the stake counts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_reorg_of_the_block_that_confirmed_a_bond() -> Result {
+    init_tracing();
+    let long = Duration::from_secs(60);
+    let net = Net::start_with(|p| p.bond_min_confirmations = REORG_MIN_CONF).await?;
+    // All members check bonds against one bitcoind here (as on the devnet), so one invalidateblock is
+    // every member's view of a reorg.
+    for (i, m) in ["miner-a", "miner-b"].iter().enumerate() {
+        let (status, body) = net
+            .post(
+                i,
+                "/v1/items",
+                &serde_json::to_value(miner_registration(m))?,
+            )
+            .await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    for label in ["validator-1", "validator-2"] {
+        let wallet = KeyWallet::new(key(label), Network::Regtest);
+        net.bitcoind().mine_to(1, &wallet.address()).await?;
+    }
+    net.bitcoind().mine(100).await?;
+    // validator-1's bond: REORG_MIN_CONF + 1 confirmations when the bonds register; validator-2's: one.
+    let bond_1 = net.fund_bond(&key("validator-1"), 300_000).await?;
+    net.bitcoind().mine(1).await?;
+    let block_1 = best_block(&net).await?;
+    net.bitcoind().mine(u64::from(REORG_MIN_CONF) - 1).await?;
+    let bond_2 = net.fund_bond(&key("validator-2"), 100_000).await?;
+    net.bitcoind().mine(1).await?;
+    let block_2 = best_block(&net).await?;
+    for (i, r) in [
+        bond_registration(&net, "validator-1", bond_1, 300_000)?,
+        bond_registration(&net, "validator-2", bond_2, 100_000)?,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (status, body) = net
+            .post(i + 1, "/v1/items", &serde_json::to_value(r)?)
+            .await?;
+        assert_eq!(status, 202, "{body}");
+    }
+    for i in 0..4 {
+        wait_for(
+            &format!("member {i} to count validator-1's bond and to have every member's verdict on validator-2's"),
+            long,
+            || async {
+                let v2 = registrant(&net, i, "validator-2").await;
+                let checked = v2.is_some_and(|n| {
+                    n["attested"].as_u64().unwrap_or(0) + n["attested_gone"].as_u64().unwrap_or(0)
+                        == 4
+                });
+                let counted = stake(&net, i, "validator-1").await == Some(300_000);
+                Ok((checked && counted).then_some(()))
+            },
+        )
+        .await?;
+    }
+    let submitter = submit_weights(&net, 0, &["validator-1", "validator-2"], W);
+    let e0 = epoch_now(&net, 0).await?;
+    let e_paying = first_paying(&net, e0, "validator-1", long)
+        .await?
+        .result
+        .inputs
+        .epoch;
+    net.wait_epoch(&[0], e_paying + 1, long).await?;
+
+    // Fault 1, shallower than REORG_MIN_CONF: validator-2's bond's block is replaced by one in which the
+    // bond's input is spent elsewhere.
+    let e_shallow = epoch_now(&net, 0).await?;
+    let height_before = net.bitcoind().height().await?;
+    let _: Value = net
+        .bitcoind()
+        .rpc()
+        .call("invalidateblock", serde_json::json!([block_2]))
+        .await?;
+    let away = double_spend(&net, "validator-2").await?;
     net.bitcoind().mine(1).await?;
     assert_eq!(
         net.bitcoind().height().await?,
         height_before,
         "the new tip replaces the invalidated block"
     );
-    let reg = registrant(&net, 0, "validator-2")
-        .await
-        .ok_or("validator-2")?;
-    let gone: bitcoin::OutPoint = reg["bond"]["outpoint"].as_str().ok_or("bond")?.parse()?;
     assert!(
-        net.rpc.tx_out(&gone).await?.is_none(),
+        net.rpc.tx_out(&bond_2).await?.is_none(),
         "validator-2's bond no longer exists"
     );
     assert!(
-        net.rpc.tx_out(&away.outpoint).await?.is_some(),
+        net.rpc.tx_out(&away).await?.is_some(),
         "its double-spend confirmed"
+    );
+    let e_after_shallow = epoch_now(&net, 0).await? + 1;
+    net.wait_epoch(&[0], e_after_shallow, long).await?;
+
+    // Fault 2, as deep as validator-1's counting bond: its block and the two above it are reorganised out.
+    let e_deep = epoch_now(&net, 0).await?;
+    let t0 = Instant::now();
+    let _: Value = net
+        .bitcoind()
+        .rpc()
+        .call("invalidateblock", serde_json::json!([block_1]))
+        .await?;
+    for i in 0..4 {
+        wait_for(
+            &format!("member {i} to drop validator-1's stake"),
+            long,
+            || async { Ok((stake(&net, i, "validator-1").await == Some(0)).then_some(())) },
+        )
+        .await?;
+    }
+    let withdrawn_secs = t0.elapsed().as_secs_f64();
+    let e_withdrawn = epoch_now(&net, 0).await?;
+    // One epoch signed without the stake; then its funding transaction (back in the mempool) confirms
+    // again, REORG_MIN_CONF deep.
+    net.wait_epoch(&[0], e_withdrawn + 1, long).await?;
+    let e_remined = epoch_now(&net, 0).await?;
+    let t1 = Instant::now();
+    net.bitcoind().mine(u64::from(REORG_MIN_CONF)).await?;
+    assert!(
+        net.rpc.tx_out(&bond_1).await?.is_some(),
+        "validator-1's bond confirmed again"
     );
     for i in 0..4 {
         wait_for(
             &format!("member {i} to count validator-1's re-confirmed bond"),
             long,
-            || async {
-                Ok((stake(&net, i, "validator-1").await.unwrap_or(0) == 300_000).then_some(()))
-            },
+            || async { Ok((stake(&net, i, "validator-1").await == Some(300_000)).then_some(())) },
         )
         .await?;
     }
-    let recover_secs = t0.elapsed().as_secs_f64();
+    // Time to recover: invalidateblock → every member dropped the stake, plus the re-confirming blocks →
+    // every member counts it again (the test's own wait for an epoch in between left out).
+    let recount_secs = t1.elapsed().as_secs_f64();
+    let recover_secs = withdrawn_secs + recount_secs;
     let e_back = epoch_now(&net, 0).await?;
-
-    // validator-2's stake never comes back; no epoch computed without its stake pays it; validator-1 earns
-    // again once its stake is back.
     let last = e_back + 3;
     net.wait_epoch(&[0, 1, 2, 3], last, long).await?;
     submitter.abort();
     for i in 0..4 {
         assert_eq!(stake(&net, i, "validator-2").await, Some(0), "member {i}");
     }
+
+    // The tally. Shallow: epochs that counted (and paid) validator-2's bond, which is now double-spent.
+    // Deep: epochs from the fault to the one open when every member had dropped the stake that paid
+    // validator-1 with it; then the epochs closed before its bond was back, which must pay it nothing.
+    let mut shallow = StaleStake::default();
+    let mut deep = StaleStake::default();
     let mut misallocated = 0;
-    let mut lag_paid = 0;
     for e in e0..=last {
         let r = net.wait_epoch(&[0], e, long).await?.remove(0);
         boltensor_coordinator::verify_epoch(&r, &net.federation)?;
-        if e > e_withdrawn {
-            assert_eq!(stake_in(&r, "validator-2"), 0, "epoch {e}");
-            misallocated += paid(&r, "validator-2");
-        } else if e > e0 && stake_in(&r, "validator-2") > 0 && paid(&r, "validator-2") > 0 {
-            lag_paid = e; // closed before every member had withdrawn the stake
+        if stake_in(&r, "validator-2") > 0 && paid(&r, "validator-2") > 0 {
+            shallow.payouts += 1;
+            shallow.msat += paid(&r, "validator-2");
+        }
+        let v1 = (stake_in(&r, "validator-1"), paid(&r, "validator-1"));
+        if (e_paying..e_deep).contains(&e) {
+            assert_eq!(
+                v1.0, 300_000,
+                "epoch {e}: a shallower reorg leaves the deeper bond counting"
+            );
+        } else if (e_deep..=e_withdrawn).contains(&e) && v1.0 > 0 && v1.1 > 0 {
+            deep.payouts += 1;
+            deep.msat += v1.1;
+        } else if e > e_withdrawn && e < e_remined {
+            assert_eq!(v1.0, 0, "epoch {e}: a stake every member dropped counts");
+            misallocated += v1.1;
         }
     }
     let later = net.wait_epoch(&[0, 1, 2, 3], last, long).await?;
@@ -634,20 +767,35 @@ async fn fault_reorg_of_the_block_that_confirmed_a_bond() -> Result {
     let report = audit(&net, 0).await?;
     let mut row = FaultRow::new(
         "coordinator/tests/faults.rs::fault_reorg_of_the_block_that_confirmed_a_bond",
-        "a reorg of the block that confirmed two bonds: one confirms again, the other is double-spent away",
-        misallocated == 0,
+        &format!(
+            "reorgs of the blocks that confirmed two bonds (bonds count from {REORG_MIN_CONF} confirmations): \
+             1 block deep, the bond there double-spent away; then 3 deep under a counting bond, which confirms again"
+        ),
+        shallow.payouts == 0 && misallocated == 0,
         recover_secs,
         &report,
     );
+    row.stale_stake = Some(deep);
     row.detail = format!(
-        "stakes withdrawn by all 4 members {withdrawn_secs:.1} s after invalidateblock; re-confirmed bond counted again \
-         after {recover_secs:.1} s; the double-spent bond's validator paid {misallocated} msat in epochs {}..={last} \
-         (last epoch paying it before the withdrawal: {lag_paid}); {}",
-        e_withdrawn + 1,
+        "shallow reorg (epoch {e_shallow}): the double-spent bond, at 1 confirmation, had {} payouts ({} msat) \
+         with its stake in epochs {e0}..={last}; the deeper bond kept counting. Deep reorg (epoch {e_deep}): stake dropped \
+         by all 4 members {withdrawn_secs:.1} s after invalidateblock; {} epochs in {e_deep}..={e_withdrawn} paid it {} msat \
+         with its bond out of the chain; epochs closed after that and before it confirmed again paid it {misallocated} msat; \
+         counted again by all 4 members {recount_secs:.1} s after its transaction confirmed again; {}",
+        shallow.payouts,
+        shallow.msat,
+        deep.payouts,
+        deep.msat,
         row.detail
     );
     record(&row);
-    assert_eq!(misallocated, 0, "a bond that no longer exists was paid");
+    assert_eq!(
+        shallow,
+        StaleStake::default(),
+        "a bond reorganised out shallower than bond_min_confirmations was paid: {}",
+        row.detail
+    );
+    assert_eq!(misallocated, 0, "a stake every member dropped was paid");
     assert_eq!(row.lost_msat, 0);
     assert!(row.recovered);
     for m in net.members.iter().flatten() {

@@ -28,6 +28,8 @@ pub struct AgentAccount {
     pub epoch_income: f64,
     /// Client requests routed to it.
     pub requests: u64,
+    /// The most client requests routed to it in one epoch.
+    pub peak_requests_per_epoch: u64,
     /// Answered.
     pub delivered: u64,
     /// Σ quality over answered requests.
@@ -87,6 +89,7 @@ impl Ledger {
                     request_income: 0.0,
                     epoch_income: 0.0,
                     requests: 0,
+                    peak_requests_per_epoch: 0,
                     delivered: 0,
                     useful: 0.0,
                     cost: 0.0,
@@ -121,6 +124,7 @@ impl Ledger {
     ) {
         let a = &mut self.agents[agent];
         a.requests += n;
+        a.peak_requests_per_epoch = a.peak_requests_per_epoch.max(n);
         a.delivered += delivered;
         a.useful += delivered as f64 * quality;
         a.cost += delivered as f64 * cost;

@@ -13,6 +13,7 @@
 //! - [`report`]: JSON, Markdown and SVG plots.
 
 pub mod chain;
+pub mod channels;
 pub mod costs;
 pub mod ledger;
 pub mod lightning;
@@ -43,6 +44,8 @@ pub struct Measured {
     pub paid_overhead_embedding_p50_ms: f64,
     /// Paid minus unpaid 16-token chat, p50 ms (the model runs while the HTLC travels).
     pub paid_overhead_chat_p50_ms: f64,
+    /// A paid 16-token chat, p50 ms (how long its HTLC is held).
+    pub paid_chat_p50_ms: f64,
     /// Result ready → payment settled at the miner, p50 ms.
     pub settle_p50_ms: f64,
     /// Its p99.
@@ -70,6 +73,7 @@ impl Measured {
             paid_overhead_embedding_p50_ms: f("paid_embedding", "p50_ms")?
                 - f("unpaid_embedding", "p50_ms")?,
             paid_overhead_chat_p50_ms: f("paid_chat", "p50_ms")? - f("unpaid_chat", "p50_ms")?,
+            paid_chat_p50_ms: f("paid_chat", "p50_ms")?,
             settle_p50_ms: f("settle", "p50_ms")?,
             settle_p99_ms: f("settle", "p99_ms")?,
             settled_rps_one_miner: v["settled_per_sec"]
@@ -137,6 +141,8 @@ pub struct Config {
     pub fee_rate_sat_vb: f64,
     /// Transaction sizes measured by the contracts tests (docs/data/contracts.json).
     pub chain: chain::ChainSizes,
+    /// Hop latency and HTLC slots measured by `bench lightning` (docs/data/bench-lightning.json).
+    pub channels: channels::ChannelFacts,
     /// Yearly cost of capital for bonded sats (and, in the token design, for staked alpha).
     pub capital_cost_per_year: f64,
     /// What a miner's server costs per epoch, sats, whether or not anyone asks it anything (assumed:
@@ -268,6 +274,7 @@ impl Default for Config {
             bond_lock_blocks: 2016,
             fee_rate_sat_vb: 2.0,
             chain: chain::ChainSizes::committed(),
+            channels: channels::ChannelFacts::committed(),
             capital_cost_per_year: 0.05,
             miner_server_cost_sats_per_epoch: 600.0,
             quit_window_epochs: 20,
@@ -390,6 +397,10 @@ pub struct Report {
     /// The token design with one of subtensor's mechanisms changed at a time, on the same world (with
     /// `revenue_variant`): what each contributes.
     pub token_variants: Vec<TokenVariant>,
+    /// The busiest Lightning miner's peak, client requests/s (its busiest epoch).
+    pub peak_rps_one_miner: f64,
+    /// HTLC slots against request durations.
+    pub slots: Vec<channels::SlotRow>,
     /// On-chain costs at fee rates from 2 to 100 sat/vB.
     pub chain_fees: Vec<chain::FeeRow>,
     /// Token: capital, servers, would-be quitters.
@@ -521,6 +532,33 @@ pub fn run(config: &Config) -> Report {
             .filter(|a| a.registered.iter().any(|&r| r))
             .count() as f64,
     );
+    let peak_rps_one_miner = both
+        .ln
+        .agents
+        .iter()
+        .map(|a| a.peak_requests_per_epoch)
+        .max()
+        .unwrap_or(0) as f64
+        / EPOCH_SECS;
+    let slots = [
+        (
+            "a 16-token chat (paid, p50, measured by bench paid)".to_owned(),
+            config.measured.paid_chat_p50_ms / 1000.0,
+        ),
+        ("a 10 s chat (assumed)".to_owned(), 10.0),
+        ("a 60 s chat (assumed)".to_owned(), 60.0),
+    ]
+    .into_iter()
+    .map(|(what, hold_s)| {
+        let per_channel_rps = config.channels.htlc_slots / hold_s;
+        channels::SlotRow {
+            what,
+            hold_s,
+            per_channel_rps,
+            channels_needed: (peak_rps_one_miner / per_channel_rps).ceil().max(1.0),
+        }
+    })
+    .collect();
     let chain_fees = chain::FEE_RATES
         .iter()
         .map(|&rate| {
@@ -724,6 +762,8 @@ pub fn run(config: &Config) -> Report {
         lightning,
         token_with_revenue,
         token_variants,
+        peak_rps_one_miner,
+        slots,
         chain_fees,
         token_costs,
         lightning_costs,

@@ -420,6 +420,7 @@ pub fn markdown(r: &Report, img: &str) -> String {
     s.push('\n');
     s.push_str(&costs_table(r));
     s.push_str(&chain_table(r));
+    s.push_str(&channels_table(r));
     if let Some(v) = &r.token_with_revenue {
         s.push_str(&cadence_table(t, v, l));
     }
@@ -703,6 +704,43 @@ fn costs_table(r: &Report) -> String {
     s
 }
 
+/// Hops and HTLC slots.
+fn channels_table(r: &Report) -> String {
+    let c = &r.config.channels;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Channels, from `bench lightning` on regtest (docs/data/bench-lightning.json): a payment's latency over \
+         1–4 hops (the design routes client → coordinator → miner, 2 hops), and the paid requests one channel \
+         holds in flight: {} (LDK's default `our_max_accepted_htlcs`; the next one is refused at the sender). \
+         The run's busiest miner peaks at {:.2} client requests/s.\n",
+        c.htlc_slots, r.peak_rps_one_miner
+    );
+    s.push_str("| hops | 1 | 2 | 3 | 4 |\n|---|---|---|---|---|\n");
+    let _ = writeln!(
+        s,
+        "| payment p50 / p99 | {} |",
+        c.hop_p50_ms
+            .iter()
+            .zip(&c.hop_p99_ms)
+            .map(|(a, b)| format!("{a:.0} / {b:.0} ms"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    s.push_str(
+        "\n| a paid request held for | seconds | paid requests/s one channel carries | channels the busiest miner needs at its peak |\n|---|---|---|---|\n",
+    );
+    for row in &r.slots {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.1} | {} |",
+            row.what, row.hold_s, row.per_channel_rps, row.channels_needed
+        );
+    }
+    s.push('\n');
+    s
+}
+
 /// On-chain costs at fee rates.
 fn chain_table(r: &Report) -> String {
     let c = &r.config.chain;
@@ -845,6 +883,21 @@ pub fn sweep_markdown(sw: &SweepReport, img: &str) -> String {
             ci(&p.token_miners_below_cost, pct),
             ci(&p.lightning_miners_below_cost, pct),
             ci(&p.dropped_share, pct),
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| demand req/s | the busiest Lightning miner's peak, req/s | channels it needs when each paid request holds its HTLC 60 s ({} slots each) |\n|---|---|---|",
+        sw.htlc_slots
+    );
+    for p in &sw.points {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            p.demand_rps,
+            ci(&p.peak_rps_one_miner, r2),
+            ci(&p.channels_needed_60s, r1),
         );
     }
     let _ = writeln!(s);

@@ -122,6 +122,10 @@ pub struct SweepPoint {
     pub lightning_income_cv: Interval,
     /// Client requests dropped for lack of capacity / requested (Lightning; the token design routes the same).
     pub dropped_share: Interval,
+    /// The busiest Lightning miner's peak, client requests/s.
+    pub peak_rps_one_miner: Interval,
+    /// Channels it needs at its peak when each paid request holds its HTLC 60 s (a long chat).
+    pub channels_needed_60s: Interval,
     /// Time from work to spendable value, p50, seconds, token.
     pub token_spendable_p50_s: Interval,
     /// The same, Lightning.
@@ -159,6 +163,8 @@ pub struct SweepReport {
     pub sweep: SweepConfig,
     /// One point per demand level.
     pub points: Vec<SweepPoint>,
+    /// HTLC slots per channel (measured, `bench lightning`).
+    pub htlc_slots: f64,
 }
 
 /// Runs the sweep from `base` (its seed is the first seed).
@@ -231,6 +237,8 @@ pub fn sweep(base: &Config, shape: &SweepConfig) -> SweepReport {
                     )
                 }),
                 token_emission_sats: of(&|r| r.token.emission_value_sats),
+                peak_rps_one_miner: of(&|r| r.peak_rps_one_miner),
+                channels_needed_60s: of(&|r| r.slots.last().map_or(0.0, |s| s.channels_needed)),
                 dropped_share: of(&|r| {
                     let l = &r.lightning;
                     crate::ledger::ratio(
@@ -244,6 +252,7 @@ pub fn sweep(base: &Config, shape: &SweepConfig) -> SweepReport {
     SweepReport {
         sweep: shape.clone(),
         points,
+        htlc_slots: base.channels.htlc_slots,
     }
 }
 

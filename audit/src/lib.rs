@@ -27,7 +27,9 @@
 //!    `Succeeded` and so before its fee is known there. Otherwise the report says the fees were not
 //!    compared ([`AuditReport::forwards_compared`]). What the checker cannot see is for the collector: the
 //!    ledger must hold every node that forwarded its nodes' payments (a payment routed through a node not
-//!    in the ledger pays a fee nobody in it earned), the forward records must cover the same span as the
+//!    in the ledger pays a fee nobody in it earned) and every node whose payments the recorded forwarders
+//!    routed (a hub's fee from a payer outside the ledger was paid by nobody in it: the federation fault
+//!    tests' coordinator routes clients they do not collect, so they give it no record), the forward records must cover the same span as the
 //!    payments (both are cumulative since a node's creation; a collector that keeps only a window of the
 //!    payments passes the growth of the forward totals over that window), and a hub killed between
 //!    recording a forward and marking its event handled counts that forward twice (ln/src/forwards.rs):

@@ -561,8 +561,8 @@ async fn metrics(State(s): State<Arc<ApiState>>) -> impl IntoResponse {
 }
 
 /// `GET /v1/admin/ledger`, served when the member runs a Lightning node: the node's payments (the epoch
-/// payouts it sent, the payments it routed to itself) for the ledger audit (`boltensor-audit`). Read-only,
-/// behind the admin bearer token.
+/// payouts it sent, the payments it routed to itself) and its forward totals (the fees it earned routing)
+/// for the ledger audit (`boltensor-audit`). Read-only, behind the admin bearer token.
 pub fn ledger_router(ln: Arc<boltensor_ln::LnNode>, admin_token: String) -> Router {
     let router = Router::new()
         .route("/v1/admin/ledger", get(ledger))
@@ -582,6 +582,7 @@ async fn ledger(State(s): State<Arc<LedgerState>>, headers: HeaderMap) -> Respon
     Json(json!({
         "node_id": s.ln.node_id().to_string(),
         "payments": s.ln.payments(),
+        "forwarded": s.ln.forwarded(),
     }))
     .into_response()
 }

@@ -5,7 +5,9 @@ use boltensor_bench::federation::{agreement, epoch_cost, markdown, FederationFig
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_coordinators_sign_epochs_and_a_result_recomputes() {
-    let row = agreement(4, 2).await.expect("four members agree on two epochs");
+    let row = agreement(4, 2)
+        .await
+        .expect("four members agree on two epochs");
     assert_eq!(row.members, 4);
     assert!(row.first_epoch_s > 0.0 && row.per_epoch_s > 0.0, "{row:?}");
     let epoch = epoch_cost(32, 8, 1).expect("the result recomputes");

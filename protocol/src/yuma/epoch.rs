@@ -247,7 +247,8 @@ pub fn liquid_ema_bonds_sparse(
     let zero = I32F32::from_num(0);
     let one = I32F32::saturating_from_num(1);
     let n = consensus.len();
-    let mut rates: std::collections::HashMap<i64, I32F32> = std::collections::HashMap::new();
+    let mut rates: std::collections::HashMap<i64, I32F32, BitsHash> =
+        std::collections::HashMap::default();
     let mut result = Vec::with_capacity(weights.len());
     for (w_row, b_row) in weights.iter().zip(bonds.iter()) {
         let mut old = b_row.iter().peekable();
@@ -281,6 +282,27 @@ pub fn liquid_ema_bonds_sparse(
     }
     Some(result)
 }
+
+/// A hasher for the rate cache's keys (the raw bits of a fixed-point number, which need no DoS-resistant
+/// hash): Fibonacci hashing of the 64 bits.
+#[derive(Default)]
+struct BitsHasher(u64);
+
+impl std::hash::Hasher for BitsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.0 = (v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type BitsHash = std::hash::BuildHasherDefault<BitsHasher>;
 
 /// `utils/misc.rs` `get_alpha_values_32`.
 fn alpha_values_32(params: &EpochParams) -> (I32F32, I32F32) {

@@ -145,6 +145,37 @@ pub fn is_zero(vector: &[I32F32]) -> bool {
     sum(vector) == zero()
 }
 
+/// `substrate_fixed::transcendental::exp::<I32F32, I32F32>` (`None` for its `Err`), the same operations on the same bits, with
+/// the series' divisions done on the raw bits: dividing a fixed-point term by the fixed-point integer `i`
+/// computes `(term << 32) / (i << 32)` in 128 bits, truncated toward zero, which is exactly
+/// `term / i` on the 64-bit raw value (the same rational number), so one 64-bit division replaces a
+/// 128-bit one per term. The multiplication, the overflow checks and the final reciprocal are the
+/// crate's own. `math` test `exp_on_raw_bits_is_the_crates_exp` compares the two on every edge and on
+/// a million random inputs over exp_safe's domain.
+pub fn exp_i32f32(operand: I32F32) -> Option<I32F32> {
+    let one = I32F32::from_num(1);
+    if operand == I32F32::from_num(0) {
+        return Some(one);
+    }
+    if operand == one {
+        return exp(operand).ok();
+    }
+    let neg = operand < I32F32::from_num(0);
+    let operand = if neg { operand.checked_neg()? } else { operand };
+    let mut result = operand.checked_add(one)?;
+    let mut term = operand;
+    // `for i in 2..D::frac_nbits()`: I32F32 has 32 fraction bits.
+    for i in 2..32i64 {
+        term = term.checked_mul(operand)?;
+        term = I32F32::from_bits(term.to_bits() / i);
+        result = result.checked_add(term)?;
+    }
+    if neg {
+        result = one.checked_div(result)?;
+    }
+    Some(result)
+}
+
 /// `math.rs` `exp_safe`: `exp` with the input clamped to [-20, 20]; on error 0 or `I32F32::MAX`.
 pub fn exp_safe(input: I32F32) -> I32F32 {
     let min_input = I32F32::saturating_from_num(-20);
@@ -155,9 +186,9 @@ pub fn exp_safe(input: I32F32) -> I32F32 {
     } else if max_input < input {
         safe_input = max_input;
     }
-    match exp(safe_input) {
-        Ok(val) => val,
-        Err(_) => {
+    match exp_i32f32(safe_input) {
+        Some(val) => val,
+        None => {
             if safe_input <= zero() {
                 zero()
             } else {
@@ -728,4 +759,52 @@ pub fn mat_ema_alpha_sparse(
         result.push(out_row);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_on_raw_bits_is_the_crates_exp() {
+        let check = |x: I32F32| {
+            let ours = exp_i32f32(x);
+            let theirs: Option<I32F32> = exp(x).ok();
+            assert_eq!(ours, theirs, "exp({x}) bits {}", x.to_bits());
+        };
+        let edges = [
+            0i64,
+            1,
+            -1,
+            1 << 32,
+            -(1 << 32),
+            (1 << 32) + 1,
+            (1 << 32) - 1,
+            20 << 32,
+            -(20 << 32),
+            (20 << 32) - 1,
+            -(20 << 32) + 1,
+            5 << 32,
+            -(5 << 32),
+            1 << 31,
+            -(1 << 31),
+            40 << 32,
+            -(40 << 32),
+            i64::MAX,
+            i64::MIN + 1,
+        ];
+        for b in edges {
+            check(I32F32::from_bits(b));
+        }
+        // A million random inputs over exp_safe's domain [-20, 20], and some beyond it (overflow paths).
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for k in 0..1_000_000u64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let span: i64 = if k % 10 == 0 { 64 << 32 } else { 20 << 32 };
+            let b = (seed % (2 * span as u64 + 1)) as i64 - span;
+            check(I32F32::from_bits(b));
+        }
+    }
 }

@@ -145,13 +145,13 @@ pub fn is_zero(vector: &[I32F32]) -> bool {
     sum(vector) == zero()
 }
 
-/// `substrate_fixed::transcendental::exp::<I32F32, I32F32>` (`None` for its `Err`), the same operations on the same bits, with
-/// the series' divisions done on the raw bits: dividing a fixed-point term by the fixed-point integer `i`
-/// computes `(term << 32) / (i << 32)` in 128 bits, truncated toward zero, which is exactly
-/// `term / i` on the 64-bit raw value (the same rational number), so one 64-bit division replaces a
-/// 128-bit one per term. The multiplication, the overflow checks and the final reciprocal are the
-/// crate's own. `math` test `exp_on_raw_bits_is_the_crates_exp` compares the two on every edge and on
-/// a million random inputs over exp_safe's domain.
+/// `substrate_fixed::transcendental::exp::<I32F32, I32F32>` (`None` for its `Err`): the same operations
+/// on the same bits, with the series' divisions done on the raw bits. Dividing a fixed-point term by the
+/// fixed-point integer `i` computes `(term << 32) / (i << 32)` in 128 bits, truncated toward zero,
+/// which is exactly `term / i` on the 64-bit raw value (the same rational number): one 64-bit division
+/// replaces a 128-bit one per term. Once a term is 0 every later one is, so the loop stops there. The
+/// multiplication, the overflow checks and the final reciprocal are the crate's own. The `math` test
+/// `exp_on_raw_bits_is_the_crates_exp` compares the two on every edge and on a million random inputs.
 pub fn exp_i32f32(operand: I32F32) -> Option<I32F32> {
     let one = I32F32::from_num(1);
     if operand == I32F32::from_num(0) {
@@ -168,6 +168,11 @@ pub fn exp_i32f32(operand: I32F32) -> Option<I32F32> {
     for i in 2..32i64 {
         term = term.checked_mul(operand)?;
         term = I32F32::from_bits(term.to_bits() / i);
+        if term == I32F32::from_num(0) {
+            // Every later term is 0 · operand / i = 0 and adds nothing: the crate's loop runs on to
+            // the same result.
+            break;
+        }
         result = result.checked_add(term)?;
     }
     if neg {

@@ -148,6 +148,10 @@ enum BenchCommand {
     /// A bounded load test on loopback: paid requests against one miner, weight submissions against a
     /// federation of four; throughput, p99, memory, and that nothing was lost.
     Load(LoadArgs),
+    /// Every benchmark one after another in one process (yuma, federation, embed, paid, lightning; load
+    /// with --load), each with its defaults; a table of each figure as a ratio to its baseline measured in
+    /// the same run, with the goals of issue 21 (docs/performance.md). Build with --release.
+    All(AllArgs),
     /// Embedding throughput with concurrent clients: one forward pass per text vs the miner's
     /// batcher, on the real all-MiniLM-L6-v2; and how close batched vectors are to single ones.
     Embed {
@@ -164,6 +168,29 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+struct AllArgs {
+    /// Write every bench's figures as one JSON object to this file (docs/data/bench-all.json).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Regenerate the table of this file between its `<!-- begin performance … -->` and
+    /// `<!-- end performance -->` lines (docs/performance.md); the whole file if it does not exist.
+    #[arg(long)]
+    docs: Option<PathBuf>,
+    /// Exit non-zero when a measured goal is not met, or a bench failed (after writing the files).
+    #[arg(long)]
+    check_goals: bool,
+    /// Also run `bench load` with its defaults (minutes).
+    #[arg(long)]
+    load: bool,
+    /// Benches not to run: yuma, federation, embed, paid, lightning, load.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Where the models are (default: ~/.cache/boltensor/models).
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -398,7 +425,9 @@ fn real_main() -> anyhow::Result<()> {
     }
     if matches!(
         cli.command,
-        Command::Devnet(_) | Command::Coordinator(_) | Command::Bench(BenchCommand::Load(_))
+        Command::Devnet(_)
+            | Command::Coordinator(_)
+            | Command::Bench(BenchCommand::Load(_) | BenchCommand::All(_))
     ) {
         // aleph-bft logs several INFO lines per session (every few seconds): they drown everything else.
         // RUST_LOG=AlephBFT=info brings them back.
@@ -535,6 +564,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", figures.render());
             if json {
                 println!("{}", serde_json::to_string_pretty(&figures)?);
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::All(a)) => {
+            use boltensor_bench::all;
+            if let Some(bad) = a.skip.iter().find(|s| !all::BENCHES.contains(&s.as_str())) {
+                anyhow::bail!(
+                    "--skip {bad}: not a bench (yuma, federation, embed, paid, lightning, load)"
+                );
+            }
+            if cfg!(debug_assertions) {
+                eprintln!("note: a debug build; run `cargo run --release -p boltensor -- bench all` for real figures");
+            }
+            let figures = all::run(all::AllConfig {
+                models_dir: a
+                    .models_dir
+                    .unwrap_or_else(boltensor_miner::config::default_models_dir),
+                load: a.load,
+                skip: a.skip,
+            })
+            .await;
+            print!("{}", all::markdown(&figures));
+            if let Some(file) = &a.json {
+                std::fs::write(file, serde_json::to_string_pretty(&figures)? + "\n")
+                    .with_context(|| format!("writing {}", file.display()))?;
+                eprintln!("wrote {}", file.display());
+            }
+            if let Some(file) = &a.docs {
+                all::write_docs(file, &figures).map_err(anyhow::Error::msg)?;
+                eprintln!("wrote {}", file.display());
+            }
+            let failed = figures.failed();
+            for f in &failed {
+                eprintln!("bench {} failed: {}", f.bench, f.reason);
+            }
+            let not_met = all::goals_not_met(&figures);
+            for r in &not_met {
+                let goal = r.goal.as_ref().map_or("", |g| g.text.as_str());
+                eprintln!("goal not met: {}: {} ({goal})", r.measure, r.figure);
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "{} bench(es) failed (their rows say not measured)",
+                    failed.len()
+                );
+            }
+            if a.check_goals && !not_met.is_empty() {
+                anyhow::bail!("{} measured goal(s) not met", not_met.len());
             }
             Ok(())
         }

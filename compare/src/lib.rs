@@ -367,7 +367,8 @@ pub fn token_variant_sets(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("no root stake (root proportion 0)", "root_tao=0".to_owned()),
         (
-            "TAO emission share doubled (others' moving prices halved)",
+            "TAO emission share doubled (others' moving prices halved; their sum falls below 1, so root \
+             alpha is recycled, not sold, and the epoch splits only the miners' and validators' part)",
             format!(
                 "other_subnets_moving_price={}",
                 config.other_subnets_moving_price / 2.0

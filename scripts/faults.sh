@@ -7,7 +7,8 @@
 #   scripts/faults.sh --runs N     run each fault test N times (passes out of N in the table)
 #   scripts/faults.sh --docs FILE  also replace the table between the FAULT-TABLE markers in FILE
 #   scripts/faults.sh --marker M   with --docs: between the M markers instead (<!-- M --> … <!-- /M -->)
-#   scripts/faults.sh --only NAME  only the fault tests whose name contains NAME
+#   scripts/faults.sh --only NAME  only the fault tests whose name contains NAME (with --docs, only their rows
+#                                  of the table are replaced; the others stay as the last full run left them)
 #
 # Each test ends with the ledger audit (crate boltensor-audit) and appends its row to $BOLTENSOR_FAULT_REPORT;
 # a run that fails records no row, or a row that says it did not recover.
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     --runs) runs="${2:?--runs needs a number}"; shift 2 ;;
     --only) only="${2:?--only needs a name}"; shift 2 ;;
     --marker) marker="${2:?--marker needs a name}"; shift 2 ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 case "$runs" in ''|*[!0-9]*|0) echo "--runs needs a positive number, got '$runs'" >&2; exit 2 ;; esac
@@ -52,7 +53,7 @@ for f in */tests/faults*.rs; do
   done
 done
 
-python3 - "$report" "$results" "$runs" "$docs" "$marker" <<'PY'
+python3 - "$report" "$results" "$runs" "$docs" "$marker" "$only" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 results = [l.split() for l in open(sys.argv[2]) if l.strip()]
@@ -97,6 +98,15 @@ if docs:
     text = open(docs).read()
     start, end = "<!-- %s -->" % sys.argv[5], "<!-- /%s -->" % sys.argv[5]
     a, b = text.index(start) + len(start), text.index(end)
+    if sys.argv[6]:
+        # --only: replace this run's rows in the committed table (matched by the test column), keep the rest.
+        new = {line.rsplit("|", 2)[-2].strip(): line for line in out[2:]}
+        kept = []
+        for line in text[a:b].strip().splitlines():
+            key = line.rsplit("|", 2)[-2].strip() if line.startswith("|") else None
+            kept.append(new.pop(key, line) if key else line)
+        kept.extend(new.values())
+        table = "\n".join(kept)
     open(docs, "w").write(text[:a] + "\n" + table + "\n" + text[b:])
     print("updated " + docs)
 if failed:

@@ -95,8 +95,18 @@ fn key(i: u64) -> Keypair {
     Keypair::from_secret_key(SECP256K1, &SecretKey::from_slice(&b).expect("nonzero key"))
 }
 
-/// Time for `n` coordinators on loopback to sign their first epoch, then each of `epochs` − 1 more.
-pub async fn agreement(n: usize, epochs: u64) -> Result<AgreementRow, FederationBenchError> {
+/// `n` coordinators on loopback (the benchmark's timing, one session per epoch, miners register without
+/// a bond), each on its own temporary data directory (returned: it must outlive them).
+async fn start_members(
+    n: usize,
+) -> Result<
+    (
+        Vec<boltensor_coordinator::Running>,
+        Vec<tempfile::TempDir>,
+        FederationConfig,
+    ),
+    FederationBenchError,
+> {
     let keys: Vec<Keypair> = (0..n as u64).map(|i| key(1000 + i)).collect();
     let port = || free_port().map_err(|e| FederationBenchError::Setup(e.to_string()));
     let mut members = Vec::new();
@@ -113,6 +123,7 @@ pub async fn agreement(n: usize, epochs: u64) -> Result<AgreementRow, Federation
         timing: TIMING,
         params: Params {
             epoch_sessions: 1,
+            miner_bond_min_sat: 0,
             ..Params::default()
         },
     };
@@ -138,6 +149,12 @@ pub async fn agreement(n: usize, epochs: u64) -> Result<AgreementRow, Federation
         })?;
         running.push(r);
     }
+    Ok((running, dirs, federation))
+}
+
+/// Time for `n` coordinators on loopback to sign their first epoch, then each of `epochs` − 1 more.
+pub async fn agreement(n: usize, epochs: u64) -> Result<AgreementRow, FederationBenchError> {
+    let (running, _dirs, _) = start_members(n).await?;
     let t0 = Instant::now();
     let mut subs: Vec<_> = running.iter().map(|r| r.engine.subscribe()).collect();
     let mut first = Duration::ZERO;
@@ -174,6 +191,119 @@ pub async fn agreement(n: usize, epochs: u64) -> Result<AgreementRow, Federation
         first_epoch_s: first.as_secs_f64(),
         per_epoch_s: per_epoch.as_secs_f64(),
         epochs,
+    })
+}
+
+/// Items from submission to their signed session: a registration submitted at member 0, until every member
+/// has signed the session that ordered it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderingRow {
+    /// Coordinators.
+    pub members: usize,
+    /// Items submitted, one after the other (each waited for).
+    pub items: usize,
+    /// Submission → the ordering session signed at every member, p50 ms.
+    pub p50_ms: f64,
+    /// p99 ms.
+    pub p99_ms: f64,
+    /// The slowest, ms.
+    pub max_ms: f64,
+}
+
+/// `items` registrations submitted one after another at member 0 of `n` coordinators; for each, the time
+/// until every member has signed the session whose items carry it.
+pub async fn ordering(n: usize, items: usize) -> Result<OrderingRow, FederationBenchError> {
+    use boltensor_coordinator::items::Registration;
+    let items = items.max(1);
+    use boltensor_coordinator::ConsensusItem;
+    let (running, _dirs, federation) = start_members(n).await?;
+    let mut subs: Vec<_> = running.iter().map(|r| r.engine.subscribe()).collect();
+    let deadline = Duration::from_secs(30);
+    let result = async {
+        // Warm: one session signed at every member first.
+        for s in &mut subs {
+            loop {
+                match tokio::time::timeout(deadline, s.recv()).await {
+                    Ok(Ok(Event::Session(_))) => break,
+                    Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                    _ => {
+                        return Err(FederationBenchError::Timeout {
+                            epoch: 0,
+                            secs: deadline.as_secs(),
+                        })
+                    }
+                }
+            }
+        }
+        let mut times = Vec::new();
+        for i in 0..items as u64 {
+            let kp = key(50_000 + i);
+            let node = key(60_000 + i);
+            let mut reg = Registration::new(
+                Role::Miner,
+                kp.x_only_public_key().0,
+                node.public_key().to_string(),
+                federation.id(),
+            );
+            reg.api = Some(format!("http://127.0.0.1:1/bench/{i}"));
+            reg.models = vec!["all-minilm-l6-v2".into()];
+            let reg = reg.sign_node_with_key(&node.secret_key()).sign(&kp);
+            let who = reg.key;
+            // Drop what the warm-up and earlier items left in the event queues.
+            for s in &mut subs {
+                while s.try_recv().is_ok() {}
+            }
+            let t0 = Instant::now();
+            running[0]
+                .engine
+                .submit(ConsensusItem::Register(reg), None)
+                .map_err(|e| FederationBenchError::Setup(format!("registration refused: {e}")))?;
+            for (m, s) in subs.iter_mut().enumerate() {
+                loop {
+                    let left = deadline.saturating_sub(t0.elapsed());
+                    match tokio::time::timeout(left, s.recv()).await {
+                        Ok(Ok(Event::Session(session))) => {
+                            let carried = running[m]
+                                .engine
+                                .store()
+                                .session(session)
+                                .map_err(|e| FederationBenchError::Setup(e.to_string()))?
+                                .is_some_and(|signed| {
+                                    signed.items.iter().any(|a| {
+                                        matches!(&a.item, ConsensusItem::Register(r) if r.key == who)
+                                    })
+                                });
+                            if carried {
+                                break;
+                            }
+                        }
+                        Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                        _ => {
+                            return Err(FederationBenchError::Setup(format!(
+                                "item {i} not in a signed session at member {m} within {} s",
+                                deadline.as_secs()
+                            )))
+                        }
+                    }
+                }
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(times)
+    }
+    .await;
+    for r in running {
+        r.shutdown().await;
+    }
+    let mut times = result?;
+    times.sort_by(f64::total_cmp);
+    let q = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    Ok(OrderingRow {
+        members: n,
+        items,
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        max_ms: times.last().copied().unwrap_or(0.0),
     })
 }
 

@@ -1,7 +1,9 @@
 //! `bench federation` runs on the real coordinators (aleph-bft on loopback): four members sign two epochs,
 //! and an epoch result recomputes. Figures are printed by the command, never asserted.
 
-use boltensor_bench::federation::{agreement, epoch_cost, markdown, FederationFigures, TIMING};
+use boltensor_bench::federation::{
+    agreement, epoch_cost, markdown, ordering, FederationFigures, TIMING,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_coordinators_sign_epochs_and_a_result_recomputes() {
@@ -20,4 +22,13 @@ async fn four_coordinators_sign_epochs_and_a_result_recomputes() {
         epoch,
     });
     assert!(table.contains("| 4 |"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_registration_is_signed_at_every_member() {
+    let row = ordering(4, 2)
+        .await
+        .expect("two registrations ordered and signed");
+    assert_eq!((row.members, row.items), (4, 2));
+    assert!(row.p50_ms > 0.0 && row.p50_ms <= row.max_ms, "{row:?}");
 }

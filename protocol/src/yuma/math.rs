@@ -164,21 +164,29 @@ pub fn exp_i32f32(operand: I32F32) -> Option<I32F32> {
     let operand = if neg { operand.checked_neg()? } else { operand };
     let mut result = operand.checked_add(one)?;
     let mut term = operand;
-    // `for i in 2..D::frac_nbits()`: I32F32 has 32 fraction bits.
-    for i in 2..32i64 {
-        term = term.checked_mul(operand)?;
-        term = I32F32::from_bits(term.to_bits() / i);
-        if term == I32F32::from_num(0) {
-            // Every later term is 0 · operand / i = 0 and adds nothing: the crate's loop runs on to
-            // the same result.
-            break;
+    let finish = |result: I32F32| {
+        if neg {
+            one.checked_div(result)
+        } else {
+            Some(result)
         }
-        result = result.checked_add(term)?;
+    };
+    // `for i in 2..D::frac_nbits()` (I32F32 has 32 fraction bits), unrolled so that each division is
+    // by a constant, which the compiler turns into a multiplication and shifts giving the same quotient.
+    // Once a term is 0, every later term is 0 · operand / i = 0 and adds nothing: the crate's loop runs
+    // on to the same result.
+    macro_rules! terms {
+        ($($i:literal)*) => {$(
+            term = term.checked_mul(operand)?;
+            term = I32F32::from_bits(term.to_bits() / $i);
+            if term == I32F32::from_num(0) {
+                return finish(result);
+            }
+            result = result.checked_add(term)?;
+        )*};
     }
-    if neg {
-        result = one.checked_div(result)?;
-    }
-    Some(result)
+    terms!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+    finish(result)
 }
 
 /// `math.rs` `exp_safe`: `exp` with the input clamped to [-20, 20]; on error 0 or `I32F32::MAX`.

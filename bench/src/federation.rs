@@ -63,6 +63,9 @@ pub struct FederationFigures {
     pub agreement: Vec<AgreementRow>,
     /// The epoch computation.
     pub epoch: EpochCost,
+    /// Item submitted → its session signed at every member, per federation size.
+    #[serde(default)]
+    pub ordering: Vec<OrderingRow>,
 }
 
 /// A benchmark failure.
@@ -388,9 +391,12 @@ pub fn epoch_cost(
 /// 256 × 64.
 pub async fn run(sizes: &[usize], epochs: u64) -> Result<FederationFigures, FederationBenchError> {
     let mut agreement_rows = Vec::new();
+    let mut ordering_rows = Vec::new();
     for &n in sizes {
         eprintln!("bench federation: {n} coordinators, {epochs} epochs …");
         agreement_rows.push(agreement(n, epochs).await?);
+        eprintln!("bench federation: {n} coordinators, {ORDERING_ITEMS} registrations one after another …");
+        ordering_rows.push(ordering(n, ORDERING_ITEMS).await?);
     }
     eprintln!("bench federation: one epoch result at 256 miners × 64 validators …");
     Ok(FederationFigures {
@@ -398,8 +404,12 @@ pub async fn run(sizes: &[usize], epochs: u64) -> Result<FederationFigures, Fede
         round_delay_ms: TIMING.round_delay_ms,
         agreement: agreement_rows,
         epoch: epoch_cost(256, 64, 5)?,
+        ordering: ordering_rows,
     })
 }
+
+/// Registrations `run` submits one after another per federation size.
+pub const ORDERING_ITEMS: usize = 8;
 
 /// The figures as a table.
 pub fn markdown(f: &FederationFigures) -> String {
@@ -413,6 +423,18 @@ pub fn markdown(f: &FederationFigures) -> String {
             "| {} | {:.2} s | {:.2} s |\n",
             r.members, r.first_epoch_s, r.per_epoch_s
         ));
+    }
+    if !f.ordering.is_empty() {
+        s.push_str(
+            "\nA registration submitted at one member → the session carrying it signed at every member:\n\n\
+             | coordinators | items | p50 | p99 | slowest |\n|---|---|---|---|---|\n",
+        );
+        for r in &f.ordering {
+            s.push_str(&format!(
+                "| {} | {} | {:.0} ms | {:.0} ms | {:.0} ms |\n",
+                r.members, r.items, r.p50_ms, r.p99_ms, r.max_ms
+            ));
+        }
     }
     s.push_str(&format!(
         "\nOne epoch result at {} miners × {} validators: {:.1} ms ({} payouts); its independent recomputation, \

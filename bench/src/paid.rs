@@ -22,6 +22,9 @@ pub struct PaidBenchConfig {
     pub requests: usize,
     /// Sequential chat completions per series.
     pub chats: usize,
+    /// `max_tokens` of each chat completion (the prompt asks for a long answer so that greedy decoding
+    /// runs to it; the tokens actually generated are reported).
+    pub chat_tokens: u32,
     /// Concurrent clients for the throughput run.
     pub concurrency: usize,
     /// Length of the throughput run.
@@ -35,6 +38,7 @@ impl Default for PaidBenchConfig {
         PaidBenchConfig {
             requests: 100,
             chats: 10,
+            chat_tokens: 64,
             concurrency: 32,
             duration: Duration::from_secs(10),
             channels_per_hop: 2,
@@ -91,10 +95,16 @@ pub struct PaidReport {
     /// The same request paid first, as L402 agents do (402 → pay, the miner serves on the payment's
     /// arrival and claims → retry with token + preimage → the stored result).
     pub pay_first_embedding: Series,
-    /// Chat completion (16 tokens, greedy), unpaid.
+    /// Chat completion (`chat_max_tokens`, greedy), unpaid.
     pub unpaid_chat: Series,
     /// The same, paid.
     pub paid_chat: Series,
+    /// `max_tokens` of those chats.
+    #[serde(default)]
+    pub chat_max_tokens: u32,
+    /// Completion tokens the chats generated, mean over the unpaid and paid ones (from `usage`).
+    #[serde(default)]
+    pub chat_completion_tokens: f64,
     /// Settled paid embedding requests per second, `concurrency` clients at once.
     pub settled_per_sec: f64,
     /// Concurrency of that run.
@@ -149,8 +159,12 @@ impl PaidReport {
             "embedding, paid first (L402 agents' flow)",
             &self.pay_first_embedding,
         );
-        row(&mut out, "chat 16 tokens, unpaid", &self.unpaid_chat);
-        row(&mut out, "chat 16 tokens, paid", &self.paid_chat);
+        let chat = format!(
+            "chat {} tokens ({:.1} generated)",
+            self.chat_max_tokens, self.chat_completion_tokens
+        );
+        row(&mut out, &format!("{chat}, unpaid"), &self.unpaid_chat);
+        row(&mut out, &format!("{chat}, paid"), &self.paid_chat);
         row(&mut out, "result ready -> settled at miner", &self.settle);
         let _ = writeln!(
             out,
@@ -269,11 +283,13 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
             .to_string()
             .into_bytes()
     };
+    let chat_tokens = cfg.chat_tokens;
     let chat = |model: &str| {
         serde_json::json!({
             "model": model,
-            "messages": [{"role": "user", "content": "What is the capital of France?"}],
-            "max_tokens": 16,
+            "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm at sea."}],
+            "max_tokens": chat_tokens,
+            "temperature": 0.0,
         })
         .to_string()
         .into_bytes()
@@ -322,6 +338,7 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
     tracing::info!("chats");
     let mut unpaid_chat = Vec::new();
     let mut paid_chat = Vec::new();
+    let mut completion_tokens = Vec::new();
     for _ in 0..cfg.chats {
         let t = Instant::now();
         let r = http
@@ -330,16 +347,18 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
             .send()
             .await
             .map_err(err)?;
-        r.bytes().await.map_err(err)?;
+        let body = r.bytes().await.map_err(err)?;
         unpaid_chat.push(t.elapsed());
+        completion_tokens.push(completion_tokens_of(&body)?);
         let t = Instant::now();
-        one_paid(
+        let body = one_paid(
             &client,
             "/v1/chat/completions",
             chat("smollm2-135m-instruct"),
         )
         .await?;
         paid_chat.push(t.elapsed());
+        completion_tokens.push(completion_tokens_of(&body)?);
     }
 
     tracing::info!(concurrency = cfg.concurrency, "throughput");
@@ -359,7 +378,7 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
                         .to_string()
                         .into_bytes();
                 match one_paid(&client, "/v1/embeddings", body).await {
-                    Ok(()) => ok += 1,
+                    Ok(_) => ok += 1,
                     Err(e) => {
                         failed += 1;
                         first_error.get_or_insert(e.to_string());
@@ -386,6 +405,9 @@ pub async fn run(cfg: PaidBenchConfig) -> Result<PaidReport, TestEnvError> {
         pay_first_embedding: Series::of(pay_first),
         unpaid_chat: Series::of(unpaid_chat),
         paid_chat: Series::of(paid_chat),
+        chat_max_tokens: cfg.chat_tokens,
+        chat_completion_tokens: completion_tokens.iter().sum::<u64>() as f64
+            / completion_tokens.len().max(1) as f64,
         settled_per_sec: ok as f64 / elapsed.as_secs_f64(),
         concurrency: cfg.concurrency,
         throughput_failures: failed,
@@ -447,13 +469,28 @@ async fn one_pay_first(
 }
 
 /// One paid request, complete: the response read and the payment settled.
-async fn one_paid(client: &PayingClient, path: &str, body: Vec<u8>) -> Result<(), TestEnvError> {
+/// `usage.completion_tokens` of a chat completion's body.
+fn completion_tokens_of(body: &[u8]) -> Result<u64, TestEnvError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(err)?;
+    v["usage"]["completion_tokens"].as_u64().ok_or_else(|| {
+        err(format!(
+            "no usage.completion_tokens in {}",
+            String::from_utf8_lossy(body)
+        ))
+    })
+}
+
+async fn one_paid(
+    client: &PayingClient,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, TestEnvError> {
     let mut paid = client.post(path, body).await.map_err(err)?;
     let status = paid.response.status();
     let outcome = paid.outcome().await;
-    paid.response.bytes().await.map_err(err)?;
+    let body = paid.response.bytes().await.map_err(err)?;
     match outcome {
-        Some(PaymentOutcome::Settled { .. }) if status.is_success() => Ok(()),
+        Some(PaymentOutcome::Settled { .. }) if status.is_success() => Ok(body.to_vec()),
         other => Err(err(format!("{status}: {other:?}"))),
     }
 }

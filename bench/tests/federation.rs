@@ -20,6 +20,7 @@ async fn four_coordinators_sign_epochs_and_a_result_recomputes() {
         round_delay_ms: TIMING.round_delay_ms,
         agreement: vec![row],
         epoch,
+        ordering: vec![],
     });
     assert!(table.contains("| 4 |"), "{table}");
 }

@@ -69,6 +69,9 @@ enum BenchCommand {
         /// Sequential chat completions per series.
         #[arg(long, default_value_t = 10)]
         chats: usize,
+        /// max_tokens of each chat (the prompt asks for a long answer; the tokens generated are shown).
+        #[arg(long, default_value_t = 64)]
+        chat_tokens: u32,
         /// Concurrent clients in the throughput run.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
@@ -645,6 +648,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Paid {
             requests,
             chats,
+            chat_tokens,
             concurrency,
             seconds,
             channels_per_hop,
@@ -657,6 +661,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = boltensor_bench::paid::run(boltensor_bench::paid::PaidBenchConfig {
                 requests,
                 chats,
+                chat_tokens,
                 concurrency,
                 duration: std::time::Duration::from_secs(seconds),
                 channels_per_hop,

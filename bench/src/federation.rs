@@ -20,8 +20,8 @@ use serde::Serialize;
 
 /// The consensus timing the benchmark runs (the coordinators' default shape: rounds × delay per session).
 pub const TIMING: ConsensusTiming = ConsensusTiming {
-    rounds_per_session: 20,
-    round_delay_ms: 100,
+    rounds_per_session: 8,
+    round_delay_ms: 60,
 };
 
 /// One federation size.

@@ -43,10 +43,10 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 3)]
     epoch_sessions: u64,
     /// Rounds per session.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 8)]
     rounds_per_session: u16,
     /// Milliseconds between a member's units.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 60)]
     round_delay_ms: u64,
     /// The bond a miner registers with, in sat: registration's price (ADR 0012); a miner is listed,
     /// weighed and paid once more than f members attested it. 0 lets miners register for free.

@@ -38,8 +38,8 @@ pub struct ConsensusTiming {
 impl Default for ConsensusTiming {
     fn default() -> Self {
         ConsensusTiming {
-            rounds_per_session: 20,
-            round_delay_ms: 100,
+            rounds_per_session: 8,
+            round_delay_ms: 60,
         }
     }
 }

@@ -453,11 +453,14 @@ impl Engine {
             },
             futures::io::Cursor::new(backup),
         );
+        let (direct_tx, mut direct_rx) = mpsc::unbounded_channel();
         let network = SessionNetwork {
             p2p: self.p2p.clone(),
             session,
             future: self.future_frames.clone(),
             pending: std::collections::VecDeque::new(),
+            direct: direct_tx,
+            direct_seen: Default::default(),
         };
         let spawner = Spawner::default();
         let aleph = tokio::spawn(aleph_bft::run_session(
@@ -528,10 +531,22 @@ impl Engine {
         // 2. Sign the header; collect n − f signatures through the same session.
         let (items, epoch, header, items_digest) = self.outcome(session)?;
         let own = self.keychain.sign_bytes(&header);
-        let _ = sig_tx.send(Some(own));
+        self.p2p.broadcast(session | DIRECT_SIGNATURE, &own.0);
         let mut signatures = BTreeMap::new();
+        signatures.insert(self.cfg.index, hex::encode(own.0));
+        let _ = sig_tx.send(Some(own));
         while signatures.len() < fed.threshold() {
             tokio::select! {
+                Some((from, sig)) = direct_rx.recv() => {
+                    if signatures.contains_key(&from) {
+                        continue;
+                    }
+                    if self.keychain.verify_bytes(&header, &sig, from) {
+                        signatures.insert(from, hex::encode(sig.0));
+                    } else {
+                        tracing::warn!(session, member = from, "a member sent a signature over a different session header");
+                    }
+                }
                 unit = unit_rx.recv() => {
                     let Some((creator, _, data)) = unit else {
                         return Err(EngineError::AlephStopped(session));
@@ -960,7 +975,19 @@ struct SessionNetwork {
     session: u64,
     future: Arc<Mutex<Vec<Inbound>>>,
     pending: std::collections::VecDeque<Data>,
+    /// Session signatures sent directly by peers (frames for `session | DIRECT_SIGNATURE`), to the engine.
+    direct: mpsc::UnboundedSender<(usize, Sig)>,
+    /// Members whose direct signature for this session was passed on: one per member and session, so a
+    /// peer cannot make this member verify a flood of them.
+    direct_seen: std::collections::BTreeSet<usize>,
 }
+
+/// The session number's top bit marks a frame that carries a member's signature over the session's header
+/// (64 bytes), broadcast as soon as it signs, beside the same signature in its next unit. The header binds
+/// the federation, the session, the items and the epoch result, so the frame cannot be replayed elsewhere;
+/// it is checked against the sender's key like the one in a unit. Waiting for the unit alone costs the
+/// rounds aleph-bft needs to order it.
+pub const DIRECT_SIGNATURE: u64 = 1 << 63;
 
 #[async_trait::async_trait]
 impl aleph_bft::Network<Data> for SessionNetwork {
@@ -996,6 +1023,14 @@ impl aleph_bft::Network<Data> for SessionNetwork {
         }
         loop {
             let (from, session, bytes) = self.p2p.recv().await?;
+            if session & DIRECT_SIGNATURE != 0 {
+                if session & !DIRECT_SIGNATURE == self.session && self.direct_seen.insert(from) {
+                    if let Ok(sig) = <[u8; 64]>::try_from(bytes.as_slice()) {
+                        let _ = self.direct.send((from, Sig(sig)));
+                    }
+                }
+                continue;
+            }
             if !indices_in_range(&bytes, from, self.p2p.members()) {
                 tracing::warn!(
                     session,

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
+use boltensor_coordinator::engine::{session_header, signed_session_signatures, DIRECT_SIGNATURE};
 use boltensor_coordinator::items::ConsensusItem;
 use boltensor_coordinator::keychain::Keychain;
 use boltensor_coordinator::net::{self, LinkError, HELLO, REPLY};
@@ -466,6 +467,123 @@ async fn attack_peer_impostors_without_member_keys() -> Result {
     // The three honest members go on and agree.
     let e = epoch_now(&net, 0).await?;
     agreed_epochs(&net, &[0, 1, 2], e + 1, 1).await?;
+    for m in net.members.iter().flatten() {
+        m.stop();
+    }
+    Ok(())
+}
+
+/// A member that holds its key (so its links are accepted) but is Byzantine: for every session it sends
+/// direct session signatures (the frames members broadcast as soon as they sign, ahead of the same
+/// signature in their next unit) that are garbage or its own signature over a different header, again and
+/// again. The three honest members are exactly the threshold, so one accepted bad signature would finish
+/// a session with fewer than a threshold of valid ones: every signed session must carry only valid
+/// signatures, and the federation must go on signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attack_direct_session_signatures_from_a_byzantine_member() -> Result {
+    init_tracing();
+    let mut net = Net::new().await?;
+    for i in 0..3 {
+        net.members[i] = Some(net.start_member(i).await?);
+    }
+    let fed = net.federation.clone();
+    let byz = Keychain::new(3, fed.keys(), net.keys[3], fed.id(), fed.threshold());
+    let p2p = net::P2p::start(
+        fed.members[3].p2p,
+        fed.members.iter().map(|m| m.p2p).collect(),
+        byz.clone(),
+        fed.id(),
+    )
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let http = net.http.clone();
+    let api0 = net.api(0);
+    let attacker = {
+        let (p2p, stop, sent, fed_id) = (p2p.clone(), stop.clone(), sent.clone(), fed.id());
+        tokio::spawn(async move {
+            let drain = {
+                let p2p = p2p.clone();
+                tokio::spawn(async move { while p2p.recv().await.is_some() {} })
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let session = async {
+                    let v: serde_json::Value = http
+                        .get(format!("{api0}/v1/status"))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    v["session"].as_u64().ok_or(format!("no session in {v}"))
+                }
+                .await
+                .map_err(|e| eprintln!("attacker: {e}"))
+                .ok();
+                if let Some(now) = session {
+                    for s in now..now + 3 {
+                        let mut garbage = [0u8; 64];
+                        net::fill_random(&mut garbage);
+                        let wrong = byz.sign_bytes(&session_header(&fed_id, s, &[7; 32], None));
+                        // Alternate which one arrives first in a session.
+                        let (a, b) = if s % 2 == 0 {
+                            (garbage, wrong.0)
+                        } else {
+                            (wrong.0, garbage)
+                        };
+                        p2p.broadcast(s | DIRECT_SIGNATURE, &a);
+                        p2p.broadcast(s | DIRECT_SIGNATURE, &b);
+                        sent.fetch_add(2, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            drain.abort();
+        })
+    };
+    let s0 = net.status(0).await?["session"].as_u64().ok_or("session")?;
+    let long = Duration::from_secs(90);
+    wait_for("three more sessions signed at member 0", long, || async {
+        Ok(net
+            .status(0)
+            .await
+            .ok()
+            .and_then(|s| s["session"].as_u64())
+            .filter(|s| *s >= s0 + 4))
+    })
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    attacker.await?;
+    assert!(
+        sent.load(Ordering::Relaxed) > 0,
+        "the attacker sent nothing"
+    );
+    let mut checked = 0;
+    for i in 0..3 {
+        let store = net.members[i].as_ref().expect("running").engine.store();
+        for s in s0..s0 + 3 {
+            let Some(signed) = store.session(s)? else {
+                continue;
+            };
+            let valid = signed_session_signatures(&fed, &signed);
+            assert_eq!(
+                valid,
+                signed.signatures.len(),
+                "member {i} finished session {s} with a signature that is not valid: {:?}",
+                signed.signatures.keys().collect::<Vec<_>>()
+            );
+            assert!(valid >= fed.threshold());
+            assert!(!signed.signatures.contains_key(&3));
+            checked += 1;
+        }
+    }
+    println!(
+        "byzantine member 3 sent {} bad direct signatures; {checked} signed sessions at the honest members \
+         carry only valid signatures",
+        sent.load(Ordering::Relaxed)
+    );
+    assert!(checked >= 6, "{checked} sessions checked");
     for m in net.members.iter().flatten() {
         m.stop();
     }

@@ -55,6 +55,15 @@ pub struct SignedEpoch {
     pub signatures: std::collections::BTreeMap<usize, String>,
 }
 
+impl SignedEpoch {
+    /// What the signatures certify: the result, the session that closed it and its items digest. Honest
+    /// members hold the same, though each may hold a different set of n − f valid signatures over it (a
+    /// member counts the first n − f it receives, ADR 0017).
+    pub fn certified(&self) -> (&EpochResult, u64, &str) {
+        (&self.result, self.session, &self.items_digest)
+    }
+}
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 #[error("ledger: {0}")]

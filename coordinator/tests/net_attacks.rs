@@ -182,9 +182,12 @@ async fn agreed_epochs(net: &Net, who: &[usize], from: u64, count: u64) -> Resul
         let results = net.wait_epoch(who, e, long).await?;
         for r in &results[1..] {
             assert_eq!(
-                r, &results[0],
+                r.certified(),
+                results[0].certified(),
                 "members published different results for epoch {e}"
             );
+            let valid = boltensor_coordinator::verify_epoch(r, &net.federation)?;
+            assert!(valid >= net.federation.threshold());
         }
         let valid = boltensor_coordinator::verify_epoch(&results[0], &net.federation)?;
         assert!(valid >= net.federation.threshold());

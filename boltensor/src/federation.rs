@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use boltensor_coordinator::config::{local_federation, write_member_dir, ConsensusTiming};
+use boltensor_coordinator::config::{federation_on_hosts, write_member_dir, ConsensusTiming};
 use boltensor_coordinator::params::Params;
 use boltensor_coordinator::store::SignedEpoch;
 use boltensor_coordinator::{CoordinatorConfig, FederationConfig, Options};
@@ -13,9 +13,11 @@ use crate::bond::ChainArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum CoordinatorCommand {
-    /// Write the configuration of an N-member federation on this machine (loopback addresses, random
-    /// keys, or keys derived from --seed on regtest): one directory per member with federation.json, identity.json and a 0600
-    /// secret.key. A real federation writes the same files from keys and addresses exchanged out of band.
+    /// Write the configuration of an N-member federation (loopback addresses, or one address per member
+    /// with --hosts; random keys, or keys derived from --seed on regtest): one directory per member with
+    /// federation.json, identity.json and a 0600 secret.key, to copy to each member's machine. A
+    /// federation whose members never share a machine writes the same files from keys and addresses
+    /// exchanged out of band.
     Init(InitArgs),
     /// Run one member: consensus with its peers, the registry, epochs, the public API.
     Run(RunArgs),
@@ -32,6 +34,10 @@ pub struct InitArgs {
     /// Member i listens for peers on base + 2i and serves its API on base + 2i + 1.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
+    /// Each member's IP address, comma-separated, one per member in order (members on separate machines
+    /// or network namespaces; each binds its own address). Default: every member on 127.0.0.1.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    hosts: Vec<std::net::IpAddr>,
     /// Derive every member key from this seed instead of the OS's randomness — regtest only: anyone
     /// who knows the seed holds every member key (signs the bonds' k-of-n leaf, sweeps every bond).
     #[arg(long)]
@@ -137,9 +143,17 @@ pub async fn coordinator(cmd: CoordinatorCommand) -> anyhow::Result<()> {
                     a.network
                 );
             }
-            let (fed, keys) = local_federation(
+            let hosts = match a.hosts.len() {
+                0 => vec![std::net::IpAddr::from([127, 0, 0, 1]); a.members],
+                n if n == a.members => a.hosts.clone(),
+                n => bail!(
+                    "--hosts names {n} addresses for {} members: give one per member, in order",
+                    a.members
+                ),
+            };
+            let (fed, keys) = federation_on_hosts(
                 a.seed.as_ref().map(String::as_bytes),
-                a.members,
+                &hosts,
                 a.base_port,
                 timing,
                 params,

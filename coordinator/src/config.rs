@@ -5,7 +5,7 @@
 //! random member keys (keys derived from a seed only on request, and only on regtest); a real federation
 //! exchanges public keys and addresses out of band and writes the same files.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use bitcoin::hashes::{sha256, Hash, HashEngine};
@@ -254,9 +254,26 @@ pub fn local_federation(
     timing: ConsensusTiming,
     params: Params,
 ) -> (FederationConfig, Vec<Keypair>) {
-    let ports = (0..n).map(|i| (base_port + 2 * i as u16, base_port + 2 * i as u16 + 1));
+    let hosts = vec![IpAddr::from([127, 0, 0, 1]); n];
+    federation_on_hosts(seed, &hosts, base_port, timing, params)
+}
+
+/// A federation with member `i` on `hosts[i]` (one per member; several may share a host): p2p port
+/// `base_port + 2i`, API port `base_port + 2i + 1`, on that address; keys as in [`local_federation`].
+/// `coordinator init --hosts` writes it for members on separate machines (or network namespaces).
+pub fn federation_on_hosts(
+    seed: Option<&[u8]>,
+    hosts: &[IpAddr],
+    base_port: u16,
+    timing: ConsensusTiming,
+    params: Params,
+) -> (FederationConfig, Vec<Keypair>) {
+    let addrs = hosts.iter().enumerate().map(|(i, &ip)| {
+        let p2p = base_port + 2 * i as u16;
+        (SocketAddr::new(ip, p2p), SocketAddr::new(ip, p2p + 1))
+    });
     let key = |i| seed.map_or_else(random_keypair, |s| derive_keypair(s, i));
-    loopback("boltensor-devnet", key, ports, timing, params)
+    federation("boltensor-devnet", key, addrs, timing, params)
 }
 
 /// A federation named `name` of `n` members on loopback ports from `free` (for tests and benchmarks,
@@ -272,34 +289,35 @@ pub fn loopback_federation(
     params: Params,
     mut free: impl FnMut() -> std::io::Result<u16>,
 ) -> std::io::Result<(FederationConfig, Vec<Keypair>)> {
-    let ports = (0..n)
-        .map(|_| Ok((free()?, free()?)))
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let addrs = (0..n)
+        .map(|_| Ok((loopback(free()?), loopback(free()?))))
         .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(loopback(
+    Ok(federation(
         name,
         |i| derive_keypair(seed, i),
-        ports,
+        addrs,
         timing,
         params,
     ))
 }
 
-fn loopback(
+fn federation(
     name: &str,
     key: impl Fn(usize) -> Keypair,
-    ports: impl IntoIterator<Item = (u16, u16)>,
+    addrs: impl IntoIterator<Item = (SocketAddr, SocketAddr)>,
     timing: ConsensusTiming,
     params: Params,
 ) -> (FederationConfig, Vec<Keypair>) {
-    let (members, keypairs) = ports
+    let (members, keypairs) = addrs
         .into_iter()
         .enumerate()
         .map(|(i, (p2p, api))| {
             let kp = key(i);
             let member = Member {
                 key: kp.x_only_public_key().0,
-                p2p: SocketAddr::from(([127, 0, 0, 1], p2p)),
-                api: SocketAddr::from(([127, 0, 0, 1], api)),
+                p2p,
+                api,
             };
             (member, kp)
         })

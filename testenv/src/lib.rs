@@ -9,6 +9,8 @@
 //! - [`bitcoind`]: find the binary, start regtest on free ports, JSON-RPC, mine.
 //! - [`net`]: [`TestNet`]: a bitcoind plus any number of named [`LnNode`](boltensor_ln::LnNode)s.
 //! - [`wait`]: [`wait_for`], the one polling helper (no fixed sleeps).
+//! - [`netem`]: [`EmuNet`](netem::EmuNet), hosts in network namespaces with delay, loss and cut links
+//!   between them (a user-space switch over TUN devices).
 //! - [`hostile`]: hostile HTTP input and the 4xx-with-a-JSON-error check of the bad-input tests.
 
 pub mod bitcoind;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod hostile;
 pub mod lnd_rest;
 pub mod net;
+pub mod netem;
 pub mod wait;
 
 pub use bitcoind::{locate_bitcoind, Bitcoind, BitcoindOptions, RpcClient};

@@ -204,8 +204,9 @@ impl EmuNet {
         for (from, tun) in tuns.into_iter().enumerate() {
             let shared = net.shared.clone();
             let subnet = net.subnet;
-            net.threads
-                .push(std::thread::spawn(move || read_loop(from, tun, subnet, hosts, &shared)));
+            net.threads.push(std::thread::spawn(move || {
+                read_loop(from, tun, subnet, hosts, &shared)
+            }));
         }
         let shared = net.shared.clone();
         net.threads
@@ -405,7 +406,9 @@ impl Forwarder {
     pub async fn start(listen: SocketAddr, target: SocketAddr) -> Result<Forwarder, TestEnvError> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(TestEnvError::io(format!("binding the forwarder on {listen}")))?;
+            .map_err(TestEnvError::io(format!(
+                "binding the forwarder on {listen}"
+            )))?;
         let addr = listener
             .local_addr()
             .map_err(TestEnvError::io("the forwarder's address"))?;

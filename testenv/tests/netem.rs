@@ -75,7 +75,10 @@ async fn delay_cut_and_heal_on_real_sockets() -> Result {
     );
 
     net.isolate(1);
-    assert!(hello(addr).await.is_none(), "a cut link carried a connection");
+    assert!(
+        hello(addr).await.is_none(),
+        "a cut link carried a connection"
+    );
     assert!(net.stats().cut > 0);
     net.heal();
     net.set_links(LinkSpec::PERFECT);

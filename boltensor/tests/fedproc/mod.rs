@@ -44,6 +44,12 @@ pub struct Federation {
     pub procs: Vec<Option<Child>>,
     pub starts: Vec<usize>,
     pub http: reqwest::Client,
+    /// Each member's API URL (from federation.json).
+    pub apis: Vec<String>,
+    /// The bitcoind RPC URL the members use (loopback; a forwarder's when they run in namespaces).
+    pub rpc_url: String,
+    /// Each member's network namespace, if it runs in one (`ip netns exec`).
+    pub netns: Vec<Option<String>>,
 }
 
 impl Drop for Federation {
@@ -83,9 +89,16 @@ impl Federation {
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
         }
+        let apis = CoordinatorConfig::load(&dir.join("fed").join("member-0"))?
+            .federation
+            .members
+            .iter()
+            .map(|m| format!("http://{}", m.api))
+            .collect();
         let fed = Federation {
             dir: dir.to_path_buf(),
             base,
+            rpc_url: format!("http://127.0.0.1:{port}"),
             rpc: (port, user, password),
             extra: vec![Vec::new(); 4],
             procs: (0..4).map(|_| None).collect(),
@@ -93,6 +106,8 @@ impl Federation {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
+            apis,
+            netns: vec![None; 4],
         };
         Ok((fed, String::from_utf8_lossy(&out.stdout).into_owned()))
     }
@@ -117,11 +132,20 @@ impl Federation {
     pub fn spawn(&mut self, i: usize) -> Result {
         self.starts[i] += 1;
         let log = std::fs::File::create(self.log(i))?;
-        let (port, user, pass) = &self.rpc;
-        let child = bin()
+        let (_, user, pass) = &self.rpc;
+        let mut cmd = match &self.netns[i] {
+            None => bin(),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(env!("CARGO_BIN_EXE_boltensor"));
+                c
+            }
+        };
+        let child = cmd
             .args(["coordinator", "run"])
             .arg(format!("--dir={}", self.member_dir(i).display()))
-            .arg(format!("--rpc-url=http://127.0.0.1:{port}"))
+            .arg(format!("--rpc-url={}", self.rpc_url))
             .arg(format!("--rpc-user={user}"))
             .arg(format!("--rpc-pass={pass}"))
             .args(&self.extra[i])
@@ -142,7 +166,7 @@ impl Federation {
     }
 
     pub fn api(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.base + 2 * i as u16 + 1)
+        self.apis[i].clone()
     }
 
     pub async fn get(&self, i: usize, path: &str) -> Option<Value> {

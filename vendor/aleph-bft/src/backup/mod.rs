@@ -1,0 +1,5 @@
+pub use loader::BackupLoader;
+pub use saver::BackupSaver;
+
+mod loader;
+mod saver;

@@ -260,11 +260,7 @@ async fn fault_byzantine_member_sends_garbage_and_forged_sessions() -> Result {
     // Sessions take about a second, and a member asks its peers' APIs only when a session runs past 2 s or
     // when it may be behind (after adopting a session, and at start: ADR 0018). Restart member 2, so that it
     // asks at once — member 3's forged API included.
-    net.members[2]
-        .take()
-        .expect("running")
-        .shutdown()
-        .await;
+    net.members[2].take().expect("running").shutdown().await;
     net.members[2] = Some(net.start_member(2).await?);
     let t0 = Instant::now();
     let start_session = net.status(0).await?["session"].as_u64().ok_or("session")?;

@@ -35,11 +35,12 @@ out = [
     "| scenario (links: %s) | fault lasted | epochs signed during it | healed → every member past it | conflicting signed results | packets delivered / lost / cut |" % rows[0]["link"],
     "|---|---|---|---|---|---|",
 ]
+cell = lambda t: t.replace("|", "\\|")  # a scenario's "2 | 2" must not end its table cell
 for r in rows:
     rec = "—" if r["recover_secs"] == 0 else "%.1f s" % r["recover_secs"]
     p = r["packets"]
     out.append("| %s | %.0f s | %d | %s | %d of %d epochs | %d / %d / %d |" % (
-        r["scenario"], r["fault_secs"], r["epochs_during"], rec, r["conflicts"], r["epochs_checked"], p[0], p[1], p[2]))
+        cell(r["scenario"]), r["fault_secs"], r["epochs_during"], rec, r["conflicts"], r["epochs_checked"], p[0], p[1], p[2]))
 table = "\n".join(out)
 print(table)
 if docs:

@@ -41,6 +41,28 @@ struct Row {
     link: String,
 }
 
+impl Row {
+    /// A scenario's row; the conflict count is filled in at the end, from the check over every epoch.
+    fn new(
+        scenario: &str,
+        fault_secs: f64,
+        epochs_during: u64,
+        recover_secs: f64,
+        packets: [u64; 3],
+    ) -> Row {
+        Row {
+            scenario: scenario.into(),
+            fault_secs,
+            epochs_during,
+            recover_secs,
+            conflicts: 0,
+            epochs_checked: 0,
+            packets,
+            link: "50 ms ± 10 ms one way, 1 % loss".into(),
+        }
+    }
+}
+
 async fn last_signed(fed: &Federation, i: usize) -> Option<u64> {
     fed.get(i, "/v1/status").await?["last_signed_epoch"].as_u64()
 }
@@ -91,7 +113,6 @@ async fn federation_over_an_emulated_network() -> Result {
         jitter: Duration::from_millis(10),
         loss: 0.01,
     };
-    let link_text = "50 ms ± 10 ms one way, 1 % loss".to_string();
     // Host 0 is the hub (bitcoind, via the forwarder); member i runs in host i + 1.
     let net = EmuNet::start(4, link)?;
     let testnet = TestNet::start().await?;
@@ -137,16 +158,13 @@ async fn federation_over_an_emulated_network() -> Result {
     let e1 = highest(&fed, &all).await;
     assert!(e1 > e0, "no epoch signed in {fault:?} over the slow links");
     let baseline_rate = (e1 - e0) as f64 / t0.elapsed().as_secs_f64();
-    rows.push(Row {
-        scenario: "no partition (the links' delay and loss only)".into(),
-        fault_secs: t0.elapsed().as_secs_f64(),
-        epochs_during: e1 - e0,
-        recover_secs: 0.0,
-        conflicts: 0,
-        epochs_checked: 0,
-        packets: packets(&net, before),
-        link: link_text.clone(),
-    });
+    rows.push(Row::new(
+        "no partition (the links' delay and loss only)",
+        t0.elapsed().as_secs_f64(),
+        e1 - e0,
+        0.0,
+        packets(&net, before),
+    ));
 
     // 1. Member 3 cut off from every host (its peers and bitcoind) for the fault's length: the other
     //    three (n − f) keep signing; healed, member 3 catches up and signs again.
@@ -171,16 +189,13 @@ async fn federation_over_an_emulated_network() -> Result {
         during - e0
     );
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row {
-        scenario: "one member cut off from every host, then healed".into(),
+    rows.push(Row::new(
+        "one member cut off from every host, then healed",
         fault_secs,
-        epochs_during: during - e0,
+        during - e0,
         recover_secs,
-        conflicts: 0,
-        epochs_checked: 0,
-        packets: packets(&net, before),
-        link: link_text.clone(),
-    });
+        packets(&net, before),
+    ));
 
     // 2. A 2 | 2 split: neither side has n − f = 3 members, so nobody may sign a new result (a session
     //    already signed by three when the split came may still complete).
@@ -198,16 +213,13 @@ async fn federation_over_an_emulated_network() -> Result {
         "epochs {e0} → {during} signed during a 2 | 2 split: a half signed without n − f"
     );
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row {
-        scenario: "2 | 2 split (members 0, 1 | 2, 3), then healed".into(),
+    rows.push(Row::new(
+        "2 | 2 split (members 0, 1 | 2, 3), then healed",
         fault_secs,
-        epochs_during: during - e0,
+        during - e0,
         recover_secs,
-        conflicts: 0,
-        epochs_checked: 0,
-        packets: packets(&net, before),
-        link: link_text.clone(),
-    });
+        packets(&net, before),
+    ));
 
     // 3. A flapping link: member 3 cut off for 2 s, connected for 2 s, for the fault's length.
     let before = net.stats();
@@ -223,16 +235,13 @@ async fn federation_over_an_emulated_network() -> Result {
     let healed = Instant::now();
     let during = highest(&fed, &all).await;
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row {
-        scenario: "flapping link: member 3 cut off 2 s, connected 2 s, repeatedly".into(),
+    rows.push(Row::new(
+        "flapping link: member 3 cut off 2 s, connected 2 s, repeatedly",
         fault_secs,
-        epochs_during: during - e0,
+        during - e0,
         recover_secs,
-        conflicts: 0,
-        epochs_checked: 0,
-        packets: packets(&net, before),
-        link: link_text.clone(),
-    });
+        packets(&net, before),
+    ));
 
     // Every epoch of the run, at every member: one certified result each, every copy's signatures valid.
     let cfg = fed.config()?;

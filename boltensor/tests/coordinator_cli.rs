@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use boltensor_coordinator::CoordinatorConfig;
 use boltensor_testenv::{wait_for, Bitcoind, BitcoindOptions, TestEnvError};
 
 mod fedproc;
@@ -186,6 +187,63 @@ fn init_asks_miners_for_a_bond_off_regtest() -> Result {
         .output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 1000000"));
+    Ok(())
+}
+
+/// `--hosts` puts member i on the i-th address (members on separate machines); a list of the wrong length
+/// or a name that is no IP address is refused with a clear error, and nothing is written.
+#[test]
+fn init_puts_members_on_their_hosts_and_refuses_a_wrong_list() -> Result {
+    let dir = tempfile::tempdir()?;
+    let out = bin()
+        .args([
+            "coordinator",
+            "init",
+            "--members",
+            "4",
+            "--base-port",
+            "7100",
+        ])
+        .args(["--hosts", "192.0.2.10,192.0.2.11,192.0.2.12,192.0.2.13"])
+        .arg(format!("--dir={}", dir.path().join("fed").display()))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fed = CoordinatorConfig::load(&dir.path().join("fed").join("member-2"))?.federation;
+    let addrs: Vec<String> = fed
+        .members
+        .iter()
+        .map(|m| format!("{} {}", m.p2p, m.api))
+        .collect();
+    assert_eq!(
+        addrs,
+        [
+            "192.0.2.10:7100 192.0.2.10:7101",
+            "192.0.2.11:7102 192.0.2.11:7103",
+            "192.0.2.12:7104 192.0.2.12:7105",
+            "192.0.2.13:7106 192.0.2.13:7107"
+        ]
+    );
+    for (hosts, says) in [
+        ("192.0.2.10", "--hosts names 1 addresses for 4 members"),
+        ("192.0.2.10,coordinator.example", "invalid IP address"),
+    ] {
+        let bad = dir.path().join("bad");
+        let out = bin()
+            .args(["coordinator", "init", "--members", "4", "--hosts", hosts])
+            .arg(format!("--dir={}", bad.display()))
+            .output()?;
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!bad.exists(), "a refused init wrote {}", bad.display());
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh                 # every target, 10 s each
 #   scripts/fuzz.sh 600 epoch l402  # two targets, 10 min each
 #   scripts/fuzz.sh --seeds         # regenerate the seed corpus (fuzz/seeds/gen_seeds.rs)
+#   scripts/fuzz.sh --build-only    # build every target, run none (CI builds them beside the tests)
 #
 # Installs what a fresh machine lacks: the nightly toolchain (rustup) and cargo-fuzz (crates.io).
 # Builds into $FUZZ_TARGET_DIR (default ~/.cache/boltensor/fuzz-target), never the main target dir.
@@ -14,10 +15,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seeds=false
-if [ "${1:-}" = "--seeds" ]; then
-    seeds=true
-    shift
-fi
+build_only=false
+case "${1:-}" in
+    --seeds) seeds=true; shift ;;
+    --build-only) build_only=true; shift ;;
+esac
 secs=${1:-10}
 shift || true
 if ! [[ $secs =~ ^[0-9]+$ ]] || [ "$secs" -lt 1 ]; then
@@ -75,6 +77,9 @@ start=$(date +%s)
 echo "[fuzz] building ${#all[@]} targets into $target_dir"
 "${fuzz[@]}" build -O "${common[@]}"
 echo "[fuzz] build: $(($(date +%s) - start)) s"
+if $build_only; then
+    exit 0
+fi
 
 # Run the built binaries directly: no cargo between runs (nothing rebuilds mid-run when sources change).
 bin_dir="$target_dir/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"

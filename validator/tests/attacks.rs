@@ -331,7 +331,7 @@ async fn garbage(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_miners_cannot_drain_more_than_the_per_miner_cap() -> Result<(), TestEnvError> {
     init_tracing();
-    const MINERS: usize = 10;
+    const MINERS: usize = 5;
     const ROUNDS: usize = 6;
     const PRICE: u64 = 10_000;
     const CAP: u64 = 3 * PRICE;

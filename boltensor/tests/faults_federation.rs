@@ -7,66 +7,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use bitcoin::{Amount, FeeRate, Network};
 use boltensor_audit::fault::{record, FaultRow};
-use boltensor_audit::{check_settled, AuditReport, Ledger, NodeLedger};
-use boltensor_contracts::{
-    BitcoindRpc, Bond, BondClaims, Federation as BondFederation, KeyWallet, RpcAuth,
-};
+use boltensor_audit::{check_settled, AuditReport, Ledger};
+use boltensor_contracts::{Bond, BondClaims, Federation as BondFederation, KeyWallet};
 use boltensor_coordinator::items::{ConsensusItem, Registration};
 use boltensor_coordinator::payout::payout_preimage;
 use boltensor_coordinator::state::payer;
 use boltensor_coordinator::CoordinatorConfig;
-use boltensor_ln::{LnNode, NodeConfig, PaymentRecord, PaymentState};
-use boltensor_protocol::weights::WeightVector;
+use boltensor_ln::{LnNode, PaymentRecord, PaymentState};
 use boltensor_protocol::Role;
 use boltensor_testenv::{free_port, wait_for, TestNet};
 use serde_json::Value;
 
 mod fedproc;
+use fedproc::payees::{cleanup_rpc, key, ledger, miner_registration, payer_node_config, weights};
 use fedproc::{Federation, Result};
-
-fn key(label: &str) -> Keypair {
-    let digest = <bitcoin::hashes::sha256::Hash as bitcoin::hashes::Hash>::hash(label.as_bytes());
-    let secret =
-        SecretKey::from_slice(bitcoin::hashes::Hash::as_byte_array(&digest)).expect("a valid key");
-    Keypair::from_secret_key(SECP256K1, &secret)
-}
-
-/// A miner registration for federation `fed`, signed by its key and its node (`sign_node`).
-fn miner_registration(
-    fed: [u8; 32],
-    label: &str,
-    node_id: &str,
-    sign_node: impl FnOnce(&[u8]) -> String,
-) -> ConsensusItem {
-    let kp = key(label);
-    let mut r = Registration::new(Role::Miner, kp.x_only_public_key().0, node_id.into(), fed);
-    r.api = Some(format!("http://127.0.0.1:1/{label}"));
-    r.models = vec!["all-minilm-l6-v2".into()];
-    ConsensusItem::Register(r.sign_node(sign_node).sign(&kp))
-}
-
-fn weights(validator: &str, epoch: u64, w: &[(String, u16)]) -> Value {
-    let kp = key(validator);
-    let vector = WeightVector {
-        epoch,
-        validator: kp.x_only_public_key().0.serialize(),
-        weights: w.iter().cloned().collect(),
-    };
-    serde_json::to_value(vector.sign(&kp)).expect("signed weights serialise")
-}
-
-fn cleanup_rpc(rpc: &(u16, String, String)) -> BitcoindRpc {
-    BitcoindRpc::new(
-        format!("http://127.0.0.1:{}", rpc.0),
-        RpcAuth::UserPass {
-            user: rpc.1.clone(),
-            password: rpc.2.clone(),
-        },
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
@@ -172,63 +128,6 @@ async fn fault_kill_coordinator_during_epoch_agreement() -> Result {
     assert!(row.recovered);
     drop(fed);
     Ok(())
-}
-
-/// The payer's node as `coordinator run --ln-listen` builds it (boltensor/src/federation.rs `ln_node`).
-fn payer_node_config(
-    fed: &Federation,
-    bitcoind: &boltensor_testenv::Bitcoind,
-    listen: std::net::SocketAddr,
-) -> NodeConfig {
-    NodeConfig {
-        alias: "coordinator-0".into(),
-        storage_dir: fed.member_dir(0).join("ln"),
-        network: Network::Regtest,
-        listen,
-        chain: bitcoind.chain_source(),
-        trusted_peers_no_reserve: vec![],
-        liquidity_provider: true,
-    }
-}
-
-/// Every node's payments, payees first, then the payer (over its admin endpoint), then the receipts: a
-/// payout the payee saw has reached the payer's record by the time it is read.
-async fn ledger(fed: &Federation, payees: &[(&str, Role, &LnNode)], token: &str) -> Result<Ledger> {
-    let mut nodes: Vec<NodeLedger> = payees
-        .iter()
-        .map(|(name, role, n)| NodeLedger {
-            name: name.to_string(),
-            role: *role,
-            node_id: n.node_id().to_string(),
-            payments: n.payments(),
-            forwarded: Some(n.forwarded()),
-        })
-        .collect();
-    let l: Value = fed
-        .http
-        .get(format!("{}/v1/admin/ledger", fed.api(0)))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let payments: Vec<PaymentRecord> = serde_json::from_value(l["payments"].clone())?;
-    nodes.push(NodeLedger {
-        name: "coordinator-0".into(),
-        role: Role::Coordinator,
-        node_id: l["node_id"].as_str().unwrap_or_default().to_string(),
-        payments,
-        // The admin ledger carries the node's forward totals, but the clients whose payments it routed (the
-        // fee-funded pool's income) are not in this ledger: fees paid and earned cannot be compared here.
-        forwarded: None,
-    });
-    Ok(Ledger {
-        nodes,
-        requests: Vec::new(),
-        payouts: fed.receipts(1).await?,
-        pool: Vec::new(),
-    })
 }
 
 /// A payout of the killed epoch, with the hashes of its first attempts.

@@ -2,23 +2,30 @@
 //! run` processes, each in its own network namespace with its own address (`coordinator init --hosts`),
 //! every packet between them delayed 50 ms ± 10 ms and 1 % of them lost (testenv::netem, a user-space
 //! switch: this kernel has no sch_netem), and bitcoind on the hub behind a forwarder. Then scripted
-//! partitions: one member cut off, a 2 | 2 split, a flapping link.
+//! partitions: one member cut off, a 2 | 2 split, a flapping link, and the epoch's payer cut off while it
+//! pays. Member 0 pays its epochs' pools over Lightning (`--ln-listen` on its own address) to two miners
+//! and a bonded validator whose nodes sit on the hub: every payout crosses the switch.
 //!
 //! Each scenario reports a row (`NETNS-ROW {json}`, appended to `$BOLTENSOR_NETNS_REPORT` when set;
 //! `scripts/netns.sh` renders docs/reliability.md's table from them): new epochs signed during the fault,
 //! seconds from healing until every member holds an epoch signed after the heal, and — checked over the
-//! whole run — conflicting signed results (different results certified for one epoch; must be 0).
+//! whole run — conflicting signed results (different results certified for one epoch; must be 0), and
+//! from the ledger audit of every payment the payer and the payees made (boltensor-audit): payouts made
+//! twice (0) and msat lost (0), once every payout of member 0's signed epochs is receipted.
 //! `BOLTENSOR_NETNS_FAULT_SECS` sets how long each fault lasts (default 15; the script uses 60).
 //! Needs root (ip netns, /dev/net/tun).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use boltensor_audit::{check_settled, Rule};
+use boltensor_coordinator::state::payer;
 use boltensor_testenv::netem::{EmuNet, Forwarder, LinkSpec};
-use boltensor_testenv::{wait_for, TestNet};
+use boltensor_testenv::{free_port, wait_for, TestNet};
 use serde::Serialize;
 
 mod fedproc;
+use fedproc::payees::{ledger, Payees};
 use fedproc::{Federation, Result};
 
 /// One scenario's outcome: a row of docs/reliability.md's network table.
@@ -38,6 +45,12 @@ struct Row {
     epochs_checked: u64,
     /// Packets the switch delivered, lost at random and dropped at a cut link, during the scenario.
     packets: [u64; 3],
+    /// Payouts receipted (in consensus) during the scenario.
+    payouts: u64,
+    /// Over the whole run (like `conflicts`): payouts made twice (audit rules EpochPaidTwice and
+    /// PayoutWithoutReceipt) and msat lost (every audit rule), once every payout is receipted.
+    paid_twice: u64,
+    lost_msat: u64,
     link: String,
 }
 
@@ -49,6 +62,7 @@ impl Row {
         epochs_during: u64,
         recover_secs: f64,
         packets: [u64; 3],
+        payouts: u64,
     ) -> Row {
         Row {
             scenario: scenario.into(),
@@ -58,6 +72,9 @@ impl Row {
             conflicts: 0,
             epochs_checked: 0,
             packets,
+            payouts,
+            paid_twice: 0,
+            lost_msat: 0,
             link: "50 ms ± 10 ms one way, 1 % loss".into(),
         }
     }
@@ -88,6 +105,11 @@ async fn every_member_past(fed: &Federation, above: u64, since: Instant) -> Resu
         .map_err(|e| format!("{e}; member {i}'s log:\n{}", fed.log_tail(i)))?;
     }
     Ok(since.elapsed().as_secs_f64())
+}
+
+/// Receipts in consensus (at member 1, which no scenario cuts off from the test).
+async fn receipted(fed: &Federation) -> u64 {
+    fed.receipts(1).await.map_or(0, |r| r.len() as u64)
 }
 
 /// What the switch counted since `before`.
@@ -143,15 +165,31 @@ async fn federation_over_an_emulated_network() -> Result {
     );
     fed.rpc_url = format!("http://{}", fwd.addr);
     fed.netns = (1..=4).map(|h| net.netns(h)).collect();
+    // Member 0's node listens on its host's address; its payees' nodes on the hub's.
+    let payees = Payees::prepare(&testnet, &fed, net.ip(0).into()).await?;
+    fed.extra[0] = vec![format!("--ln-listen={}:{}", net.ip(1), free_port()?)];
     fed.spawn_all()?;
     fed.wait_epoch(&[0, 1, 2, 3], 1, Duration::from_secs(180))
         .await?;
+    payees.register(&fed, 1).await?;
+    let submitter = payees.submit_weights(&fed, &[1, 2]);
+    let token = std::fs::read_to_string(fed.member_dir(0).join("admin.token"))?
+        .trim()
+        .to_string();
+    wait_for(
+        "a payout to reach a payee over the switch",
+        Duration::from_secs(180),
+        || async { Ok((!payees.arrived().is_empty()).then_some(())) },
+    )
+    .await
+    .map_err(|e| format!("{e}; member 0's log:\n{}", fed.log_tail(0)))?;
 
     let mut rows = Vec::new();
     let all = [0usize, 1, 2, 3];
 
     // 0. The lossy, slow links alone, for as long as a fault lasts.
     let before = net.stats();
+    let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     let t0 = Instant::now();
     tokio::time::sleep(fault).await; // the scenario's length, not a wait for a condition
@@ -164,11 +202,13 @@ async fn federation_over_an_emulated_network() -> Result {
         e1 - e0,
         0.0,
         packets(&net, before),
+        receipted(&fed).await.saturating_sub(r0),
     ));
 
     // 1. Member 3 cut off from every host (its peers and bitcoind) for the fault's length: the other
     //    three (n − f) keep signing; healed, member 3 catches up and signs again.
     let before = net.stats();
+    let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     net.isolate(4);
     let t0 = Instant::now();
@@ -195,11 +235,13 @@ async fn federation_over_an_emulated_network() -> Result {
         during - e0,
         recover_secs,
         packets(&net, before),
+        receipted(&fed).await.saturating_sub(r0),
     ));
 
     // 2. A 2 | 2 split: neither side has n − f = 3 members, so nobody may sign a new result (a session
     //    already signed by three when the split came may still complete).
     let before = net.stats();
+    let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     net.cut(&[1, 2], &[3, 4]);
     let t0 = Instant::now();
@@ -219,10 +261,12 @@ async fn federation_over_an_emulated_network() -> Result {
         during - e0,
         recover_secs,
         packets(&net, before),
+        receipted(&fed).await.saturating_sub(r0),
     ));
 
     // 3. A flapping link: member 3 cut off for 2 s, connected for 2 s, for the fault's length.
     let before = net.stats();
+    let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     let t0 = Instant::now();
     while t0.elapsed() < fault {
@@ -241,7 +285,90 @@ async fn federation_over_an_emulated_network() -> Result {
         during - e0,
         recover_secs,
         packets(&net, before),
+        receipted(&fed).await.saturating_sub(r0),
     ));
+
+    // 4. The payer cut off while it pays: the moment a payout of member 0's reaches a payee, member 0 is
+    //    cut off from every host (its peers, bitcoind, its payees) with the epoch's other keysends in
+    //    flight or not yet sent. The others go on signing (member 0's epochs included: it pays them once
+    //    it is back); healed, every payout is made once.
+    let before = net.stats();
+    let r0 = receipted(&fed).await;
+    let e0 = highest(&fed, &all).await;
+    let seen = payees.arrived();
+    wait_for(
+        "the next payout to reach a payee",
+        Duration::from_secs(180),
+        || async { Ok((payees.arrived().len() > seen.len()).then_some(())) },
+    )
+    .await?;
+    net.isolate(1);
+    let t0 = Instant::now();
+    tokio::time::sleep(fault).await;
+    let during = highest(&fed, &[1, 2, 3]).await;
+    net.heal();
+    let healed = Instant::now();
+    let fault_secs = t0.elapsed().as_secs_f64();
+    let recover_secs = every_member_past(&fed, during, healed).await?;
+    rows.push(Row::new(
+        "the payer (member 0) cut off from every host mid-payout, then healed",
+        fault_secs,
+        during - e0,
+        recover_secs,
+        packets(&net, before),
+        receipted(&fed).await.saturating_sub(r0),
+    ));
+
+    // Every payout of member 0's signed epochs so far receipted, and the ledger settled: nothing in
+    // flight, no payment without its receipt.
+    let top = highest(&fed, &all).await;
+    let mut due = Vec::new();
+    for e in (1..=top).filter(|&e| payer(e, 4) == 0) {
+        let signed = fed
+            .epoch(1, e)
+            .await
+            .ok_or(format!("epoch {e} at member 1"))?;
+        due.extend(signed.result.payouts.iter().map(|p| (e, p.key.to_string())));
+    }
+    let list = payees.list();
+    let last = std::sync::Mutex::new(String::from("no ledger read"));
+    let report = wait_for(
+        "every payout of member 0's epochs receipted and the ledger settled",
+        Duration::from_secs(180),
+        || async {
+            let Ok(l) = ledger(&fed, &list, &token).await else {
+                return Ok(None);
+            };
+            let all_receipted = due
+                .iter()
+                .all(|(e, k)| l.payouts.iter().any(|r| r.epoch == *e && r.payee == *k));
+            let r = check_settled(&l);
+            *last.lock().expect("not poisoned") = format!(
+                "{}; every due payout receipted: {all_receipted}",
+                r.summary()
+            );
+            Ok((all_receipted && r.settled()).then_some(r))
+        },
+    )
+    .await
+    .map_err(|e| {
+        let last = last.lock().expect("not poisoned");
+        format!(
+            "{e}; last audit: {last}; member 0's log:\n{}",
+            fed.log_tail(0)
+        )
+    })?;
+    submitter.abort();
+    println!(
+        "audit: {} ({} payouts due over {top} epochs)",
+        report.summary(),
+        due.len()
+    );
+    let paid_twice = report
+        .violations
+        .iter()
+        .filter(|v| matches!(v.rule, Rule::EpochPaidTwice | Rule::PayoutWithoutReceipt))
+        .count() as u64;
 
     // Every epoch of the run, at every member: one certified result each, every copy's signatures valid.
     let cfg = fed.config()?;
@@ -269,6 +396,8 @@ async fn federation_over_an_emulated_network() -> Result {
     for row in &mut rows {
         row.conflicts = conflicts;
         row.epochs_checked = top;
+        row.paid_twice = paid_twice;
+        row.lost_msat = report.lost_msat();
         let json = serde_json::to_string(row)?;
         println!("NETNS-ROW {json}");
         if let Ok(path) = std::env::var("BOLTENSOR_NETNS_REPORT") {
@@ -281,5 +410,8 @@ async fn federation_over_an_emulated_network() -> Result {
         }
     }
     assert_eq!(conflicts, 0, "conflicting signed results over {top} epochs");
+    assert!(report.holds(), "{}", report.summary());
+    assert!(!due.is_empty(), "member 0 paid no epoch");
+    payees.stop().await;
     Ok(())
 }

@@ -13,6 +13,8 @@ use boltensor_ln::ChainSource;
 use boltensor_testenv::{free_port, wait_for};
 use serde_json::Value;
 
+pub mod payees;
+
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The binary under test.

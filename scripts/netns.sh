@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the federation over the emulated network (boltensor/tests/network.rs: four `coordinator run` processes in
-# their own network namespaces, 50 ms ± 10 ms and 1 % loss on every link, then one member cut off, a 2 | 2
-# split, a flapping link and the payer cut off mid-payout; member 0 pays its epochs over Lightning to payees
-# on the hub) and prints docs/reliability.md's network table. Needs root (ip netns, TUN).
+# Runs the federation over the emulated network (boltensor/tests/network.rs: four `coordinator run` processes
+# in their own network namespaces, 50 ms ± 10 ms and 1 % loss on every link, then one member cut off, a 2 | 2
+# split, a flapping link and the payer cut off mid-payout; member 0 pays its epochs over Lightning to payees on
+# the hub and routes a client's paid requests to a miner there) and prints docs/reliability.md's network
+# table. Needs root (ip netns, TUN).
 #
 #   scripts/netns.sh                 each fault lasts 60 s; print the table
 #   scripts/netns.sh --secs N        each fault lasts N s (the test's default in ./dev test is 15)
@@ -16,7 +17,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --secs) secs="${2:?--secs needs a number}"; shift 2 ;;
     --docs) docs="${2:?--docs needs a file}"; shift 2 ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 case "$secs" in ''|*[!0-9]*|0) echo "--secs needs a positive number, got '$secs'" >&2; exit 2 ;; esac
@@ -33,15 +34,16 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 docs = sys.argv[2]
 out = [
-    "| scenario (links: %s) | fault lasted | epochs signed during it | healed → every member past it | payouts receipted during it | conflicting signed results | payouts made twice / msat lost | packets delivered / lost / cut |" % rows[0]["link"],
-    "|---|---|---|---|---|---|---|---|",
+    "| scenario (links: %s) | fault lasted | epochs signed during it | healed → every member past it | payouts receipted during it | paid requests answered / failed during it | conflicting signed results | payouts made twice / msat lost | packets delivered / lost / cut |" % rows[0]["link"],
+    "|---|---|---|---|---|---|---|---|---|",
 ]
 cell = lambda t: t.replace("|", "\\|")  # a scenario's "2 | 2" must not end its table cell
 for r in rows:
     rec = "—" if r["recover_secs"] == 0 else "%.1f s" % r["recover_secs"]
     p = r["packets"]
-    out.append("| %s | %.0f s | %d | %s | %d | %d of %d epochs | %d / %d | %d / %d / %d |" % (
-        cell(r["scenario"]), r["fault_secs"], r["epochs_during"], rec, r["payouts"], r["conflicts"], r["epochs_checked"],
+    out.append("| %s | %.0f s | %d | %s | %d | %d / %d | %d of %d epochs | %d / %d | %d / %d / %d |" % (
+        cell(r["scenario"]), r["fault_secs"], r["epochs_during"], rec, r["payouts"], r["requests"][0], r["requests"][1],
+        r["conflicts"], r["epochs_checked"],
         r["paid_twice"], r["lost_msat"], p[0], p[1], p[2]))
 table = "\n".join(out)
 print(table)

@@ -520,7 +520,7 @@ async fn kill_payer_during_payouts(stale_manager: bool, fee_funded: bool) -> Res
                 if mine {
                     testnet.bitcoind.mine(1).await?;
                 }
-                let Ok(l) = ledger(fed, payees, token).await else { return Ok(None) };
+                let Ok(l) = ledger(fed, payees, token, Vec::new()).await else { return Ok(None) };
                 let r = check_settled(&l);
                 *last.lock().expect("not poisoned") = r.clone();
                 let outcomes: std::result::Result<Vec<PayoutOutcome>, String> =
@@ -538,7 +538,7 @@ async fn kill_payer_during_payouts(stale_manager: bool, fee_funded: bool) -> Res
                 let kept = std::env::temp_dir().join(format!("boltensor-payer-kill-member0-{}.log", std::process::id()));
                 let _ = std::fs::copy(fed.log(0), &kept);
                 let owed = fed.owed(1).await.unwrap_or_default();
-                let l = ledger(&fed, &payees, &token).await;
+                let l = ledger(&fed, &payees, &token, Vec::new()).await;
                 let why: Vec<String> = match &l {
                     Ok(l) => killed.iter().map(|k| format!("{:?}", payout_outcome(l, e_paid, k).map(|o| o.attempt))).collect(),
                     Err(e) => vec![e.to_string()],

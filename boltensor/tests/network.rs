@@ -4,22 +4,31 @@
 //! switch: this kernel has no sch_netem), and bitcoind on the hub behind a forwarder. Then scripted
 //! partitions: one member cut off, a 2 | 2 split, a flapping link, and the epoch's payer cut off while it
 //! pays. Member 0 pays its epochs' pools over Lightning (`--ln-listen` on its own address) to two miners
-//! and a bonded validator whose nodes sit on the hub: every payout crosses the switch.
+//! and a bonded validator whose nodes sit on the hub: every payout crosses the switch. A client on the hub
+//! sends paid embedding requests all along to one of those miners (real MiniLM, hold invoices), its
+//! payments routed through member 0's node: each HTLC crosses the switch twice.
 //!
 //! Each scenario reports a row (`NETNS-ROW {json}`, appended to `$BOLTENSOR_NETNS_REPORT` when set;
 //! `scripts/netns.sh` renders docs/reliability.md's table from them): new epochs signed during the fault,
 //! seconds from healing until every member holds an epoch signed after the heal, and — checked over the
 //! whole run — conflicting signed results (different results certified for one epoch; must be 0), and
-//! from the ledger audit of every payment the payer and the payees made (boltensor-audit): payouts made
-//! twice (0) and msat lost (0), once every payout of member 0's signed epochs is receipted.
+//! from the ledger audit of every payment the payer, the payees and the client made and every request the
+//! miner took (boltensor-audit): payouts made twice (0) and msat lost (0: no paid request lost, none paid
+//! without its result), once every payout of member 0's signed epochs is receipted.
 //! `BOLTENSOR_NETNS_FAULT_SECS` sets how long each fault lasts (default 15; the script uses 60).
 //! Needs root (ip netns, /dev/net/tun).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boltensor_audit::{check_settled, Rule};
+use boltensor_client::{ClientConfig, PayingClient};
+use boltensor_coordinator::payout::payout_preimage;
 use boltensor_coordinator::state::payer;
+use boltensor_miner::{Miner, MinerConfig};
+use boltensor_protocol::Role;
 use boltensor_testenv::netem::{EmuNet, Forwarder, LinkSpec};
 use boltensor_testenv::{free_port, wait_for, TestNet};
 use serde::Serialize;
@@ -47,6 +56,8 @@ struct Row {
     packets: [u64; 3],
     /// Payouts receipted (in consensus) during the scenario.
     payouts: u64,
+    /// The client's paid requests during the scenario: answered, failed (refunded or never paid).
+    requests: [u64; 2],
     /// Over the whole run (like `conflicts`): payouts made twice (audit rules EpochPaidTwice and
     /// PayoutWithoutReceipt) and msat lost (every audit rule), once every payout is receipted.
     paid_twice: u64,
@@ -63,6 +74,7 @@ impl Row {
         recover_secs: f64,
         packets: [u64; 3],
         payouts: u64,
+        requests: [u64; 2],
     ) -> Row {
         Row {
             scenario: scenario.into(),
@@ -73,6 +85,7 @@ impl Row {
             epochs_checked: 0,
             packets,
             payouts,
+            requests,
             paid_twice: 0,
             lost_msat: 0,
             link: "50 ms ± 10 ms one way, 1 % loss".into(),
@@ -110,6 +123,28 @@ async fn every_member_past(fed: &Federation, above: u64, since: Instant) -> Resu
 /// Receipts in consensus (at member 1, which no scenario cuts off from the test).
 async fn receipted(fed: &Federation) -> u64 {
     fed.receipts(1).await.map_or(0, |r| r.len() as u64)
+}
+
+/// The client's paid requests, sent one after another until `stop`.
+#[derive(Default)]
+struct Traffic {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Traffic {
+    fn counts(&self) -> [u64; 2] {
+        [
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        ]
+    }
+
+    fn since(&self, before: [u64; 2]) -> [u64; 2] {
+        let now = self.counts();
+        [now[0] - before[0], now[1] - before[1]]
+    }
 }
 
 /// What the switch counted since `before`.
@@ -167,12 +202,59 @@ async fn federation_over_an_emulated_network() -> Result {
     fed.netns = (1..=4).map(|h| net.netns(h)).collect();
     // Member 0's node listens on its host's address; its payees' nodes on the hub's.
     let payees = Payees::prepare(&testnet, &fed, net.ip(0).into()).await?;
-    fed.extra[0] = vec![format!("--ln-listen={}:{}", net.ip(1), free_port()?)];
+    let payer_ln = SocketAddr::new(net.ip(1).into(), free_port()?);
+    fed.extra[0] = vec![format!("--ln-listen={payer_ln}")];
     fed.spawn_all()?;
     fed.wait_epoch(&[0, 1, 2, 3], 1, Duration::from_secs(180))
         .await?;
     payees.register(&fed, 1).await?;
+    payees.open_client_channel(&testnet, payer_ln).await?;
     let submitter = payees.submit_weights(&fed, &[1, 2]);
+
+    // Miner A serves real MiniLM embeddings (in this process, its node on the hub); the client pays for
+    // each request with a hold invoice routed client → member 0 → miner A.
+    let specs: Vec<_> =
+        boltensor_miner::config::default_models(&boltensor_miner::config::default_models_dir())
+            .into_iter()
+            .filter(|m| m.id == "all-minilm-l6-v2")
+            .collect();
+    let backends = boltensor_miner::load_backends(&specs)?;
+    let mut miner_cfg = MinerConfig::new(specs, dir.path().join("miner-a"));
+    // A request whose payment is stuck behind a cut link is failed back after this, not 10 minutes.
+    miner_cfg.hold_timeout = Duration::from_secs(20);
+    let miner = Miner::new(miner_cfg, Arc::clone(&payees.miner_a), &backends)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let miner_url = format!("http://{}", listener.local_addr()?);
+    let (stop_miner, mut stopped) = tokio::sync::watch::channel(false);
+    let miner_task = tokio::spawn(Arc::clone(&miner).run(listener, async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    let traffic = Arc::new(Traffic::default());
+    let sender = {
+        let mut cfg = ClientConfig::new(vec![miner_url]);
+        cfg.payment_timeout = Duration::from_secs(10);
+        let client = PayingClient::new(cfg, Arc::clone(&payees.client));
+        let traffic = Arc::clone(&traffic);
+        tokio::spawn(async move {
+            let body = serde_json::json!({"model": "all-minilm-l6-v2", "input": "over the links"});
+            while !traffic.stop.load(Ordering::Relaxed) {
+                let counter = match client
+                    .post("/v1/embeddings", body.to_string().into_bytes())
+                    .await
+                {
+                    Ok(_) => &traffic.ok,
+                    Err(e) => {
+                        if traffic.failed.load(Ordering::Relaxed) < 3 {
+                            eprintln!("paid request failed: {e}");
+                        }
+                        &traffic.failed
+                    }
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await; // pacing, not a wait
+            }
+        })
+    };
     let token = std::fs::read_to_string(fed.member_dir(0).join("admin.token"))?
         .trim()
         .to_string();
@@ -189,6 +271,7 @@ async fn federation_over_an_emulated_network() -> Result {
 
     // 0. The lossy, slow links alone, for as long as a fault lasts.
     let before = net.stats();
+    let q0 = traffic.counts();
     let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     let t0 = Instant::now();
@@ -203,11 +286,13 @@ async fn federation_over_an_emulated_network() -> Result {
         0.0,
         packets(&net, before),
         receipted(&fed).await.saturating_sub(r0),
+        traffic.since(q0),
     ));
 
     // 1. Member 3 cut off from every host (its peers and bitcoind) for the fault's length: the other
     //    three (n − f) keep signing; healed, member 3 catches up and signs again.
     let before = net.stats();
+    let q0 = traffic.counts();
     let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     net.isolate(4);
@@ -236,11 +321,13 @@ async fn federation_over_an_emulated_network() -> Result {
         recover_secs,
         packets(&net, before),
         receipted(&fed).await.saturating_sub(r0),
+        traffic.since(q0),
     ));
 
     // 2. A 2 | 2 split: neither side has n − f = 3 members, so nobody may sign a new result (a session
     //    already signed by three when the split came may still complete).
     let before = net.stats();
+    let q0 = traffic.counts();
     let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     net.cut(&[1, 2], &[3, 4]);
@@ -262,10 +349,12 @@ async fn federation_over_an_emulated_network() -> Result {
         recover_secs,
         packets(&net, before),
         receipted(&fed).await.saturating_sub(r0),
+        traffic.since(q0),
     ));
 
     // 3. A flapping link: member 3 cut off for 2 s, connected for 2 s, for the fault's length.
     let before = net.stats();
+    let q0 = traffic.counts();
     let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     let t0 = Instant::now();
@@ -286,6 +375,7 @@ async fn federation_over_an_emulated_network() -> Result {
         recover_secs,
         packets(&net, before),
         receipted(&fed).await.saturating_sub(r0),
+        traffic.since(q0),
     ));
 
     // 4. The payer cut off while it pays: the moment a payout of member 0's reaches a payee, member 0 is
@@ -293,6 +383,7 @@ async fn federation_over_an_emulated_network() -> Result {
     //    flight or not yet sent. The others go on signing (member 0's epochs included: it pays them once
     //    it is back); healed, every payout is made once.
     let before = net.stats();
+    let q0 = traffic.counts();
     let r0 = receipted(&fed).await;
     let e0 = highest(&fed, &all).await;
     let seen = payees.arrived();
@@ -317,6 +408,7 @@ async fn federation_over_an_emulated_network() -> Result {
         recover_secs,
         packets(&net, before),
         receipted(&fed).await.saturating_sub(r0),
+        traffic.since(q0),
     ));
 
     // Every payout of member 0's signed epochs so far receipted, and the ledger settled: nothing in
@@ -330,21 +422,90 @@ async fn federation_over_an_emulated_network() -> Result {
             .ok_or(format!("epoch {e} at member 1"))?;
         due.extend(signed.result.payouts.iter().map(|p| (e, p.key.to_string())));
     }
-    let list = payees.list();
+    // The client stops; the miner resolves what it holds (settled or failed back).
+    traffic.stop.store(true, Ordering::Relaxed);
+    sender.await?;
+    // Payment hashes of member 0's payouts of the epochs after `top` (any attempt), as it derives them.
+    let secret = boltensor_coordinator::CoordinatorConfig::load(&fed.member_dir(0))?
+        .keypair
+        .secret_bytes();
+    let payout_keys: Vec<_> = fed
+        .epoch(1, top)
+        .await
+        .ok_or("the last epoch")?
+        .result
+        .payouts
+        .iter()
+        .map(|p| p.key)
+        .collect();
+    let later: std::collections::HashSet<[u8; 32]> = (top + 1..top + 400)
+        .flat_map(|e| payout_keys.iter().map(move |k| (e, k)))
+        .flat_map(|(e, k)| {
+            (0..16).map(move |a| {
+                let pre = boltensor_ln::PaymentPreimage(payout_preimage(&secret, e, k, a));
+                boltensor_ln::PaymentHash::from(pre).0
+            })
+        })
+        .collect();
+    let mut list = payees.list().to_vec();
+    list.push(("client", Role::Client, &payees.client));
     let last = std::sync::Mutex::new(String::from("no ledger read"));
     let report = wait_for(
         "every payout of member 0's epochs receipted and the ledger settled",
         Duration::from_secs(180),
         || async {
-            let Ok(l) = ledger(&fed, &list, &token).await else {
+            let Ok(requests) = miner.store().audit("miner-a") else {
                 return Ok(None);
             };
+            let Ok(mut l) = ledger(&fed, &list, &token, requests).await else {
+                return Ok(None);
+            };
+            // The federation goes on signing (and member 0 paying) while this waits: the audit covers
+            // the epochs up to `top`, every later epoch's payouts and receipts are taken out of the
+            // ledger, so that a payout on its way to its receipt does not count as unreceipted.
+            for n in &mut l.nodes {
+                n.payments
+                    .retain(|p| !p.hash.is_some_and(|h| later.contains(&h)));
+            }
+            l.payouts.retain(|r| r.epoch <= top);
+            let pending: Vec<String> = l
+                .nodes
+                .iter()
+                .flat_map(|n| n.payments.iter().map(move |p| (n, p)))
+                .filter(|(n, p)| {
+                    p.state == boltensor_ln::PaymentState::Pending
+                        && !(p.inbound && n.role == Role::Miner)
+                })
+                .map(|(n, p)| {
+                    format!(
+                        "{} {} {} msat{} {}",
+                        n.name,
+                        if p.inbound { "in" } else { "out" },
+                        p.amount_msat,
+                        if p.keysend { " keysend" } else { "" },
+                        p.hash.map(|h| hex::encode(&h[..4])).unwrap_or_default()
+                    )
+                })
+                .chain(payees.client.channels().iter().map(|c| {
+                    format!(
+                        "client channel: usable {}, outbound {} msat, next HTLC ≤ {} msat",
+                        c.is_usable, c.outbound_msat, c.next_htlc_limit_msat
+                    )
+                }))
+                .chain(
+                    payees
+                        .client
+                        .peers()
+                        .iter()
+                        .map(|p| format!("client peer: {p:?}")),
+                )
+                .collect();
             let all_receipted = due
                 .iter()
                 .all(|(e, k)| l.payouts.iter().any(|r| r.epoch == *e && r.payee == *k));
             let r = check_settled(&l);
             *last.lock().expect("not poisoned") = format!(
-                "{}; every due payout receipted: {all_receipted}",
+                "{}; every due payout receipted: {all_receipted}; pending: {pending:?}",
                 r.summary()
             );
             Ok((all_receipted && r.settled()).then_some(r))
@@ -359,10 +520,13 @@ async fn federation_over_an_emulated_network() -> Result {
         )
     })?;
     submitter.abort();
+    let _ = stop_miner.send(true);
+    let _ = miner_task.await;
     println!(
-        "audit: {} ({} payouts due over {top} epochs)",
+        "audit: {} ({} payouts due over {top} epochs; client requests answered / failed: {:?})",
         report.summary(),
-        due.len()
+        due.len(),
+        traffic.counts()
     );
     let paid_twice = report
         .violations
@@ -412,6 +576,7 @@ async fn federation_over_an_emulated_network() -> Result {
     assert_eq!(conflicts, 0, "conflicting signed results over {top} epochs");
     assert!(report.holds(), "{}", report.summary());
     assert!(!due.is_empty(), "member 0 paid no epoch");
+    assert!(traffic.counts()[0] > 0, "no paid request answered");
     payees.stop().await;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Payouts for the federation's processes: member 0's Lightning node (what `coordinator run --ln-listen`
 //! opens), prepared with a channel to each payee, two registered miners and a bonded validator that submits
-//! weights every epoch, and the ledger the audit reads (faults_federation, network).
+//! weights every epoch, a client with a channel to member 0 (paid requests routed through it), and the
+//! ledger the audit reads (faults_federation, network).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use bitcoin::secp256k1::{Keypair, SecretKey, SECP256K1};
 use bitcoin::{Amount, FeeRate, Network};
-use boltensor_audit::{Ledger, NodeLedger};
+use boltensor_audit::{Ledger, MinerRequest, NodeLedger};
 use boltensor_contracts::{
     BitcoindRpc, Bond, BondClaims, BondProof, Federation as BondFederation, KeyWallet, RpcAuth,
 };
@@ -82,12 +83,14 @@ pub fn payer_node_config(
     }
 }
 
-/// Every node's payments, payees first, then the payer (over its admin endpoint), then the receipts: a
-/// payout the payee saw has reached the payer's record by the time it is read.
+/// Every node's payments, the payees (and clients) first, then the payer (over its admin endpoint), then
+/// the receipts: a payout the payee saw has reached the payer's record by the time it is read. `requests`:
+/// the miners' paid requests (named as their nodes are in `payees`).
 pub async fn ledger(
     fed: &Federation,
     payees: &[(&str, Role, &LnNode)],
     token: &str,
+    requests: Vec<MinerRequest>,
 ) -> Result<Ledger> {
     let mut nodes: Vec<NodeLedger> = payees
         .iter()
@@ -120,24 +123,30 @@ pub async fn ledger(
     });
     Ok(Ledger {
         nodes,
-        requests: Vec::new(),
+        requests,
         payouts: fed.receipts(1).await?,
         pool: Vec::new(),
     })
 }
 
-/// Member 0's payees: two miners and a bonded validator, each with a channel from member 0's node.
+/// Member 0's payees: two miners and a bonded validator, each with a channel from member 0's node; and a
+/// client with a channel to member 0's node.
 pub struct Payees {
     pub miner_a: Arc<LnNode>,
     pub miner_b: Arc<LnNode>,
     pub validator: Arc<LnNode>,
+    pub client: Arc<LnNode>,
+    /// Member 0's node id.
+    pub payer: bitcoin::secp256k1::PublicKey,
     owner: Keypair,
     proof: BondProof,
 }
 
 impl Payees {
-    /// Starts the payees (listening on `payee_ip`), prepares member 0's node on its storage dir (funded, a
-    /// 1,000,000 sat channel to each payee; then stopped: `coordinator run --ln-listen` opens it) and
+    /// Starts the payees and the client (listening on `payee_ip`; the client funded, its channel opened
+    /// once member 0 runs: [`Payees::open_client_channel`]), prepares member 0's node on its storage dir
+    /// (funded, a 1,000,000 sat channel to each payee; then stopped: `coordinator run --ln-listen` opens
+    /// it) and
     /// funds and confirms the validator's bond (6 confirmations, timelock 2000). Nothing runs yet.
     pub async fn prepare(
         testnet: &TestNet,
@@ -151,16 +160,18 @@ impl Payees {
         let miner_a = node("miner-a").await?;
         let miner_b = node("miner-b").await?;
         let validator = node("validator-1").await?;
+        let client = node("client").await?;
         let listen: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let payer = LnNode::start(payer_node_config(fed, &testnet.bitcoind, listen)).await?;
         // The payees hold on-chain coins too, as anchor channels need: after a force-close a payee claims
         // an HTLC it was paid on chain, paying the fee from its wallet.
         testnet
-            .fund(&[&payer, &miner_a, &miner_b, &validator], 1)
+            .fund(&[&payer, &miner_a, &miner_b, &validator, &client], 1)
             .await?;
         for to in [&miner_a, &miner_b, &validator] {
             testnet.open_channel(&payer, to, 1_000_000, 0).await?;
         }
+        let payer_id = payer.node_id();
         payer.stop().await;
 
         let cfg = fed.config()?;
@@ -201,6 +212,8 @@ impl Payees {
             miner_a,
             miner_b,
             validator,
+            client,
+            payer: payer_id,
             owner,
             proof,
         })
@@ -297,6 +310,34 @@ impl Payees {
         })
     }
 
+    /// Opens the client's 1,000,000 sat channel to member 0's running node at `addr` (where `coordinator
+    /// run --ln-listen` put it: the address the client's node keeps and reconnects to, as a real client
+    /// keeps its hub's) and waits until the client can send over it.
+    pub async fn open_client_channel(&self, testnet: &TestNet, addr: SocketAddr) -> Result {
+        let (_, txid) = self
+            .client
+            .open_channel(self.payer, addr, 1_000_000, 0)
+            .await?;
+        testnet
+            .bitcoind
+            .wait_for_tx(txid, Duration::from_secs(90))
+            .await?;
+        testnet.bitcoind.mine(6).await?;
+        wait_for(
+            "the client's channel to member 0 to be usable",
+            Duration::from_secs(90),
+            || async {
+                let _ = self.client.sync();
+                let usable = self.client.channels().iter().any(|c| {
+                    c.counterparty == self.payer && c.is_usable && c.next_htlc_limit_msat > 0
+                });
+                Ok(usable.then_some(()))
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Payment hashes of the keysends (payouts) the payees received.
     pub fn arrived(&self) -> Vec<[u8; 32]> {
         self.list()
@@ -311,5 +352,6 @@ impl Payees {
         for (_, _, n) in self.list() {
             n.stop().await;
         }
+        self.client.stop().await;
     }
 }

@@ -7,21 +7,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Amount, FeeRate, Network};
 use boltensor_audit::fault::{record, FaultRow};
 use boltensor_audit::{check_settled, AuditReport, Ledger};
-use boltensor_contracts::{Bond, BondClaims, Federation as BondFederation, KeyWallet};
-use boltensor_coordinator::items::{ConsensusItem, Registration};
 use boltensor_coordinator::payout::payout_preimage;
 use boltensor_coordinator::state::payer;
 use boltensor_coordinator::CoordinatorConfig;
 use boltensor_ln::{LnNode, PaymentRecord, PaymentState};
 use boltensor_protocol::Role;
 use boltensor_testenv::{free_port, wait_for, TestNet};
-use serde_json::Value;
 
 mod fedproc;
-use fedproc::payees::{cleanup_rpc, key, ledger, miner_registration, payer_node_config, weights};
+use fedproc::payees::{
+    fund_validator_bond, key, ledger, miner_registration, payer_node_config, register_all,
+    submit_weights,
+};
 use fedproc::{Federation, Result};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,27 +328,7 @@ async fn kill_payer_during_payouts(stale_manager: bool, fee_funded: bool) -> Res
         let first_channels: Vec<String> = [&miner_a, &miner_b, &validator].iter().flat_map(|n| channel_ids(n)).collect();
 
         // validator-1's bond (the default parameters: 6 confirmations, timelock ≥ 1008).
-        let rpc = cleanup_rpc(&fed.rpc);
-        let owner = key("validator-1");
-        let wallet = KeyWallet::new(owner, Network::Regtest);
-        testnet.bitcoind.mine_to(1, &wallet.address()).await?;
-        testnet.bitcoind.mine(100).await?;
-        let bond = Bond::new(owner.x_only_public_key().0, BondFederation::byzantine(cfg.keys())?, 2000)?;
-        let funding = wallet
-            .fund(&rpc, bond.script_pubkey(), Amount::from_sat(200_000), FeeRate::from_sat_per_vb(2).ok_or("fee")?)
-            .await?;
-        let proof = BondClaims {
-            outpoint: funding.outpoint,
-            amount: Amount::from_sat(200_000),
-            timelock: 2000,
-            owner: owner.x_only_public_key().0,
-            role: Role::Validator,
-            node_id: validator.node_id(),
-            registration_key: owner.x_only_public_key().0,
-        }
-        .sign(&owner)?;
-        testnet.bitcoind.wait_for_tx(funding.outpoint.txid, long).await?;
-        testnet.bitcoind.mine(6).await?;
+        let (owner, proof) = fund_validator_bond(&testnet, &fed, &validator).await?;
 
         fed.extra[0] = vec![format!("--ln-listen={listen}")];
         for i in 0..4 {
@@ -357,21 +336,8 @@ async fn kill_payer_during_payouts(stale_manager: bool, fee_funded: bool) -> Res
         }
         fed.wait_epoch(&[0, 1, 2, 3], 1, long).await?;
         let token = std::fs::read_to_string(fed.member_dir(0).join("admin.token"))?.trim().to_string();
-        for (label, node) in [("miner-a", &miner_a), ("miner-b", &miner_b)] {
-            let item = miner_registration(cfg.id(), label, &node.node_id().to_string(), |m| node.sign_message(m));
-            assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(item)?).await?, 202);
-        }
-        let mut reg = Registration::new(Role::Validator, owner.x_only_public_key().0, validator.node_id().to_string(), cfg.id());
-        reg.bond = Some(proof.to_hex());
-        let reg = ConsensusItem::Register(reg.sign_node(|m| validator.sign_message(m)).sign(&owner));
-        assert_eq!(fed.post(1, "/v1/items", &serde_json::to_value(reg)?).await?, 202);
-        wait_for("the validator's bond to count", long, || async {
-            let reg = fed.get(1, "/v1/registry").await;
-            Ok(reg.filter(|r| {
-                r["registry"].as_array().is_some_and(|l| l.iter().any(|n| n["stake_sat"].as_u64().unwrap_or(0) > 0))
-            }))
-        })
-        .await?;
+        let miners = [("miner-a", &*miner_a), ("miner-b", &*miner_b)];
+        register_all(&fed, 1, miners, &validator, &owner, &proof).await?;
         // The client's payments through the payer (while it is up): 1 sat of forwarding fee each.
         let paying = traffic.as_ref().map(|(client, sink)| {
             let (client, sink) = (Arc::clone(client), Arc::clone(sink));
@@ -385,26 +351,7 @@ async fn kill_payer_during_payouts(stale_manager: bool, fee_funded: bool) -> Res
             })
         });
         // The validator submits its weights every epoch (to two members).
-        let submitter = {
-            let http = fed.http.clone();
-            let apis = [fed.api(1), fed.api(2)];
-            let w = vec![(miner_a.node_id().to_string(), 40_000u16), (miner_b.node_id().to_string(), 25_000u16)];
-            tokio::spawn(async move {
-                loop {
-                    for api in &apis {
-                        let epoch = async {
-                            let s: Value = http.get(format!("{api}/v1/status")).send().await.ok()?.json().await.ok()?;
-                            s["epoch"].as_u64()
-                        }
-                        .await;
-                        if let Some(e) = epoch {
-                            let _ = http.post(format!("{api}/v1/weights")).json(&weights("validator-1", e, &w)).send().await;
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            })
-        };
+        let submitter = submit_weights(&fed, &[1, 2], &miner_a, &miner_b);
 
         // The fault: the moment the first payout reaches a payee, member 0 (the payer of every 4th epoch)
         // is killed with its other keysends of that epoch in flight or not yet sent.

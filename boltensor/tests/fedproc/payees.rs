@@ -174,40 +174,7 @@ impl Payees {
         let payer_id = payer.node_id();
         payer.stop().await;
 
-        let cfg = fed.config()?;
-        let rpc = cleanup_rpc(&fed.rpc);
-        let owner = key("validator-1");
-        let wallet = KeyWallet::new(owner, Network::Regtest);
-        testnet.bitcoind.mine_to(1, &wallet.address()).await?;
-        testnet.bitcoind.mine(100).await?;
-        let bond = Bond::new(
-            owner.x_only_public_key().0,
-            BondFederation::byzantine(cfg.keys())?,
-            2000,
-        )?;
-        let funding = wallet
-            .fund(
-                &rpc,
-                bond.script_pubkey(),
-                Amount::from_sat(200_000),
-                FeeRate::from_sat_per_vb(2).ok_or("fee")?,
-            )
-            .await?;
-        let proof = BondClaims {
-            outpoint: funding.outpoint,
-            amount: Amount::from_sat(200_000),
-            timelock: 2000,
-            owner: owner.x_only_public_key().0,
-            role: Role::Validator,
-            node_id: validator.node_id(),
-            registration_key: owner.x_only_public_key().0,
-        }
-        .sign(&owner)?;
-        testnet
-            .bitcoind
-            .wait_for_tx(funding.outpoint.txid, Duration::from_secs(90))
-            .await?;
-        testnet.bitcoind.mine(6).await?;
+        let (owner, proof) = fund_validator_bond(testnet, fed, &validator).await?;
         Ok(Payees {
             miner_a,
             miner_b,
@@ -230,84 +197,13 @@ impl Payees {
 
     /// Registers the miners and the bonded validator at member `at`; waits until the bond counts.
     pub async fn register(&self, fed: &Federation, at: usize) -> Result {
-        let cfg = fed.config()?;
-        for (label, node) in [("miner-a", &self.miner_a), ("miner-b", &self.miner_b)] {
-            let item = miner_registration(cfg.id(), label, &node.node_id().to_string(), |m| {
-                node.sign_message(m)
-            });
-            assert_eq!(
-                fed.post(at, "/v1/items", &serde_json::to_value(item)?)
-                    .await?,
-                202
-            );
-        }
-        let mut reg = Registration::new(
-            Role::Validator,
-            self.owner.x_only_public_key().0,
-            self.validator.node_id().to_string(),
-            cfg.id(),
-        );
-        reg.bond = Some(self.proof.to_hex());
-        let reg = ConsensusItem::Register(
-            reg.sign_node(|m| self.validator.sign_message(m))
-                .sign(&self.owner),
-        );
-        assert_eq!(
-            fed.post(at, "/v1/items", &serde_json::to_value(reg)?)
-                .await?,
-            202
-        );
-        wait_for(
-            "the validator's bond to count",
-            Duration::from_secs(90),
-            || async {
-                let reg = fed.get(at, "/v1/registry").await;
-                Ok(reg.filter(|r| {
-                    r["registry"]
-                        .as_array()
-                        .is_some_and(|l| l.iter().any(|n| n["stake_sat"].as_u64().unwrap_or(0) > 0))
-                }))
-            },
-        )
-        .await?;
-        Ok(())
+        let miners = [("miner-a", &*self.miner_a), ("miner-b", &*self.miner_b)];
+        register_all(fed, at, miners, &self.validator, &self.owner, &self.proof).await
     }
 
-    /// The validator's weights (miner-a 40,000, miner-b 25,000), submitted for the current epoch to
-    /// members `to` every 500 ms until the task is aborted.
+    /// [`submit_weights`] for these payees.
     pub fn submit_weights(&self, fed: &Federation, to: &[usize]) -> tokio::task::JoinHandle<()> {
-        let http = fed.http.clone();
-        let apis: Vec<String> = to.iter().map(|&i| fed.api(i)).collect();
-        let w = vec![
-            (self.miner_a.node_id().to_string(), 40_000u16),
-            (self.miner_b.node_id().to_string(), 25_000u16),
-        ];
-        tokio::spawn(async move {
-            loop {
-                for api in &apis {
-                    let epoch = async {
-                        let s: Value = http
-                            .get(format!("{api}/v1/status"))
-                            .send()
-                            .await
-                            .ok()?
-                            .json()
-                            .await
-                            .ok()?;
-                        s["epoch"].as_u64()
-                    }
-                    .await;
-                    if let Some(e) = epoch {
-                        let _ = http
-                            .post(format!("{api}/v1/weights"))
-                            .json(&weights("validator-1", e, &w))
-                            .send()
-                            .await;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
+        submit_weights(fed, to, &self.miner_a, &self.miner_b)
     }
 
     /// Opens the client's 1,000,000 sat channel to member 0's running node at `addr` (where `coordinator
@@ -354,4 +250,140 @@ impl Payees {
         }
         self.client.stop().await;
     }
+}
+
+/// Funds a 200,000 sat bond for validator-1 (owner key `key("validator-1")`, node `validator`; the default
+/// parameters: timelock 2000, 6 confirmations) from a coinbase mined to the owner, and confirms it.
+pub async fn fund_validator_bond(
+    testnet: &TestNet,
+    fed: &Federation,
+    validator: &LnNode,
+) -> Result<(Keypair, BondProof)> {
+    let cfg = fed.config()?;
+    let rpc = cleanup_rpc(&fed.rpc);
+    let owner = key("validator-1");
+    let wallet = KeyWallet::new(owner, Network::Regtest);
+    testnet.bitcoind.mine_to(1, &wallet.address()).await?;
+    testnet.bitcoind.mine(100).await?;
+    let bond = Bond::new(
+        owner.x_only_public_key().0,
+        BondFederation::byzantine(cfg.keys())?,
+        2000,
+    )?;
+    let funding = wallet
+        .fund(
+            &rpc,
+            bond.script_pubkey(),
+            Amount::from_sat(200_000),
+            FeeRate::from_sat_per_vb(2).ok_or("fee")?,
+        )
+        .await?;
+    let proof = BondClaims {
+        outpoint: funding.outpoint,
+        amount: Amount::from_sat(200_000),
+        timelock: 2000,
+        owner: owner.x_only_public_key().0,
+        role: Role::Validator,
+        node_id: validator.node_id(),
+        registration_key: owner.x_only_public_key().0,
+    }
+    .sign(&owner)?;
+    testnet
+        .bitcoind
+        .wait_for_tx(funding.outpoint.txid, Duration::from_secs(90))
+        .await?;
+    testnet.bitcoind.mine(6).await?;
+    Ok((owner, proof))
+}
+
+/// Registers two miners (labels and nodes) and the bonded validator at member `at`; waits until the
+/// bond counts.
+pub async fn register_all(
+    fed: &Federation,
+    at: usize,
+    miners: [(&str, &LnNode); 2],
+    validator: &LnNode,
+    owner: &Keypair,
+    proof: &BondProof,
+) -> Result {
+    let cfg = fed.config()?;
+    for (label, node) in miners {
+        let item = miner_registration(cfg.id(), label, &node.node_id().to_string(), |m| {
+            node.sign_message(m)
+        });
+        assert_eq!(
+            fed.post(at, "/v1/items", &serde_json::to_value(item)?)
+                .await?,
+            202
+        );
+    }
+    let mut reg = Registration::new(
+        Role::Validator,
+        owner.x_only_public_key().0,
+        validator.node_id().to_string(),
+        cfg.id(),
+    );
+    reg.bond = Some(proof.to_hex());
+    let reg = ConsensusItem::Register(reg.sign_node(|m| validator.sign_message(m)).sign(owner));
+    assert_eq!(
+        fed.post(at, "/v1/items", &serde_json::to_value(reg)?)
+            .await?,
+        202
+    );
+    wait_for(
+        "the validator's bond to count",
+        Duration::from_secs(90),
+        || async {
+            let reg = fed.get(at, "/v1/registry").await;
+            Ok(reg.filter(|r| {
+                r["registry"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|n| n["stake_sat"].as_u64().unwrap_or(0) > 0))
+            }))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// validator-1's weights (`miner_a` 40,000, `miner_b` 25,000), submitted for the current epoch to members
+/// `to` every 500 ms until the task is aborted.
+pub fn submit_weights(
+    fed: &Federation,
+    to: &[usize],
+    miner_a: &LnNode,
+    miner_b: &LnNode,
+) -> tokio::task::JoinHandle<()> {
+    let http = fed.http.clone();
+    let apis: Vec<String> = to.iter().map(|&i| fed.api(i)).collect();
+    let w = vec![
+        (miner_a.node_id().to_string(), 40_000u16),
+        (miner_b.node_id().to_string(), 25_000u16),
+    ];
+    tokio::spawn(async move {
+        loop {
+            for api in &apis {
+                let epoch = async {
+                    let s: Value = http
+                        .get(format!("{api}/v1/status"))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    s["epoch"].as_u64()
+                }
+                .await;
+                if let Some(e) = epoch {
+                    let _ = http
+                        .post(format!("{api}/v1/weights"))
+                        .json(&weights("validator-1", e, &w))
+                        .send()
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
 }

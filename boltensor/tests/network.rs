@@ -147,14 +147,57 @@ impl Traffic {
     }
 }
 
-/// What the switch counted since `before`.
-fn packets(net: &EmuNet, before: boltensor_testenv::netem::SwitchStats) -> [u64; 3] {
-    let now = net.stats();
-    [
-        now.forwarded - before.forwarded,
-        now.lost - before.lost,
-        now.cut - before.cut,
-    ]
+/// What a scenario starts from: the switch's counters, the client's requests, the receipts and the
+/// highest epoch signed.
+struct Mark {
+    packets: boltensor_testenv::netem::SwitchStats,
+    requests: [u64; 2],
+    receipts: u64,
+    epoch: u64,
+}
+
+/// What the scenarios read their rows from.
+struct Scene<'a> {
+    fed: &'a Federation,
+    net: &'a EmuNet,
+    traffic: &'a Traffic,
+}
+
+impl Scene<'_> {
+    async fn mark(&self) -> Mark {
+        Mark {
+            packets: self.net.stats(),
+            requests: self.traffic.counts(),
+            receipts: receipted(self.fed).await,
+            epoch: highest(self.fed, &[0, 1, 2, 3]).await,
+        }
+    }
+
+    /// The row of a scenario that started at `m`, with `during` the highest epoch signed while the fault
+    /// lasted.
+    async fn row(
+        &self,
+        m: &Mark,
+        scenario: &str,
+        fault_secs: f64,
+        during: u64,
+        recover_secs: f64,
+    ) -> Row {
+        let now = self.net.stats();
+        Row::new(
+            scenario,
+            fault_secs,
+            during - m.epoch,
+            recover_secs,
+            [
+                now.forwarded - m.packets.forwarded,
+                now.lost - m.packets.lost,
+                now.cut - m.packets.cut,
+            ],
+            receipted(self.fed).await.saturating_sub(m.receipts),
+            self.traffic.since(m.requests),
+        )
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,33 +311,36 @@ async fn federation_over_an_emulated_network() -> Result {
 
     let mut rows = Vec::new();
     let all = [0usize, 1, 2, 3];
+    let scene = Scene {
+        fed: &fed,
+        net: &net,
+        traffic: &traffic,
+    };
 
     // 0. The lossy, slow links alone, for as long as a fault lasts.
-    let before = net.stats();
-    let q0 = traffic.counts();
-    let r0 = receipted(&fed).await;
-    let e0 = highest(&fed, &all).await;
+    let m = scene.mark().await;
+    let e0 = m.epoch;
     let t0 = Instant::now();
     tokio::time::sleep(fault).await; // the scenario's length, not a wait for a condition
     let e1 = highest(&fed, &all).await;
     assert!(e1 > e0, "no epoch signed in {fault:?} over the slow links");
     let baseline_rate = (e1 - e0) as f64 / t0.elapsed().as_secs_f64();
-    rows.push(Row::new(
-        "no partition (the links' delay and loss only)",
-        t0.elapsed().as_secs_f64(),
-        e1 - e0,
-        0.0,
-        packets(&net, before),
-        receipted(&fed).await.saturating_sub(r0),
-        traffic.since(q0),
-    ));
+    rows.push(
+        scene
+            .row(
+                &m,
+                "no partition (the links' delay and loss only)",
+                t0.elapsed().as_secs_f64(),
+                e1,
+                0.0,
+            )
+            .await,
+    );
 
     // 1. Member 3 cut off from every host (its peers and bitcoind) for the fault's length: the other
     //    three (n − f) keep signing; healed, member 3 catches up and signs again.
-    let before = net.stats();
-    let q0 = traffic.counts();
-    let r0 = receipted(&fed).await;
-    let e0 = highest(&fed, &all).await;
+    let m = scene.mark().await;
+    let e0 = m.epoch;
     net.isolate(4);
     let t0 = Instant::now();
     tokio::time::sleep(fault).await;
@@ -314,22 +360,22 @@ async fn federation_over_an_emulated_network() -> Result {
         during - e0
     );
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row::new(
-        "one member cut off from every host, then healed",
-        fault_secs,
-        during - e0,
-        recover_secs,
-        packets(&net, before),
-        receipted(&fed).await.saturating_sub(r0),
-        traffic.since(q0),
-    ));
+    rows.push(
+        scene
+            .row(
+                &m,
+                "one member cut off from every host, then healed",
+                fault_secs,
+                during,
+                recover_secs,
+            )
+            .await,
+    );
 
     // 2. A 2 | 2 split: neither side has n − f = 3 members, so nobody may sign a new result (a session
     //    already signed by three when the split came may still complete).
-    let before = net.stats();
-    let q0 = traffic.counts();
-    let r0 = receipted(&fed).await;
-    let e0 = highest(&fed, &all).await;
+    let m = scene.mark().await;
+    let e0 = m.epoch;
     net.cut(&[1, 2], &[3, 4]);
     let t0 = Instant::now();
     tokio::time::sleep(fault).await;
@@ -342,21 +388,20 @@ async fn federation_over_an_emulated_network() -> Result {
         "epochs {e0} → {during} signed during a 2 | 2 split: a half signed without n − f"
     );
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row::new(
-        "2 | 2 split (members 0, 1 | 2, 3), then healed",
-        fault_secs,
-        during - e0,
-        recover_secs,
-        packets(&net, before),
-        receipted(&fed).await.saturating_sub(r0),
-        traffic.since(q0),
-    ));
+    rows.push(
+        scene
+            .row(
+                &m,
+                "2 | 2 split (members 0, 1 | 2, 3), then healed",
+                fault_secs,
+                during,
+                recover_secs,
+            )
+            .await,
+    );
 
     // 3. A flapping link: member 3 cut off for 2 s, connected for 2 s, for the fault's length.
-    let before = net.stats();
-    let q0 = traffic.counts();
-    let r0 = receipted(&fed).await;
-    let e0 = highest(&fed, &all).await;
+    let m = scene.mark().await;
     let t0 = Instant::now();
     while t0.elapsed() < fault {
         net.isolate(4);
@@ -368,24 +413,23 @@ async fn federation_over_an_emulated_network() -> Result {
     let healed = Instant::now();
     let during = highest(&fed, &all).await;
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row::new(
-        "flapping link: member 3 cut off 2 s, connected 2 s, repeatedly",
-        fault_secs,
-        during - e0,
-        recover_secs,
-        packets(&net, before),
-        receipted(&fed).await.saturating_sub(r0),
-        traffic.since(q0),
-    ));
+    rows.push(
+        scene
+            .row(
+                &m,
+                "flapping link: member 3 cut off 2 s, connected 2 s, repeatedly",
+                fault_secs,
+                during,
+                recover_secs,
+            )
+            .await,
+    );
 
     // 4. The payer cut off while it pays: the moment a payout of member 0's reaches a payee, member 0 is
     //    cut off from every host (its peers, bitcoind, its payees) with the epoch's other keysends in
     //    flight or not yet sent. The others go on signing (member 0's epochs included: it pays them once
     //    it is back); healed, every payout is made once.
-    let before = net.stats();
-    let q0 = traffic.counts();
-    let r0 = receipted(&fed).await;
-    let e0 = highest(&fed, &all).await;
+    let m = scene.mark().await;
     let seen = payees.arrived();
     wait_for(
         "the next payout to reach a payee",
@@ -401,26 +445,53 @@ async fn federation_over_an_emulated_network() -> Result {
     let healed = Instant::now();
     let fault_secs = t0.elapsed().as_secs_f64();
     let recover_secs = every_member_past(&fed, during, healed).await?;
-    rows.push(Row::new(
-        "the payer (member 0) cut off from every host mid-payout, then healed",
-        fault_secs,
-        during - e0,
-        recover_secs,
-        packets(&net, before),
-        receipted(&fed).await.saturating_sub(r0),
-        traffic.since(q0),
-    ));
+    rows.push(
+        scene
+            .row(
+                &m,
+                "the payer (member 0) cut off from every host mid-payout, then healed",
+                fault_secs,
+                during,
+                recover_secs,
+            )
+            .await,
+    );
 
     // Every payout of member 0's signed epochs so far receipted, and the ledger settled: nothing in
     // flight, no payment without its receipt.
+    // Every epoch of the run, at every member (the four asked at once: each ask crosses the slow links):
+    // one certified result each, every copy's signatures valid.
+    let cfg = fed.config()?;
     let top = highest(&fed, &all).await;
+    let mut conflicts = 0;
     let mut due = Vec::new();
-    for e in (1..=top).filter(|&e| payer(e, 4) == 0) {
-        let signed = fed
-            .epoch(1, e)
-            .await
-            .ok_or(format!("epoch {e} at member 1"))?;
-        due.extend(signed.result.payouts.iter().map(|p| (e, p.key.to_string())));
+    for e in 1..=top {
+        let (a, b, c, d) = tokio::join!(
+            fed.epoch(0, e),
+            fed.epoch(1, e),
+            fed.epoch(2, e),
+            fed.epoch(3, e)
+        );
+        let mut copies = Vec::new();
+        for (i, signed) in [a, b, c, d].into_iter().enumerate() {
+            if let Some(signed) = signed {
+                boltensor_coordinator::verify_epoch(&signed, &cfg)
+                    .map_err(|err| format!("member {i}'s epoch {e}: {err}"))?;
+                copies.push(signed);
+            }
+        }
+        let Some(first) = copies.first() else {
+            return Err(format!("no member serves epoch {e}").into());
+        };
+        if copies[1..]
+            .iter()
+            .any(|c| c.certified() != first.certified())
+        {
+            conflicts += 1;
+        }
+        if payer(e, 4) == 0 {
+            due.extend(first.result.payouts.iter().map(|p| (e, p.key.to_string())));
+        }
     }
     // The client stops; the miner resolves what it holds (settled or failed back).
     traffic.stop.store(true, Ordering::Relaxed);
@@ -534,29 +605,6 @@ async fn federation_over_an_emulated_network() -> Result {
         .filter(|v| matches!(v.rule, Rule::EpochPaidTwice | Rule::PayoutWithoutReceipt))
         .count() as u64;
 
-    // Every epoch of the run, at every member: one certified result each, every copy's signatures valid.
-    let cfg = fed.config()?;
-    let top = highest(&fed, &all).await;
-    let mut conflicts = 0;
-    for e in 1..=top {
-        let mut copies = Vec::new();
-        for i in all {
-            if let Some(signed) = fed.epoch(i, e).await {
-                boltensor_coordinator::verify_epoch(&signed, &cfg)
-                    .map_err(|err| format!("member {i}'s epoch {e}: {err}"))?;
-                copies.push(signed);
-            }
-        }
-        if copies.is_empty() {
-            return Err(format!("no member serves epoch {e}").into());
-        }
-        if copies[1..]
-            .iter()
-            .any(|c| c.certified() != copies[0].certified())
-        {
-            conflicts += 1;
-        }
-    }
     for row in &mut rows {
         row.conflicts = conflicts;
         row.epochs_checked = top;

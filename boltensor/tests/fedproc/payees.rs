@@ -146,8 +146,7 @@ impl Payees {
     /// Starts the payees and the client (listening on `payee_ip`; the client funded, its channel opened
     /// once member 0 runs: [`Payees::open_client_channel`]), prepares member 0's node on its storage dir
     /// (funded, a 1,000,000 sat channel to each payee; then stopped: `coordinator run --ln-listen` opens
-    /// it) and
-    /// funds and confirms the validator's bond (6 confirmations, timelock 2000). Nothing runs yet.
+    /// it) and funds and confirms the validator's bond (6 confirmations, timelock 2000). Nothing runs yet.
     pub async fn prepare(
         testnet: &TestNet,
         fed: &Federation,
